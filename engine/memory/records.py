@@ -1,0 +1,130 @@
+"""What memory stores: tasks, threads (investigations and conversations), turns, posts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.models import Task, utcnow
+
+
+class TaskStatus(StrEnum):
+    ACCEPTED = "accepted"  # stored, not started
+    RUNNING = "running"  # a worker has it; on restart it resumes
+    DONE = "done"
+    FAILED = "failed"  # a model or platform failure was reported; the thread can resume
+
+
+class StoredTask(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    task: Task
+    status: TaskStatus
+    error: str | None = None
+
+
+class ThreadKind(StrEnum):
+    INVESTIGATION = "investigation"
+    CONVERSATION = "conversation"
+
+
+class Phase(StrEnum):
+    DISCOVERY = "discovery"
+    VALIDATION = "validation"
+    PLANNING = "planning"
+    COMPLETE = "complete"
+
+
+class ThreadStatus(StrEnum):
+    ACTIVE = "active"  # turns are running or will run
+    WAITING = "waiting"  # stopped to ask the people in the thread
+    PAUSED = "paused"  # automatic-turn limit or a model failure: a reply resumes it
+    COMPLETE = "complete"  # the planner delivered a valid plan
+    CLOSED = "closed"  # closed on request, or the maximum number of turns was reached
+
+
+class ThreadRecord(BaseModel):
+    """An investigation or a conversation: everything that happens in one platform thread."""
+
+    id: str  # "inv-7f3a2c" / "conv-91b0e4"
+    kind: ThreadKind
+    platform: str
+    workspace: str
+    channel: str
+    thread: str | None  # the platform thread id; None until the root post exists
+    title: str  # the question that started it
+    inv_type: str = "general"  # debugging, architecture, security, performance, ... (investigations)
+    phase: Phase = Phase.DISCOVERY
+    status: ThreadStatus = ThreadStatus.ACTIVE
+    lead: str | None = None  # persona leading it (named by a person, or chosen by domain)
+    turn_count: int = 0  # persona turns so far
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class TurnRole(StrEnum):
+    PERSONA = "persona"
+    HUMAN = "human"
+
+
+class TurnRecord(BaseModel):
+    """One contribution to a thread: a persona's turn (with finding and route) or a person's message."""
+
+    id: int | None = None
+    thread_id: str
+    seq: int = 0  # assigned by the store: 1, 2, 3 … within the thread
+    task_id: int | None = None
+    step: int = 0  # the n-th persona turn produced for this task (resume without re-asking)
+    role: TurnRole
+    author: str  # persona name, or the person's user id
+    mode: str | None = None  # researcher / critic / planner / conversation
+    text: str  # plain rendering: used for history, recall (FTS) and export
+    findings: dict[str, Any] | None = None
+    structured: bool = True
+    confidence: str | None = None
+    route: dict[str, Any] | None = None  # the router's scores and reasons
+    input_tokens: int = 0
+    output_tokens: int = 0
+    model: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Recollection(BaseModel):
+    """A piece of earlier work in the same channel, recalled for a new conversation."""
+
+    model_config = ConfigDict(frozen=True)
+
+    thread_id: str
+    title: str
+    author: str
+    mode: str | None
+    text: str
+    created_at: datetime
+    score: float  # higher is better: relevance and recency combined
+
+
+class ThreadSummary(BaseModel):
+    """One line of `memory list`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    kind: ThreadKind
+    title: str
+    phase: Phase
+    status: ThreadStatus
+    lead: str | None
+    turns: int
+    updated_at: datetime
+
+
+class ForgetResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    threads: int
+    turns: int
+    tasks: int
