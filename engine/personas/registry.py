@@ -131,13 +131,15 @@ class PersonaRegistry:
             return None, (text or "").strip()
         return self.get(m.group(1)), text[m.end() :].strip()
 
-    def looks_like_address(self, text: str) -> str | None:
-        """A leading '@word' or 'word,' that is not a persona: the name of an unknown persona."""
-        m = re.match(r"^\s*@([\w-]{2,32})\b|^\s*([A-Za-z][\w-]{1,31})\s*[,:]\s", text or "")
-        if not m:
+    def unknown_addressee(self, text: str) -> str | None:
+        """A leading '@word' that is not a persona: someone asked for a persona we do not have.
+
+        Only the '@' form counts: "So, why…" must not read as a persona called "So".
+        """
+        m = re.match(r"^\s*@([\w-]{2,32})\b", text or "")
+        if not m or self.get(m.group(1)):
             return None
-        word = m.group(1) or m.group(2)
-        return None if self.get(word) else word
+        return m.group(1)
 
     # --- domain routing -----------------------------------------------------------------------
 

@@ -1,0 +1,283 @@
+"""The engine's front door: accept tasks, run them in order per thread, answer queries.
+
+    engine = Engine(memory, provider, personas, EngineConfig())
+    engine.register_outbox("slack", slack_outbox)
+    await engine.start()                 # resumes tasks left unfinished by a crash or restart
+    accepted = await engine.submit(task) # stored (deduped by event id) before it returns
+    await engine.wait_idle()             # tests and the CLI: until all accepted work is done
+
+`submit` returns as soon as the task is in SQLite; the work happens in a background asyncio
+task that holds the thread's lane, so turns in one thread run in order and different threads
+run concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from engine.context import clip_for_model
+from engine.flows import ACTIVE_STATES, EngineConfig, Flows, Job
+from engine.memory.records import ForgetResult, Phase, StoredTask, TaskStatus, ThreadKind, ThreadRecord, ThreadStatus, ThreadSummary
+from engine.models import Accepted, ReplyKind, Task, TaskKind
+from engine.modes import Mode
+from engine.personas import Persona, PersonaRegistry, describe_style, describe_traits
+from engine.ports import Outbox, Provider, ProviderError
+from engine.posting import NoOutbox, Poster
+from engine.lanes import Lanes
+
+log = logging.getLogger(__name__)
+
+CONTINUE_WORDS = {"continue", "go on", "resume", "keep going", "next"}
+
+__all__ = ["Engine", "EngineConfig"]
+
+
+class Engine:
+    def __init__(self, memory, provider: Provider, personas: PersonaRegistry, config: EngineConfig | None = None):
+        self.memory = memory
+        self.provider = provider
+        self.personas = personas
+        self.config = config or EngineConfig()
+        self.poster = Poster(memory)
+        self.flows = Flows(memory, provider, personas, self.poster, self.config)
+        self.lanes = Lanes()
+        self._jobs: set[asyncio.Task] = set()
+        self._known_threads: dict[tuple[str, str, str, str], None] = {}
+
+    # --- wiring -------------------------------------------------------------------------------
+
+    def register_outbox(self, platform: str, outbox: Outbox) -> None:
+        self.poster.register(platform, outbox)
+
+    async def start(self) -> int:
+        """Resume every task a crash or restart left unfinished. Returns how many."""
+        unfinished = await self.memory.unfinished_tasks()
+        for stored in unfinished:
+            if stored.task.platform in self.poster.outboxes:
+                self._schedule(stored)
+        return len(unfinished)
+
+    async def stop(self) -> None:
+        """Let running turns finish (they are all recorded; anything cut off resumes on start)."""
+        await self.wait_idle()
+
+    # --- tasks --------------------------------------------------------------------------------
+
+    async def submit(self, task: Task) -> Accepted:
+        accepted = await self.memory.accept_task(task)
+        if not accepted.duplicate:
+            self._schedule(StoredTask(id=accepted.task_id, task=task, status=TaskStatus.ACCEPTED))
+        return accepted
+
+    async def run(self, task: Task) -> ThreadRecord | None:
+        """Submit and wait for this task's work to finish; the thread it worked on (CLI)."""
+        accepted = await self.memory.accept_task(task)
+        if accepted.duplicate:
+            return None
+        return await self._schedule(StoredTask(id=accepted.task_id, task=task, status=TaskStatus.ACCEPTED))
+
+    async def wait_idle(self) -> None:
+        while self._jobs:
+            await asyncio.gather(*list(self._jobs), return_exceptions=True)
+
+    def _schedule(self, stored: StoredTask) -> asyncio.Task:
+        job = asyncio.create_task(self._work(stored), name=f"task-{stored.id}")
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
+        return job
+
+    async def _work(self, stored: StoredTask) -> ThreadRecord | None:
+        async with self.lanes.hold(stored.task.thread_key):
+            return await self._process(stored)
+
+    async def _process(self, stored: StoredTask) -> ThreadRecord | None:
+        task = stored.task
+        named, rest = self.personas.split_addressee(task.text)
+        if task.persona:
+            named = self.personas.get(task.persona) or named
+        text, clipped = clip_for_model(rest)
+        job = Job(task_id=stored.id, task=task, text=text, clipped=clipped, persona=named)
+        await self.memory.set_task_status(stored.id, TaskStatus.RUNNING)
+        try:
+            rec = await self._dispatch(job, named)
+        except ProviderError as e:
+            await self._report_failure(job, e.reason)
+            await self.memory.set_task_status(stored.id, TaskStatus.FAILED, f"{e.kind}: {e.reason}")
+            return job.thread
+        except NoOutbox:
+            log.error("task %s: no outbox for platform %r", stored.id, task.platform)
+            await self.memory.set_task_status(stored.id, TaskStatus.FAILED, "no outbox for platform")
+            return job.thread
+        except Exception as e:  # noqa: BLE001 - a bug must not kill the worker or leak a trace
+            log.exception("task %s failed", stored.id)
+            await self._report_failure(job, "Something went wrong on my side (the details are in the bot's log).")
+            await self.memory.set_task_status(stored.id, TaskStatus.FAILED, f"internal: {e.__class__.__name__}")
+            return job.thread
+        await self.memory.set_task_status(stored.id, TaskStatus.DONE)
+        return rec
+
+    async def _report_failure(self, job: Job, reason: str) -> None:
+        """Tell the thread in the speaking persona's voice, and leave the thread resumable."""
+        persona = job.persona or self.personas[self.personas.default]
+        rec = job.thread
+        if rec is not None and rec.status == ThreadStatus.ACTIVE:
+            rec.status = ThreadStatus.PAUSED
+            job.thread = await self.memory.update_thread(rec)
+        text = (
+            f"{persona.display_name} here: I couldn't finish this. {reason} "
+            "Nothing is lost: reply in this thread (or say 'continue') to try again."
+        )
+        try:
+            await self.flows.notice(job, persona, text, f"error{job.step}", ReplyKind.ERROR)
+        except Exception:  # noqa: BLE001 - the platform itself may be what failed
+            log.exception("could not report failure of task %s", job.task_id)
+
+    async def _dispatch(self, job: Job, named: Persona | None) -> ThreadRecord | None:
+        task, flows = job.task, self.flows
+        default = self.personas[self.personas.default]
+        unknown = None if named else self.personas.unknown_addressee(task.text)
+        if task.persona and not self.personas.get(task.persona):
+            unknown = task.persona
+        rec = await self._thread_of(task)
+        job.thread = rec
+
+        if task.kind in (TaskKind.CHALLENGE, TaskKind.PLAN, TaskKind.CLOSE, TaskKind.CONTINUE):
+            if rec is None or rec.kind != ThreadKind.INVESTIGATION:
+                await flows.notice(job, default, "I can't find an investigation in this thread. Start one with /investigate TEXT.", "noinv")
+                return rec
+            return await self._act(job, rec, named)
+
+        if unknown:
+            speaker = named or (self.personas.get(rec.lead) if rec else None) or self.personas[self.personas.route_by_domain(job.text).persona]
+            await flows.notice(job, speaker, (
+                f"I don't know a persona called “{unknown}”. The personas are "
+                f"{', '.join(p.display_name for p in self.personas)}; {speaker.display_name} will take this one."
+            ), "unknown")
+            named = named or speaker
+
+        if not job.text:
+            hint = (
+                "Hi! Ask me something after the mention, for example “sophia, why did signups drop last week?”, "
+                "or start an investigation with /investigate TEXT. Personas: "
+                + ", ".join(f"{p.display_name} ({p.role})" for p in self.personas)
+            )
+            await flows.notice(job, named or default, hint, "empty")
+            return rec
+
+        if job.clipped:
+            await flows.notice(job, named or default, (
+                f"Your message is {len(task.text):,} characters; I read the first {len(job.text):,}. "
+                "The whole text is saved in this thread's memory."
+            ), "clipped")
+
+        if task.kind == TaskKind.INVESTIGATE:
+            return await flows.open_investigation(job, named)
+
+        speaker = named
+        if speaker is None and task.reply_to:
+            speaker = self.personas.get(
+                await self.memory.persona_for_message(task.platform, task.workspace, task.channel, task.reply_to)
+            )
+        if rec is not None and rec.kind == ThreadKind.INVESTIGATION:
+            return await self._follow_up(job, rec, speaker)
+        return await flows.converse(job, rec, speaker)
+
+    async def _thread_of(self, task: Task) -> ThreadRecord | None:
+        if not task.thread:
+            return None
+        return await self.memory.find_thread(task.platform, task.workspace, task.channel, task.thread)
+
+    async def _follow_up(self, job: Job, rec: ThreadRecord, speaker: Persona | None) -> ThreadRecord:
+        """A person's reply in an investigation: new evidence, and the investigation goes on."""
+        lead = self.personas.get(rec.lead) or self.personas[self.personas.default]
+        if rec.status == ThreadStatus.CLOSED:
+            await self.flows.notice(job, lead, (
+                f"Investigation {rec.id} is closed. Start a new one with /investigate TEXT; "
+                "it will remember what we found here."
+            ), "closed")
+            return rec
+        if job.text.lower().strip(" .!") not in CONTINUE_WORDS:
+            await self.flows.human_turn(job, rec, job.task.text.strip())
+        if rec.status != ThreadStatus.ACTIVE:
+            if rec.status == ThreadStatus.COMPLETE:
+                rec.phase = Phase.DISCOVERY
+            rec.status = ThreadStatus.ACTIVE
+            rec = await self.memory.update_thread(rec)
+        return await self.flows.investigate(job, rec, speaker)
+
+    async def _act(self, job: Job, rec: ThreadRecord, named: Persona | None) -> ThreadRecord:
+        kind = job.task.kind
+        lead = self.personas.get(rec.lead) or self.personas[self.personas.default]
+        if kind == TaskKind.CLOSE:
+            if rec.status != ThreadStatus.CLOSED:
+                rec.status = ThreadStatus.CLOSED
+                rec = await self.memory.update_thread(rec)
+            who = f"<@{job.task.user}>" if job.task.platform == "slack" else job.task.user
+            await self.flows.notice(job, lead, (
+                f"Investigation {rec.id} closed by {who} after {rec.turn_count} turns, in the {rec.phase.value} phase. "
+                "This channel will remember it."
+            ), "close")
+            return rec
+        if rec.status == ThreadStatus.CLOSED:
+            await self.flows.notice(job, lead, f"Investigation {rec.id} is closed; start a new one with /investigate TEXT.", "closed")
+            return rec
+        forced = None
+        if kind == TaskKind.PLAN:
+            rec.phase, forced = Phase.PLANNING, Mode.PLANNER
+        elif kind == TaskKind.CHALLENGE:
+            rec.phase, forced = Phase.VALIDATION, Mode.CRITIC
+        rec.status = ThreadStatus.ACTIVE
+        rec = await self.memory.update_thread(rec)
+        return await self.flows.investigate(job, rec, named, forced)
+
+    # --- queries for adapters and the CLI -----------------------------------------------------
+
+    async def is_known_thread(self, platform: str, workspace: str, channel: str, thread: str) -> bool:
+        key = (platform, workspace, channel, thread)
+        if key in self._known_threads:
+            return True
+        if await self.memory.find_thread(platform, workspace, channel, thread) is None:
+            return False
+        if len(self._known_threads) > 10_000:
+            self._known_threads.pop(next(iter(self._known_threads)))
+        self._known_threads[key] = None
+        return True
+
+    async def memory_list(self, platform: str, workspace: str, channel: str) -> list[ThreadSummary]:
+        return await self.memory.list_threads(platform, workspace, channel)
+
+    async def memory_export(self, platform: str, workspace: str, channel: str) -> dict:
+        return await self.memory.export_channel(platform, workspace, channel)
+
+    async def memory_forget(self, platform: str, workspace: str, channel: str) -> ForgetResult:
+        self._known_threads = {k: v for k, v in self._known_threads.items() if k[:3] != (platform, workspace, channel)}
+        return await self.memory.forget_channel(platform, workspace, channel)
+
+    def personas_overview(self) -> str:
+        return "\n".join(
+            f"{p.avatar.emoji_char} {p.display_name}: {p.role} (domains: {', '.join(p.domains[:4])})" for p in self.personas
+        )
+
+    def persona_card(self, name: str) -> str | None:
+        p = self.personas.get(name)
+        if p is None:
+            return None
+        t = p.traits
+        traits = ", ".join(f"{k} {getattr(t, k):.2f}" for k in type(t).model_fields)
+        cast = [mode for mode, who in self.config.cast.items() if who == p.name]
+        return "\n".join([
+            f"{p.avatar.emoji_char} {p.display_name}: {p.role}",
+            p.backstory.strip(),
+            f"Traits: {traits}",
+            f"In prompts: {describe_traits(t)}",
+            f"Style: humor {p.humor:.2f}, formality {p.formality:.2f}. {describe_style(p.humor, p.formality)}",
+            f"Domains: {', '.join(p.domains) or 'general'}",
+            f"Preferred modes: {', '.join(m.value for m in p.preferred_modes) or 'any'}"
+            + (f" · speaks as {', '.join(cast)} in investigations" if cast else ""),
+            f"Model: {p.model or 'the configured default'}",
+        ])
+
+    @staticmethod
+    def is_open(rec: ThreadRecord) -> bool:
+        return rec.status in ACTIVE_STATES
