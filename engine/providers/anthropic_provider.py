@@ -1,0 +1,150 @@
+"""Claude through the official `anthropic` SDK.
+
+Structured output is a forced tool call: the mode's JSON Schema is the tool's input schema and
+`tool_choice` names that tool, so the model must answer with an object; we hand it on as JSON
+text and the engine validates it. Retries (408, 409, 429, 5xx, connection errors) and timeouts are
+the SDK's own (`max_retries`, `timeout`); we only translate what is left into `ProviderError`s.
+
+The SDK takes about 2 s to import, so it is imported when a provider is built, not with this
+module.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from engine.ports import (
+    ModelRequest,
+    ModelResponse,
+    ProviderError,
+    ProviderRefused,
+    Usage,
+)
+from engine.providers._shared import extract_json, host_of, map_sdk_error, scrub, tool_name
+
+if TYPE_CHECKING:
+    from anthropic import AsyncAnthropic
+    from anthropic.types import Message
+
+log = logging.getLogger(__name__)
+
+#: A local or proxy server (ANTHROPIC_BASE_URL) may need no key; the SDK still wants one.
+PLACEHOLDER_KEY = "not-needed"
+
+
+class AnthropicProvider:
+    """The `Provider` port over `anthropic.AsyncAnthropic`."""
+
+    name = "anthropic"
+
+    def __init__(
+        self,
+        api_key: str | None,
+        base_url: str | None = None,
+        model: str = "claude-sonnet-5-5",
+        timeout: float = 60.0,
+        max_retries: int = 2,
+    ):
+        import anthropic
+
+        self._sdk = anthropic
+        self.model = model
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self._api_key = api_key
+        self._host = host_of(base_url, "api.anthropic.com")
+        if not api_key and base_url:
+            api_key = PLACEHOLDER_KEY
+        # With api_key None (no base URL) the SDK looks for its own credentials (environment,
+        # profile); a request without any fails with 401 and a "check the API key" reason.
+        self._client: AsyncAnthropic = anthropic.AsyncAnthropic(
+            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
+        )
+
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        model = request.model or self.model
+        kwargs: dict[str, Any] = {
+            "model": model,
+            "max_tokens": request.max_tokens,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages]
+            or [{"role": "user", "content": "Please answer."}],
+        }
+        # The SDK (API version 2026-10-21) has no sampling parameters: request.temperature is
+        # not sent. The mode's instructions and schema shape the answer instead.
+        if request.system:
+            kwargs["system"] = request.system
+        name = tool_name(request.schema_name)
+        if request.json_schema is not None:
+            kwargs["tools"] = [
+                {
+                    "name": name,
+                    "description": (
+                        f"Record your {request.schema_name or 'structured'} finding. "
+                        "Fill every field; this is your whole answer."
+                    ),
+                    "input_schema": request.json_schema,
+                }
+            ]
+            kwargs["tool_choice"] = {"type": "tool", "name": name}
+        try:
+            message = await self._client.messages.create(**kwargs)
+        except Exception as err:  # SDK errors, and anything else: never let one escape
+            raise self._translate(err, model) from None
+        return self._response(message, request, name)
+
+    def _response(self, message: Message, request: ModelRequest, name: str) -> ModelResponse:
+        if message.stop_reason == "refusal":
+            category = getattr(message.stop_details, "category", None) if message.stop_details else None
+            about = f" (policy category: {category.replace('_', ' ')})" if category else ""
+            raise ProviderRefused(f"The model declined to answer this request{about}.")
+        if message.stop_reason == "model_context_window_exceeded":
+            raise ProviderError("The conversation is too long for the model's context window.")
+
+        texts = [b.text for b in message.content if b.type == "text"]
+        text = "\n".join(t for t in texts if t).strip()
+        if request.json_schema is not None:
+            tool = next((b for b in message.content if b.type == "tool_use" and b.name == name), None)
+            tool = tool or next((b for b in message.content if b.type == "tool_use"), None)
+            if tool is not None:
+                text = json.dumps(tool.input, ensure_ascii=False)
+            else:
+                # No tool call (a proxy that ignores tools, a cut-off answer): pass on whatever
+                # JSON the text holds; the engine's repair loop deals with the rest.
+                text = extract_json(text)
+        if not text:
+            if message.stop_reason == "max_tokens":
+                raise ProviderError(
+                    f"The model used up its {request.max_tokens}-token budget before answering."
+                )
+            raise ProviderError("The model sent an empty answer.")
+        usage = message.usage
+        input_tokens = (
+            (usage.input_tokens or 0)
+            + (usage.cache_creation_input_tokens or 0)
+            + (usage.cache_read_input_tokens or 0)
+        )
+        return ModelResponse(
+            text=text,
+            usage=Usage(input_tokens=input_tokens, output_tokens=usage.output_tokens or 0),
+            model=message.model or request.model or self.model,
+        )
+
+    def _translate(self, err: Exception, model: str) -> Exception:
+        log.warning("anthropic request failed: %s", scrub(f"{type(err).__name__}: {err}", [self._api_key]))
+        return map_sdk_error(
+            err,
+            self._sdk,
+            label="Anthropic API",
+            key_env="ANTHROPIC_API_KEY",
+            model_env="ORCHESTRA_ANTHROPIC_MODEL",
+            model=model,
+            host=self._host,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            secrets=[self._api_key],
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()

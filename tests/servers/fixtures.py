@@ -1,0 +1,24 @@
+"""Pytest fixtures: a started local API server per test. Use with
+`pytest_plugins = ["tests.servers.fixtures"]` in a test module or conftest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest_asyncio
+
+from tests.servers.anthropic_server import AnthropicServer
+from tests.servers.openai_server import OpenAIServer
+
+
+@pytest_asyncio.fixture
+async def openai_server() -> AsyncIterator[OpenAIServer]:
+    async with OpenAIServer() as server:
+        yield server  # type: ignore[misc]
+
+
+@pytest_asyncio.fixture
+async def anthropic_server() -> AsyncIterator[AnthropicServer]:
+    async with AnthropicServer() as server:
+        yield server  # type: ignore[misc]
