@@ -55,6 +55,10 @@ class PersonaRegistry:
             if not isinstance(raw, dict):
                 problems.append(f"{key}: expected a mapping of settings")
                 continue
+            for label in {name, str(raw.get("display_name", name)).strip().lower()}:
+                if label in seen:
+                    problems.append(f"{key}: name {label!r} is already used by {seen[label]}")
+                seen.setdefault(label, str(key))
             try:
                 persona = Persona.model_validate({"name": name, **raw})
             except ValidationError as e:
@@ -64,10 +68,6 @@ class PersonaRegistry:
                 continue
             for unknown in persona.unknown_placeholders():
                 problems.append(f"{key}.template: unknown placeholder [{unknown}]")
-            for label in (name, persona.display_name.lower()):
-                if label in seen and seen[label] != key:
-                    problems.append(f"{key}: name {label!r} is already used by {seen[label]}")
-                seen.setdefault(label, str(key))
             personas.append(persona)
         if problems:
             raise PersonaConfigError(source, problems)
