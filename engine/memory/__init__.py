@@ -1,0 +1,32 @@
+"""The engine's memory: SQLite (through aiosqlite) and the records it stores."""
+
+from engine.memory.records import (
+    ForgetResult,
+    Phase,
+    Recollection,
+    StoredTask,
+    TaskStatus,
+    ThreadKind,
+    ThreadRecord,
+    ThreadStatus,
+    ThreadSummary,
+    TurnRecord,
+    TurnRole,
+)
+from engine.memory.store import SQLiteMemory, fts_terms
+
+__all__ = [
+    "ForgetResult",
+    "Phase",
+    "Recollection",
+    "SQLiteMemory",
+    "StoredTask",
+    "TaskStatus",
+    "ThreadKind",
+    "ThreadRecord",
+    "ThreadStatus",
+    "ThreadSummary",
+    "TurnRecord",
+    "TurnRole",
+    "fts_terms",
+]

@@ -1,0 +1,836 @@
+"""SQLite memory: tasks, threads, turns, posts and per-channel recall, through one aiosqlite connection.
+
+Why it is built this way:
+
+- One connection in autocommit mode. Almost every write is a single SQL statement (triggers do the
+  bookkeeping), so it is atomic on its own and costs one hop to aiosqlite's worker thread, with no
+  separate COMMIT hop. The few multi-statement writes hold `_write_lock`, and so does every other
+  write, so nothing slips into (or is rolled back with) someone else's transaction.
+- `accept_task` uses group commit: the calls that arrive while a batch is being written wait and
+  are then written together, as one INSERT over a JSON array, in one transaction.
+- Recall must cost the same with 100,000 turns in a channel as with none, so it never lets FTS5
+  rank every matching row (bm25 over 100k matches takes ~150 ms). Each channel owns a contiguous
+  range of FTS rowids (`channel id << 32` + its n-th turn), which gives isolation for free and lets
+  every search seek straight into its channel; the candidates are bounded (see `recall`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import re
+import sqlite3
+import unicodedata
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+import aiosqlite
+
+from engine.memory.records import (
+    ForgetResult,
+    Recollection,
+    StoredTask,
+    TaskStatus,
+    ThreadRecord,
+    ThreadStatus,
+    ThreadSummary,
+    TurnRecord,
+)
+from engine.models import Accepted, Task, utcnow
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE tasks (
+    id          INTEGER PRIMARY KEY,
+    platform    TEXT NOT NULL,
+    workspace   TEXT NOT NULL,
+    channel     TEXT NOT NULL,
+    event_id    TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    error       TEXT,
+    body        TEXT NOT NULL,              -- the Task, as JSON
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    UNIQUE (platform, workspace, event_id)
+);
+CREATE INDEX tasks_unfinished ON tasks (id) WHERE status IN ('accepted', 'running');
+CREATE INDEX tasks_channel ON tasks (platform, workspace, channel);
+
+-- One row per channel that has threads: its FTS rowid range and the statistics recall needs.
+CREATE TABLE channels (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a forgotten range stays empty
+    platform    TEXT NOT NULL,
+    workspace   TEXT NOT NULL,
+    channel     TEXT NOT NULL,
+    docs        INTEGER NOT NULL DEFAULT 0,         -- turns numbered so far (the n of the last one)
+    tokens      INTEGER NOT NULL DEFAULT 0,         -- words in them (average length for bm25)
+    UNIQUE (platform, workspace, channel)
+);
+
+CREATE TABLE threads (
+    id          TEXT PRIMARY KEY,
+    chan        INTEGER NOT NULL REFERENCES channels (id),
+    kind        TEXT NOT NULL,
+    platform    TEXT NOT NULL,
+    workspace   TEXT NOT NULL,
+    channel     TEXT NOT NULL,
+    thread      TEXT,
+    title       TEXT NOT NULL,
+    inv_type    TEXT NOT NULL,
+    phase       TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    lead        TEXT,
+    turn_count  INTEGER NOT NULL,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE INDEX threads_platform_thread ON threads (platform, workspace, channel, thread);
+CREATE INDEX threads_channel ON threads (platform, workspace, channel, updated_at);
+CREATE INDEX threads_stalled ON threads (updated_at)
+    WHERE kind = 'investigation' AND status IN ('active', 'paused');
+
+CREATE TABLE turns (
+    id            INTEGER PRIMARY KEY,
+    thread_id     TEXT NOT NULL REFERENCES threads (id) ON DELETE CASCADE,
+    seq           INTEGER NOT NULL,
+    doc           INTEGER NOT NULL UNIQUE,      -- FTS rowid: (channel id << 32) + n
+    ntok          INTEGER NOT NULL,
+    task_id       INTEGER,
+    step          INTEGER NOT NULL,
+    role          TEXT NOT NULL,
+    author        TEXT NOT NULL,
+    mode          TEXT,
+    text          TEXT NOT NULL,
+    findings      TEXT,
+    structured    INTEGER NOT NULL,
+    confidence    TEXT,
+    route         TEXT,
+    input_tokens  INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    model         TEXT,
+    created_at    TEXT NOT NULL,
+    UNIQUE (thread_id, seq)
+);
+CREATE INDEX turns_task ON turns (task_id, step) WHERE task_id IS NOT NULL;
+
+CREATE VIRTUAL TABLE turns_fts USING fts5(
+    text, content = 'turns', content_rowid = 'doc',
+    tokenize = 'porter unicode61 remove_diacritics 2'
+);
+
+CREATE TRIGGER turns_ai AFTER INSERT ON turns BEGIN
+    INSERT INTO turns_fts (rowid, text) VALUES (new.doc, new.text);
+    UPDATE channels SET docs = docs + 1, tokens = tokens + new.ntok WHERE id = new.doc >> 32;
+END;
+CREATE TRIGGER turns_ad AFTER DELETE ON turns BEGIN
+    INSERT INTO turns_fts (turns_fts, rowid, text) VALUES ('delete', old.doc, old.text);
+END;
+CREATE TRIGGER turns_au AFTER UPDATE OF doc, text ON turns BEGIN
+    INSERT INTO turns_fts (turns_fts, rowid, text) VALUES ('delete', old.doc, old.text);
+    INSERT INTO turns_fts (rowid, text) VALUES (new.doc, new.text);
+END;
+
+CREATE TABLE posts (
+    id          INTEGER PRIMARY KEY,
+    key         TEXT NOT NULL,
+    task_id     INTEGER,
+    platform    TEXT NOT NULL,
+    workspace   TEXT NOT NULL,
+    channel     TEXT NOT NULL,
+    thread      TEXT,
+    message_id  TEXT NOT NULL,
+    persona     TEXT NOT NULL,
+    thread_id   TEXT,
+    created_at  TEXT NOT NULL,
+    UNIQUE (key, message_id)
+);
+CREATE INDEX posts_message ON posts (platform, workspace, channel, message_id);
+"""
+
+_THREAD_COLS = (
+    "id, kind, platform, workspace, channel, thread, title, inv_type, phase, status, lead, "
+    "turn_count, created_at, updated_at"
+)
+_TURN_COLS = (
+    "id, thread_id, seq, task_id, step, role, author, mode, text, findings, structured, "
+    "confidence, route, input_tokens, output_tokens, model, created_at"
+)
+_UNFINISHED = (TaskStatus.ACCEPTED.value, TaskStatus.RUNNING.value)
+
+# -- recall tuning ---------------------------------------------------------------------------
+MAX_QUERY_CHARS = 4_000  # only the start of a huge query is read for terms
+MAX_TERMS = 8
+PER_TERM = 48  # newest matches fetched per term: bounds recall's cost whatever the channel size
+BM25_K1, BM25_B = 1.2, 0.75
+HALF_LIFE_DAYS = 30.0
+EXCERPT_CHARS = 300
+
+_WORD = re.compile(r"[^\W_]+")
+_STOPWORDS = frozenset(
+    """
+    a about above after again against all am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further
+    had has have having he her here hers herself him himself his how i if in into is it its itself
+    just me more most my myself near no nor not now of off on once only or other our ours
+    ourselves out over own same she should so some such than that the their theirs them themselves
+    then there these they this those through to too under until up very was we were what when
+    where which while who whom why will with would you your yours yourself yourselves
+    let lets please hi hey hello thanks thank ok okay yes also get got one can't don't
+    """.split()
+)
+
+
+def fts_terms(query: str) -> list[str]:
+    """The words of free user text worth searching for: normalised, no stopwords, no FTS syntax.
+
+    Only runs of letters and digits survive, so quotes, `*`, `^`, `:`, parentheses and emoji
+    are gone; operators (NEAR, AND, OR, NOT) are stopwords. At most MAX_TERMS, the longest first
+    when there are more (long words tend to be the specific ones).
+    """
+    if not isinstance(query, str):
+        return []
+    text = unicodedata.normalize("NFKC", query[:MAX_QUERY_CHARS]).casefold()
+    seen: dict[str, None] = {}
+    for word in _WORD.findall(text):
+        if word in _STOPWORDS or len(word) > 40 or (len(word) < 2 and word.isascii()):
+            continue
+        seen.setdefault(word, None)
+    terms = list(seen)
+    if len(terms) > MAX_TERMS:
+        keep = set(sorted(terms, key=len, reverse=True)[:MAX_TERMS])
+        terms = [t for t in terms if t in keep][:MAX_TERMS]
+    return terms
+
+
+def _phrase(term: str) -> str:
+    return '"' + term.replace('"', '""') + '"'
+
+
+def _ts(dt: datetime) -> str:
+    """A fixed-width UTC timestamp, so that text order is time order (naive means UTC)."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def _dt(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _unjson(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _thread(row: Iterable[Any]) -> ThreadRecord:
+    (id_, kind, platform, workspace, channel, thread, title, inv_type, phase, status, lead,
+     turn_count, created_at, updated_at) = row
+    return ThreadRecord(
+        id=id_, kind=kind, platform=platform, workspace=workspace, channel=channel, thread=thread,
+        title=title, inv_type=inv_type, phase=phase, status=status, lead=lead,
+        turn_count=turn_count, created_at=_dt(created_at), updated_at=_dt(updated_at),
+    )
+
+
+def _turn(row: Iterable[Any]) -> TurnRecord:
+    (id_, thread_id, seq, task_id, step, role, author, mode, text, findings, structured,
+     confidence, route, input_tokens, output_tokens, model, created_at) = row
+    return TurnRecord(
+        id=id_, thread_id=thread_id, seq=seq, task_id=task_id, step=step, role=role,
+        author=author, mode=mode, text=text, findings=_unjson(findings),
+        structured=bool(structured), confidence=confidence, route=_unjson(route),
+        input_tokens=input_tokens, output_tokens=output_tokens, model=model,
+        created_at=_dt(created_at),
+    )
+
+
+def _excerpt(snippet: str | None, text: str) -> str:
+    out = (snippet or text).strip()
+    if len(out) > EXCERPT_CHARS:
+        out = out[: EXCERPT_CHARS - 1].rstrip() + "…"
+    return out
+
+
+class SQLiteMemory:
+    """The engine's memory. Open with `await SQLiteMemory.open(path)`; `close()` when done."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path):
+        self._db = db
+        self.path = path
+        self._write_lock = asyncio.Lock()
+        self._accept_queue: list[tuple[Task, asyncio.Future[Accepted]]] = []
+        self._accept_flusher: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: str | Path) -> "SQLiteMemory":
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(path, isolation_level=None)  # autocommit: see module doc
+        try:
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA synchronous = NORMAL")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await db.execute("PRAGMA busy_timeout = 5000")
+            await db.execute("PRAGMA cache_size = -32000")  # 32 MB: the FTS index stays warm
+            await db.execute("PRAGMA temp_store = MEMORY")
+            version = (await db.execute_fetchall("PRAGMA user_version"))[0][0]
+            if version == 0:
+                await db.executescript(
+                    f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
+                )
+            elif version != SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{path}: memory schema version {version}, this code knows {SCHEMA_VERSION}"
+                )
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db, path)
+
+    async def close(self) -> None:
+        if self._accept_flusher is not None:
+            await asyncio.gather(self._accept_flusher, return_exceptions=True)
+        await self._db.close()
+
+    async def _rows(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        return list(await self._db.execute_fetchall(sql, params))
+
+    async def _write(self, sql: str, params: Any = ()) -> list[Any]:
+        """One statement, one transaction (autocommit); RETURNING rows come back."""
+        async with self._write_lock:
+            return list(await self._db.execute_fetchall(sql, params))
+
+    # -- tasks -----------------------------------------------------------------------------------
+
+    async def accept_task(self, task: Task) -> Accepted:
+        """Store the task (group commit); a known (platform, workspace, event_id) is a duplicate."""
+        future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
+        self._accept_queue.append((task, future))
+        if self._accept_flusher is None or self._accept_flusher.done():
+            self._accept_flusher = asyncio.create_task(self._flush_accepts())
+        return await future
+
+    async def _flush_accepts(self) -> None:
+        while self._accept_queue:
+            batch, self._accept_queue = self._accept_queue, []
+            try:
+                results = await self._accept_batch([task for task, _ in batch])
+            except Exception as exc:  # every caller hears about it, the flusher carries on
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(batch, results):
+                if not future.done():
+                    future.set_result(result)
+
+    async def _accept_batch(self, tasks: list[Task]) -> list[Accepted]:
+        now = _ts(utcnow())
+        rows = json.dumps(
+            [[t.platform, t.workspace, t.channel, t.event_id, t.model_dump_json()] for t in tasks]
+        )
+        inserted = await self._write(
+            """
+            INSERT INTO tasks (platform, workspace, channel, event_id, status, body,
+                               created_at, updated_at)
+            SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'),
+                   json_extract(j.value, '$[2]'), json_extract(j.value, '$[3]'),
+                   'accepted', json_extract(j.value, '$[4]'), :now, :now
+            FROM json_each(:rows) AS j WHERE true ORDER BY j.key
+            ON CONFLICT (platform, workspace, event_id) DO NOTHING
+            RETURNING id, platform, workspace, event_id
+            """,
+            {"rows": rows, "now": now},
+        )
+        new = {(p, w, e): id_ for id_, p, w, e in inserted}
+        keys = [(t.platform, t.workspace, t.event_id) for t in tasks]
+        old: dict[tuple[str, str, str], int] = {}
+        missing = [list(k) for k in dict.fromkeys(keys) if k not in new]
+        if missing:
+            found = await self._rows(
+                """
+                SELECT t.id, t.platform, t.workspace, t.event_id
+                FROM json_each(?) AS j JOIN tasks AS t
+                  ON t.platform = json_extract(j.value, '$[0]')
+                 AND t.workspace = json_extract(j.value, '$[1]')
+                 AND t.event_id = json_extract(j.value, '$[2]')
+                """,
+                (json.dumps(missing),),
+            )
+            old = {(p, w, e): id_ for id_, p, w, e in found}
+        results: list[Accepted] = []
+        claimed: set[tuple[str, str, str]] = set()
+        for key in keys:
+            if key in new and key not in claimed:
+                claimed.add(key)
+                results.append(Accepted(task_id=new[key], duplicate=False))
+            elif key in new or key in old:
+                results.append(Accepted(task_id=new.get(key) or old[key], duplicate=True))
+            else:  # forgotten between the two statements: vanishingly rare, say so plainly
+                raise RuntimeError(f"task {key} disappeared while it was being accepted")
+        return results
+
+    async def set_task_status(
+        self, task_id: int, status: TaskStatus, error: str | None = None
+    ) -> None:
+        """Raises KeyError for an unknown task (e.g. its channel was forgotten meanwhile)."""
+        done = await self._write(
+            "UPDATE tasks SET status = ?, error = ?, updated_at = ? WHERE id = ? RETURNING id",
+            (TaskStatus(status).value, error, _ts(utcnow()), task_id),
+        )
+        if not done:
+            raise KeyError(f"unknown task {task_id}")
+
+    async def get_task(self, task_id: int) -> StoredTask | None:
+        rows = await self._rows("SELECT id, body, status, error FROM tasks WHERE id = ?", (task_id,))
+        return self._stored_task(rows[0]) if rows else None
+
+    async def unfinished_tasks(self) -> list[StoredTask]:
+        rows = await self._rows(
+            "SELECT id, body, status, error FROM tasks WHERE status IN (?, ?) ORDER BY id",
+            _UNFINISHED,
+        )
+        return [self._stored_task(r) for r in rows]
+
+    @staticmethod
+    def _stored_task(row: Iterable[Any]) -> StoredTask:
+        id_, body, status, error = row
+        return StoredTask(id=id_, task=Task.model_validate_json(body), status=status, error=error)
+
+    # -- threads ---------------------------------------------------------------------------------
+
+    async def create_thread(self, rec: ThreadRecord) -> ThreadRecord:
+        """Raises sqlite3.IntegrityError if the id exists."""
+        async with self._write_lock:
+            await self._db.execute(
+                "INSERT INTO channels (platform, workspace, channel) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                (rec.platform, rec.workspace, rec.channel),
+            )
+            await self._db.execute(
+                f"""
+                INSERT INTO threads (chan, {_THREAD_COLS})
+                VALUES ((SELECT id FROM channels WHERE platform = ? AND workspace = ?
+                         AND channel = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                (rec.platform, rec.workspace, rec.channel, *self._thread_values(rec)),
+            )
+        return rec
+
+    @staticmethod
+    def _thread_values(rec: ThreadRecord) -> tuple[Any, ...]:
+        return (
+            rec.id, rec.kind.value, rec.platform, rec.workspace, rec.channel, rec.thread,
+            rec.title, rec.inv_type, rec.phase.value, rec.status.value, rec.lead, rec.turn_count,
+            _ts(rec.created_at), _ts(rec.updated_at),
+        )
+
+    async def update_thread(self, rec: ThreadRecord) -> ThreadRecord:
+        """Save every field but the id, place and created_at; updated_at becomes now.
+
+        Raises KeyError for an unknown thread, ValueError if the record names another channel
+        (a thread never moves: its turns are indexed under its channel).
+        """
+        now = utcnow()
+        done = await self._write(
+            """
+            UPDATE threads SET kind = ?, thread = ?, title = ?, inv_type = ?, phase = ?,
+                status = ?, lead = ?, turn_count = ?, updated_at = ?
+            WHERE id = ? AND platform = ? AND workspace = ? AND channel = ?
+            RETURNING id
+            """,
+            (
+                rec.kind.value, rec.thread, rec.title, rec.inv_type, rec.phase.value,
+                rec.status.value, rec.lead, rec.turn_count, _ts(now),
+                rec.id, rec.platform, rec.workspace, rec.channel,
+            ),
+        )
+        if not done:
+            if await self.get_thread(rec.id) is None:
+                raise KeyError(f"unknown thread {rec.id}")
+            raise ValueError(f"thread {rec.id} cannot move to another channel")
+        return rec.model_copy(update={"updated_at": now})
+
+    async def get_thread(self, thread_id: str) -> ThreadRecord | None:
+        rows = await self._rows(f"SELECT {_THREAD_COLS} FROM threads WHERE id = ?", (thread_id,))
+        return _thread(rows[0]) if rows else None
+
+    async def find_thread(
+        self, platform: str, workspace: str, channel: str, thread: str
+    ) -> ThreadRecord | None:
+        """The record of a platform thread (the newest, should there be several)."""
+        rows = await self._rows(
+            f"""
+            SELECT {_THREAD_COLS} FROM threads
+            WHERE platform = ? AND workspace = ? AND channel = ? AND thread = ?
+            ORDER BY created_at DESC LIMIT 1
+            """,
+            (platform, workspace, channel, thread),
+        )
+        return _thread(rows[0]) if rows else None
+
+    async def list_threads(
+        self,
+        platform: str,
+        workspace: str,
+        channel: str,
+        *,
+        statuses: set[ThreadStatus] | None = None,
+    ) -> list[ThreadSummary]:
+        """Newest first. `turns` is the record's turn_count (persona turns)."""
+        params: list[Any] = [platform, workspace, channel]
+        where = ""
+        if statuses is not None:
+            if not statuses:
+                return []
+            values = sorted(ThreadStatus(s).value for s in statuses)
+            where = f" AND status IN ({', '.join('?' * len(values))})"
+            params += values
+        rows = await self._rows(
+            f"""
+            SELECT id, kind, title, phase, status, lead, turn_count, updated_at FROM threads
+            WHERE platform = ? AND workspace = ? AND channel = ?{where}
+            ORDER BY updated_at DESC, id
+            """,
+            params,
+        )
+        return [
+            ThreadSummary(
+                id=r[0], kind=r[1], title=r[2], phase=r[3], status=r[4], lead=r[5], turns=r[6],
+                updated_at=_dt(r[7]),
+            )
+            for r in rows
+        ]
+
+    async def stalled_threads(self, older_than: datetime) -> list[ThreadRecord]:
+        """ACTIVE or PAUSED investigations not updated since `older_than`, oldest first."""
+        rows = await self._rows(
+            f"""
+            SELECT {_THREAD_COLS} FROM threads
+            WHERE kind = 'investigation' AND status IN ('active', 'paused') AND updated_at < ?
+            ORDER BY updated_at
+            """,
+            (_ts(older_than),),
+        )
+        return [_thread(r) for r in rows]
+
+    # -- turns -----------------------------------------------------------------------------------
+
+    async def add_turn(self, turn: TurnRecord) -> TurnRecord:
+        """Store a turn (next seq in its thread) and index its text. KeyError: unknown thread."""
+        rows = await self._write(
+            """
+            INSERT INTO turns (thread_id, seq, doc, ntok, task_id, step, role, author, mode, text,
+                               findings, structured, confidence, route, input_tokens,
+                               output_tokens, model, created_at)
+            SELECT th.id,
+                   coalesce((SELECT max(seq) FROM turns WHERE thread_id = th.id), 0) + 1,
+                   (c.id << 32) + c.docs + 1,
+                   ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+            FROM threads AS th JOIN channels AS c ON c.id = th.chan
+            WHERE th.id = ?
+            RETURNING id, seq
+            """,
+            (
+                len(_WORD.findall(turn.text)), turn.task_id, turn.step, turn.role.value,
+                turn.author, turn.mode, turn.text, _json(turn.findings), int(turn.structured),
+                turn.confidence, _json(turn.route), turn.input_tokens, turn.output_tokens,
+                turn.model, _ts(turn.created_at), turn.thread_id,
+            ),
+        )
+        if not rows:
+            raise KeyError(f"unknown thread {turn.thread_id}")
+        id_, seq = rows[0]
+        return turn.model_copy(update={"id": id_, "seq": seq})
+
+    async def turns(self, thread_id: str) -> list[TurnRecord]:
+        rows = await self._rows(
+            f"SELECT {_TURN_COLS} FROM turns WHERE thread_id = ? ORDER BY seq", (thread_id,)
+        )
+        return [_turn(r) for r in rows]
+
+    async def turn_for_task(self, task_id: int, step: int) -> TurnRecord | None:
+        """The persona turn already produced for this task and step, if any."""
+        rows = await self._rows(
+            f"""
+            SELECT {_TURN_COLS} FROM turns
+            WHERE task_id = ? AND step = ? AND role = 'persona' ORDER BY id DESC LIMIT 1
+            """,
+            (task_id, step),
+        )
+        return _turn(rows[0]) if rows else None
+
+    async def count_turns(self, platform: str, workspace: str, channel: str) -> int:
+        rows = await self._rows(
+            """
+            SELECT count(*) FROM turns JOIN threads ON threads.id = turns.thread_id
+            WHERE threads.platform = ? AND threads.workspace = ? AND threads.channel = ?
+            """,
+            (platform, workspace, channel),
+        )
+        return rows[0][0]
+
+    # -- posts -----------------------------------------------------------------------------------
+
+    async def record_post(
+        self,
+        key: str,
+        *,
+        task_id: int | None,
+        platform: str,
+        workspace: str,
+        channel: str,
+        thread: str | None,
+        message_id: str,
+        persona: str,
+        thread_id: str | None,
+    ) -> None:
+        """Idempotent. A key posted twice keeps both message ids; `post_for_key` gives the first."""
+        await self._write(
+            """
+            INSERT INTO posts (key, task_id, platform, workspace, channel, thread, message_id,
+                               persona, thread_id, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+            """,
+            (key, task_id, platform, workspace, channel, thread, message_id, persona, thread_id,
+             _ts(utcnow())),
+        )
+
+    async def post_for_key(self, key: str) -> str | None:
+        rows = await self._rows(
+            "SELECT message_id FROM posts WHERE key = ? ORDER BY id LIMIT 1", (key,)
+        )
+        return rows[0][0] if rows else None
+
+    async def persona_for_message(
+        self, platform: str, workspace: str, channel: str, message_id: str
+    ) -> str | None:
+        rows = await self._rows(
+            """
+            SELECT persona FROM posts
+            WHERE platform = ? AND workspace = ? AND channel = ? AND message_id = ?
+            ORDER BY id LIMIT 1
+            """,
+            (platform, workspace, channel, message_id),
+        )
+        return rows[0][0] if rows else None
+
+    # -- channel memory --------------------------------------------------------------------------
+
+    async def recall(
+        self,
+        platform: str,
+        workspace: str,
+        channel: str,
+        query: str,
+        *,
+        exclude_thread: str | None = None,
+        limit: int = 5,
+    ) -> list[Recollection]:
+        """Earlier turns of this channel (never another one) that bear on `query`, best first.
+
+        Candidates: for each query term (see `fts_terms`), the PER_TERM newest turns of the
+        channel containing it (outside `exclude_thread`). FTS5 walks its doclist newest-first
+        inside the channel's rowid range and stops there, so the cost does not grow with the
+        channel. A rare term brings all its turns, however old; a common one its newest.
+
+        Score of a candidate d, with N turns in the channel and avgdl their mean length in words:
+
+            idf(t)       = ln(1 + (N - df(t) + 0.5) / (df(t) + 0.5))          (FTS5's bm25 idf)
+            relevance(d) = sum over query terms t found in d of
+                           idf(t) * (k1 + 1) / (1 + k1 * (1 - b + b * len(d) / avgdl))
+            score(d)     = relevance(d) * (0.5 + 0.5 * 2 ** (-age_days(d) / 30))
+
+        That is bm25 (k1 = 1.2, b = 0.75) with each found term counted once, and a recency factor
+        that halves the recency bonus every 30 days: a fresh turn counts up to twice an ancient
+        one of the same relevance, so relevance leads and recency breaks near-ties.
+        df(t) is exact when fewer than PER_TERM turns contain t; otherwise it is extrapolated from
+        how far back the PER_TERM newest reach. A term counts as found in d when d came up in that
+        term's candidates (exact for all but common terms, whose idf is small anyway).
+        Weird input never raises: a query with no usable words gives [].
+        """
+        try:
+            terms = fts_terms(query)
+            if not terms or limit <= 0:
+                return []
+            chan = await self._rows(
+                "SELECT id, docs, tokens FROM channels "
+                "WHERE platform = ? AND workspace = ? AND channel = ?",
+                (platform, workspace, channel),
+            )
+            if not chan or not chan[0][1]:
+                return []
+            chan_id, n_docs, n_tokens = chan[0]
+            return await self._recall(
+                chan_id, n_docs, n_tokens, terms, exclude_thread, min(int(limit), 100)
+            )
+        except (sqlite3.Error, UnicodeError, ValueError, OverflowError) as exc:
+            log.warning("recall failed for %r: %s", query[:80] if isinstance(query, str) else query, exc)
+            return []
+
+    async def _recall(
+        self,
+        chan_id: int,
+        n_docs: int,
+        n_tokens: int,
+        terms: list[str],
+        exclude_thread: str | None,
+        limit: int,
+    ) -> list[Recollection]:
+        lo, hi = chan_id << 32, (chan_id << 32) + n_docs
+        branch = """
+            SELECT * FROM (
+                SELECT {i} AS term, f.rowid AS doc, t.ntok,
+                       julianday('now') - julianday(t.created_at) AS age
+                FROM turns_fts AS f JOIN turns AS t ON t.doc = f.rowid
+                WHERE turns_fts MATCH :q{i} AND f.rowid BETWEEN :lo AND :hi
+                  AND t.thread_id IS NOT :ex
+                ORDER BY f.rowid DESC LIMIT :k)
+        """
+        sql = " UNION ALL ".join(branch.format(i=i) for i in range(len(terms)))
+        params: dict[str, Any] = {"lo": lo, "hi": hi, "ex": exclude_thread, "k": PER_TERM}
+        params.update({f"q{i}": _phrase(t) for i, t in enumerate(terms)})
+        rows = await self._rows(sql, params)
+        if not rows:
+            return []
+
+        by_term: list[list[int]] = [[] for _ in terms]
+        found: dict[int, list[int]] = {}
+        facts: dict[int, tuple[int, float]] = {}
+        for term, doc, ntok, age in rows:
+            by_term[term].append(doc)
+            found.setdefault(doc, []).append(term)
+            facts[doc] = (ntok, max(0.0, age or 0.0))
+        idf = []
+        for docs in by_term:
+            if len(docs) < PER_TERM:
+                df = float(len(docs))
+            else:  # extrapolate: PER_TERM hits among the turns from the oldest of them to now
+                df = min(float(n_docs), PER_TERM * n_docs / max(1, hi - docs[-1] + 1))
+            idf.append(max(1e-6, math.log(1 + (n_docs - df + 0.5) / (df + 0.5))))
+        avgdl = max(1.0, n_tokens / n_docs)
+        scored = []
+        for doc, hits in found.items():
+            ntok, age = facts[doc]
+            norm = (BM25_K1 + 1) / (1 + BM25_K1 * (1 - BM25_B + BM25_B * ntok / avgdl))
+            relevance = sum(idf[t] for t in hits) * norm
+            score = relevance * (0.5 + 0.5 * 2 ** (-age / HALF_LIFE_DAYS))
+            scored.append((score, doc))
+        scored.sort(reverse=True)
+        best = dict((doc, score) for score, doc in scored[:limit])
+
+        marks = ", ".join("?" * len(best))
+        details = await self._rows(
+            f"""
+            SELECT f.rowid, snippet(turns_fts, 0, '', '', '…', 48), t.thread_id, th.title,
+                   t.author, t.mode, t.created_at,
+                   CASE WHEN length(t.text) <= {EXCERPT_CHARS} THEN t.text
+                        ELSE substr(t.text, 1, {EXCERPT_CHARS}) END
+            FROM turns_fts AS f JOIN turns AS t ON t.doc = f.rowid
+                 JOIN threads AS th ON th.id = t.thread_id
+            WHERE turns_fts MATCH ? AND f.rowid IN ({marks})
+            """,
+            (" OR ".join(_phrase(t) for t in terms), *best),
+        )
+        rank = {doc: i for i, doc in enumerate(best)}  # score, then the newer turn first
+        details.sort(key=lambda row: rank[row[0]])
+        return [
+            Recollection(
+                thread_id=thread_id, title=title, author=author, mode=mode,
+                text=_excerpt(snippet, head), created_at=_dt(created_at), score=best[doc],
+            )
+            for doc, snippet, thread_id, title, author, mode, created_at, head in details
+        ]
+
+    async def export_channel(self, platform: str, workspace: str, channel: str) -> dict:
+        """Everything the channel remembers, as plain JSON-ready data."""
+        place = (platform, workspace, channel)
+        threads = await self._rows(
+            f"SELECT {_THREAD_COLS} FROM threads "
+            "WHERE platform = ? AND workspace = ? AND channel = ? ORDER BY created_at, id",
+            place,
+        )
+        turns = await self._rows(
+            f"""
+            SELECT {', '.join('t.' + c.strip() for c in _TURN_COLS.split(','))}
+            FROM turns AS t JOIN threads AS th ON th.id = t.thread_id
+            WHERE th.platform = ? AND th.workspace = ? AND th.channel = ?
+            ORDER BY t.thread_id, t.seq
+            """,
+            place,
+        )
+        posts = await self._rows(
+            "SELECT key, task_id, thread, message_id, persona, thread_id, created_at FROM posts "
+            "WHERE platform = ? AND workspace = ? AND channel = ? ORDER BY id",
+            place,
+        )
+        tasks = await self._rows(
+            "SELECT id, body, status, error FROM tasks "
+            "WHERE platform = ? AND workspace = ? AND channel = ? ORDER BY id",
+            place,
+        )
+        by_thread: dict[str, list[dict[str, Any]]] = {}
+        for row in turns:
+            turn = _turn(row)
+            by_thread.setdefault(turn.thread_id, []).append(turn.model_dump(mode="json"))
+        return {
+            "platform": platform,
+            "workspace": workspace,
+            "channel": channel,
+            "exported_at": _ts(utcnow()),
+            "threads": [
+                {**_thread(r).model_dump(mode="json"), "turns": by_thread.get(r[0], [])}
+                for r in threads
+            ],
+            "posts": [
+                dict(zip(("key", "task_id", "thread", "message_id", "persona", "thread_id",
+                          "created_at"), r))
+                for r in posts
+            ],
+            "tasks": [self._stored_task(r).model_dump(mode="json") for r in tasks],
+        }
+
+    async def forget_channel(self, platform: str, workspace: str, channel: str) -> ForgetResult:
+        """Delete the channel's threads, turns (and their index entries), posts and tasks."""
+        place = (platform, workspace, channel)
+        async with self._write_lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cur = await self._db.execute(
+                    "DELETE FROM turns WHERE thread_id IN (SELECT id FROM threads "
+                    "WHERE platform = ? AND workspace = ? AND channel = ?)",
+                    place,
+                )
+                n_turns = cur.rowcount
+                cur = await self._db.execute(
+                    "DELETE FROM threads WHERE platform = ? AND workspace = ? AND channel = ?", place
+                )
+                n_threads = cur.rowcount
+                await self._db.execute(
+                    "DELETE FROM posts WHERE platform = ? AND workspace = ? AND channel = ?", place
+                )
+                cur = await self._db.execute(
+                    "DELETE FROM tasks WHERE platform = ? AND workspace = ? AND channel = ?", place
+                )
+                n_tasks = cur.rowcount
+                await self._db.execute(
+                    "DELETE FROM channels WHERE platform = ? AND workspace = ? AND channel = ?",
+                    place,
+                )
+                await self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    await self._db.execute("ROLLBACK")
+                raise
+        return ForgetResult(threads=n_threads, turns=n_turns, tasks=n_tasks)
