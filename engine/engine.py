@@ -19,7 +19,7 @@ import logging
 from engine.context import clip_for_model
 from engine.flows import ACTIVE_STATES, EngineConfig, Flows, Job
 from engine.memory.records import ForgetResult, Phase, StoredTask, TaskStatus, ThreadKind, ThreadRecord, ThreadStatus, ThreadSummary
-from engine.models import Accepted, ReplyKind, Task, TaskKind
+from engine.models import MAX_TASK_TEXT, Accepted, ReplyKind, Task, TaskKind
 from engine.modes import Mode
 from engine.personas import Persona, PersonaRegistry, describe_style, describe_traits
 from engine.ports import Outbox, Provider, ProviderError
@@ -167,7 +167,7 @@ class Engine:
 
         if job.clipped:
             await flows.notice(job, named or default, (
-                f"Your message is {len(task.text):,} characters; I read the first {len(job.text):,}. "
+                f"Your message is {len(task.text):,} characters; I read the first {MAX_TASK_TEXT:,}. "
                 "The whole text is saved in this thread's memory."
             ), "clipped")
 

@@ -1,0 +1,317 @@
+"""The engine end to end: real SQLite, fake outbox and scripted models."""
+
+import asyncio
+import itertools
+import json
+
+import pytest
+
+from engine.engine import Engine, EngineConfig
+from engine.memory import SQLiteMemory
+from engine.memory.records import Phase, TaskStatus, ThreadStatus, TurnRole
+from engine.models import ReplyKind, Task, TaskKind
+from engine.personas import PersonaRegistry
+from engine.ports import ModelResponse, ProviderRateLimited, ProviderTimeout
+from tests.fakes import FakeOutbox, ScriptedProvider, by_mode, critique, plan, research
+
+_ids = itertools.count(1)
+
+
+def task(text="", *, kind=TaskKind.MESSAGE, channel="C1", thread=None, event_id=None, platform="test", **kw) -> Task:
+    n = next(_ids)
+    event_id = event_id or f"e{n}"
+    if kind == TaskKind.MESSAGE and thread is None:
+        thread = f"ts{n}"  # a new mention opens a thread under itself, as in Slack
+    return Task(platform=platform, workspace="W1", channel=channel, thread=thread, user="U1", text=text,
+                event_id=event_id, kind=kind, message_id=f"ts{n}", **kw)
+
+
+@pytest.fixture
+async def memory(tmp_path):
+    mem = await SQLiteMemory.open(tmp_path / "orchestra.db")
+    yield mem
+    await mem.close()
+
+
+async def make(memory, provider, **config) -> tuple[Engine, FakeOutbox]:
+    engine = Engine(memory, provider, PersonaRegistry.defaults(), EngineConfig(**config))
+    outbox = FakeOutbox()
+    engine.register_outbox("test", outbox)
+    await engine.start()
+    return engine, outbox
+
+
+async def investigate(engine, text, **kw):
+    rec = await engine.run(task(text, kind=TaskKind.INVESTIGATE, **kw))
+    return rec
+
+
+# --- conversations ------------------------------------------------------------------------------
+
+
+async def test_named_persona_answers_in_the_thread_and_follow_ups_continue(memory):
+    provider = ScriptedProvider("Signups fell after the pricing change.", "Mostly in the EU.")
+    engine, outbox = await make(memory, provider)
+    first = task("Sophia, why did signups drop?")
+    await engine.submit(first)
+    await engine.wait_idle()
+    assert [r.kind for r in outbox.posts] == [ReplyKind.ANSWER]
+    answer = outbox.posts[0]
+    assert answer.voice.display_name == "Sophia" and answer.thread == first.thread
+    assert "Signups fell" in answer.text and "You are Sophia" in provider.requests[0].system
+    assert provider.requests[0].messages[-1].content == "why did signups drop?"
+
+    await engine.submit(task("where?", thread=first.thread))
+    await engine.wait_idle()
+    assert outbox.posts[1].voice.name == "sophia" and outbox.posts[1].thread == first.thread
+    history = [m.content for m in provider.requests[1].messages]
+    assert history[0] == "Sophia, why did signups drop?" and "Signups fell" in history[1]
+    assert history[-1] == "where?"
+
+
+@pytest.mark.parametrize("text, persona", [("how do we grow sales in Q3?", "karen"), ("analyse this survey data", "sophia"), ("what next?", "cherry")])
+async def test_domain_router_chooses_when_nobody_is_named(memory, text, persona):
+    engine, outbox = await make(memory, ScriptedProvider(fallback=by_mode))
+    await engine.run(task(text))
+    assert outbox.posts[-1].voice.name == persona
+
+
+async def test_a_reply_to_a_personas_message_goes_to_her(memory):
+    engine, outbox = await make(memory, ScriptedProvider(fallback=by_mode))
+    first = task("karen, any ideas for the launch?")
+    await engine.run(first)
+    posted_id = await memory.post_for_key(outbox.posts[0].key)
+    await engine.run(task("tell me more", thread=first.thread, reply_to=posted_id))
+    assert outbox.posts[-1].voice.name == "karen"
+
+
+async def test_bad_input_gets_a_friendly_answer(memory):
+    provider = ScriptedProvider(fallback=by_mode)
+    engine, outbox = await make(memory, provider)
+    await engine.run(task("   "))
+    assert outbox.posts[-1].kind == ReplyKind.NOTICE and "Ask me something" in outbox.posts[-1].text
+    assert provider.requests == []
+
+    await engine.run(task("@bob what is our churn?"))
+    unknown, answer = outbox.posts[-2:]
+    assert "don't know a persona called “bob”" in unknown.text and answer.kind == ReplyKind.ANSWER
+
+    huge = "ünïcødé 🚀 " * 4000  # 40,000 characters
+    t = task("sophia, " + huge)
+    await engine.run(t)
+    clipped, answer = outbox.posts[-2:]
+    assert "40,008 characters" in clipped.text and "first 12,000" in clipped.text and answer.kind == ReplyKind.ANSWER
+    assert len(provider.requests[-1].messages[-1].content) < 13_000
+    stored = await memory.get_task((await memory.accept_task(t)).task_id)
+    assert stored.task.text == t.text  # nothing lost
+
+
+async def test_duplicate_event_is_answered_once(memory):
+    engine, outbox = await make(memory, ScriptedProvider(fallback=by_mode))
+    t = task("sophia, hello")
+    a, b = await asyncio.gather(engine.submit(t), engine.submit(t))
+    await engine.wait_idle()
+    assert sorted([a.duplicate, b.duplicate]) == [False, True]
+    assert len(outbox.posts) == 1
+
+
+async def test_channel_memory_is_recalled_in_the_same_channel_only(memory):
+    provider = ScriptedProvider(fallback=by_mode)
+    engine, outbox = await make(memory, provider)
+    await investigate(engine, "intermittent 401s on checkout", channel="payments")
+    await engine.run(task("sophia, are the checkout 401s back?", channel="payments"))
+    assert "intermittent 401s on checkout" in provider.requests[-1].system
+    await engine.run(task("sophia, are the checkout 401s back?", channel="marketing"))
+    assert "intermittent 401s" not in provider.requests[-1].system
+
+
+# --- investigations -----------------------------------------------------------------------------
+
+
+async def test_investigation_runs_research_critique_plan_to_completion(memory):
+    provider = ScriptedProvider(fallback=by_mode)
+    engine, outbox = await make(memory, provider)
+    rec = await investigate(engine, "intermittent 401s on checkout")
+    assert rec.status == ThreadStatus.COMPLETE and rec.phase == Phase.COMPLETE
+    root = outbox.posts[0]
+    assert root.kind == ReplyKind.ROOT and root.thread is None
+    assert "researcher Sophia, critic Karen, planner Cherry" in root.text
+    turns = outbox.turns()
+    assert [(r.voice.name, r.mode) for r in turns] == [("sophia", "researcher"), ("karen", "critic"), ("cherry", "planner")]
+    assert all(r.thread == rec.thread == "m1" for r in outbox.posts[1:])
+    assert turns[0].actions and not turns[-1].actions  # no buttons once complete
+    assert outbox.posts[-1].kind == ReplyKind.NOTICE and "complete" in outbox.posts[-1].text
+    stored = [t for t in await memory.turns(rec.id) if t.role == TurnRole.PERSONA]
+    assert all(t.route["scores"] and t.route["reasons"] for t in stored)
+    assert stored[0].confidence == "medium" and stored[0].input_tokens == 10
+    assert outbox.working_calls[0] == ("sophia", "C1", "m1")
+
+
+async def test_named_persona_leads_and_speaks_first(memory):
+    engine, outbox = await make(memory, ScriptedProvider(fallback=by_mode))
+    rec = await investigate(engine, "karen why are trials not converting")
+    assert rec.lead == "karen" and "Lead: Karen" in outbox.posts[0].text
+    assert outbox.turns()[0].voice.name == "karen" and outbox.turns()[0].mode == "researcher"
+    assert outbox.turns()[1].voice.name == "karen"  # critic by the cast
+
+
+async def test_invalid_finding_is_re_asked_once_with_the_errors(memory):
+    bad = {**research(), "evidence": [{"claim": "x", "source": ""}]}
+    provider = ScriptedProvider(json.dumps(bad), fallback=by_mode)
+    engine, outbox = await make(memory, provider)
+    await investigate(engine, "why is the build flaky")
+    assert "source" in provider.requests[1].messages[-1].content
+    assert provider.requests[1].messages[-2].role == "assistant"
+    assert outbox.turns()[0].structured
+
+
+async def test_twice_invalid_is_posted_marked_unstructured_and_does_not_advance(memory):
+    provider = ScriptedProvider("not json at all", '{"summary": "half"}', fallback=by_mode)
+    engine, outbox = await make(memory, provider, max_auto_turns=1)
+    rec = await investigate(engine, "why is the build flaky")
+    first = outbox.turns()[0]
+    assert not first.structured and first.content is None
+    assert "Unstructured answer" in first.text and '{"summary": "half"}' in first.text
+    assert rec.phase == Phase.DISCOVERY and rec.status == ThreadStatus.PAUSED
+
+
+async def test_stops_and_asks_people_then_resumes_on_their_reply(memory):
+    provider = ScriptedProvider(json.dumps(research("low", gaps=[("Which customers see it?", True)])), fallback=by_mode)
+    engine, outbox = await make(memory, provider)
+    rec = await investigate(engine, "why do some customers see errors")
+    assert rec.status == ThreadStatus.WAITING
+    assert outbox.posts[-1].kind == ReplyKind.QUESTION and "Which customers see it?" in outbox.posts[-1].text
+    rec = await engine.run(task("only enterprise accounts in the EU", thread=rec.thread))
+    assert rec.status == ThreadStatus.COMPLETE
+    turns = await memory.turns(rec.id)
+    assert [t.role for t in turns][:3] == [TurnRole.HUMAN, TurnRole.PERSONA, TurnRole.HUMAN]
+    assert "only enterprise accounts" in provider.requests[1].messages[0].content
+
+
+async def test_automatic_turns_and_total_turns_are_bounded(memory):
+    provider = ScriptedProvider(fallback=lambda r: json.dumps(research("low")) if r.schema_name == "researcher" else json.dumps(critique("low")))
+    engine, outbox = await make(memory, provider, max_auto_turns=3, max_turns=5)
+    rec = await investigate(engine, "something odd")
+    assert rec.status == ThreadStatus.PAUSED and rec.turn_count == 3
+    assert "pausing" in outbox.posts[-1].text
+    rec = await engine.run(task("continue", thread=rec.thread))
+    assert rec.turn_count == 5 and rec.status == ThreadStatus.CLOSED
+    assert "limit of 5 turns" in outbox.posts[-1].text
+    rec = await engine.run(task("more?", thread=rec.thread))
+    assert "is closed" in outbox.posts[-1].text
+
+
+async def test_buttons_challenge_plan_and_close(memory):
+    engine, outbox = await make(memory, ScriptedProvider(fallback=by_mode))
+    rec = await investigate(engine, "intermittent 401s on checkout")
+    rec = await engine.run(task(kind=TaskKind.CHALLENGE, thread=rec.thread))
+    assert outbox.turns()[3].mode == "critic" and outbox.turns()[3].voice.name == "karen"
+    assert rec.status == ThreadStatus.COMPLETE  # critic → planner → complete again
+    rec = await engine.run(task(kind=TaskKind.CLOSE, thread=rec.thread))
+    assert rec.status == ThreadStatus.CLOSED and "closed by U1" in outbox.posts[-1].text
+    await engine.run(task(kind=TaskKind.PLAN, thread="nowhere"))
+    assert "can't find an investigation" in outbox.posts[-1].text
+
+
+async def test_plan_button_jumps_to_planning(memory):
+    provider = ScriptedProvider(json.dumps(research("low", gaps=[("who?", True)])), fallback=by_mode)
+    engine, outbox = await make(memory, provider)
+    rec = await investigate(engine, "why do some customers see errors")
+    rec = await engine.run(task(kind=TaskKind.PLAN, thread=rec.thread))
+    assert outbox.turns()[-1].mode == "planner" and rec.status == ThreadStatus.COMPLETE
+
+
+# --- failures and recovery ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("error", [ProviderTimeout("The model took longer than 60 s to answer."), ProviderRateLimited("Rate limited (429) after 2 retries.")])
+async def test_model_failure_is_reported_in_voice_and_resumable(memory, error):
+    provider = ScriptedProvider(json.dumps(research()), error, fallback=by_mode)
+    engine, outbox = await make(memory, provider)
+    t = task("intermittent 401s on checkout", kind=TaskKind.INVESTIGATE)
+    rec = await engine.run(t)
+    failure = outbox.posts[-1]
+    assert failure.kind == ReplyKind.ERROR and failure.voice.name == "karen"
+    assert error.reason in failure.text and "continue" in failure.text and "Traceback" not in failure.text
+    assert rec.status == ThreadStatus.PAUSED
+    assert (await memory.get_task((await memory.accept_task(t)).task_id)).status == TaskStatus.FAILED
+    rec = await engine.run(task("continue", thread=rec.thread))
+    assert rec.status == ThreadStatus.COMPLETE
+    assert [r.mode for r in outbox.turns()] == ["researcher", "critic", "planner"]
+
+
+async def test_a_bug_never_posts_a_trace(memory):
+    provider = ScriptedProvider(fallback=by_mode)
+    engine, outbox = await make(memory, provider)
+    outbox.fail_times = 1  # the first post blows up
+    await engine.run(task("sophia, hi"))
+    assert outbox.posts[-1].kind == ReplyKind.ERROR and "Traceback" not in outbox.posts[-1].text
+
+
+async def test_crash_between_accept_and_reply_resumes_once(tmp_path):
+    path = tmp_path / "crash.db"
+    mem = await SQLiteMemory.open(path)
+    gate = asyncio.Event()
+
+    async def hang_on_second(request):
+        calls.append(request.schema_name)
+        if len(calls) == 2:
+            await gate.wait()  # the process "dies" here
+        return ModelResponse(text=by_mode(request))
+
+    calls: list = []
+    provider = ScriptedProvider()
+    provider.generate = hang_on_second  # type: ignore[method-assign]
+    engine, outbox1 = await make(mem, provider)
+    await engine.submit(task("intermittent 401s on checkout", kind=TaskKind.INVESTIGATE))
+    unstarted = task("sophia, are you there?")
+    while len(calls) < 2:
+        await asyncio.sleep(0.01)
+    for job in list(engine._jobs):
+        job.cancel()
+    await asyncio.gather(*engine._jobs, return_exceptions=True)
+    await mem.accept_task(unstarted)  # accepted, then the crash: never worked on
+    await mem.close()
+    assert [r.kind for r in outbox1.posts] == [ReplyKind.ROOT, ReplyKind.TURN]
+
+    mem2 = await SQLiteMemory.open(path)
+    try:
+        engine2, outbox2 = await make(mem2, ScriptedProvider(fallback=by_mode))
+        await engine2.wait_idle()
+        keys = [r.key for r in outbox1.posts + outbox2.posts]
+        assert len(keys) == len(set(keys))  # nothing posted twice
+        assert [r.mode for r in outbox2.turns()] == ["critic", "planner"]
+        assert any(r.kind == ReplyKind.ANSWER for r in outbox2.posts)
+        assert await mem2.unfinished_tasks() == []
+    finally:
+        await mem2.close()
+
+
+# --- concurrency ----------------------------------------------------------------------------------
+
+
+async def test_one_thread_in_order_different_threads_concurrently(memory):
+    active = {"now": 0, "max": 0}
+
+    async def slow(request):
+        active["now"] += 1
+        active["max"] = max(active["max"], active["now"])
+        await asyncio.sleep(0.05)
+        active["now"] -= 1
+        return ModelResponse(text=request.messages[-1].content)
+
+    provider = ScriptedProvider()
+    provider.generate = slow  # type: ignore[method-assign]
+    engine, outbox = await make(memory, provider)
+    first = task("sophia, one")
+    await engine.submit(first)
+    for word in ["two", "three", "four"]:
+        await engine.submit(task(word, thread=first.thread))
+    await engine.wait_idle()
+    same_thread = [r.text for r in outbox.posts if r.thread == first.thread]
+    assert same_thread == ["one", "two", "three", "four"]
+    assert active["max"] == 1
+
+    await asyncio.gather(*(engine.submit(task(f"sophia, q{i}")) for i in range(5)))
+    await engine.wait_idle()
+    assert active["max"] >= 2
