@@ -68,9 +68,9 @@ def extract_json(text: str) -> str:
     if fenced:
         stripped = fenced.group(1).strip()
     start, end = stripped.find("{"), stripped.rfind("}")
-    if start != -1 and end > start:
-        return stripped[start : end + 1]
-    return stripped
+    if start == -1:
+        return stripped
+    return stripped[start : end + 1] if end > start else stripped[start:]  # cut off: keep the start
 
 
 def schema_instructions(schema: dict[str, Any]) -> str:
