@@ -1,0 +1,329 @@
+"""Reply → Slack messages: Block Kit a person can scan, split within Slack's limits.
+
+Pure functions, no Slack SDK: the outbox posts what this returns. Nothing is ever cut away:
+long texts are split into several sections, and sections into several messages (posted one
+after another in the same thread), each with a `text` fallback for notifications.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.models import Action, Reply, ReplyKind, TaskKind, Voice
+
+MAX_SECTION_CHARS = 3000  # Slack: section text
+MAX_BLOCKS = 50  # Slack: blocks per message
+MAX_TEXT_CHARS = 3900  # message `text`: Slack answers msg_too_long around 4,000
+MAX_HEADER_CHARS = 150  # header block plain_text
+#: What we put in one message's blocks. Slack accepts more, but very large block messages are
+#: rejected unpredictably and are hard to read; several posts in the thread are kinder.
+MAX_MESSAGE_CHARS = 12_000
+
+ACTION_PREFIX = "orchestra_"
+ACTION_KINDS = (TaskKind.CHALLENGE, TaskKind.PLAN, TaskKind.CLOSE)
+ACTION_ID_RE = re.compile(rf"^{ACTION_PREFIX}(challenge|plan|close)$")
+
+MODE_LABELS = {"researcher": "Research", "critic": "Critique", "planner": "Plan"}
+
+
+@dataclass
+class SlackMessage:
+    """One `chat.postMessage`: fallback text plus blocks."""
+
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+
+
+# --- text helpers ---------------------------------------------------------------------------
+
+
+#: Slack tokens kept as they are: a user or channel mention, a link. Never <!here>/<!channel>.
+_KEEP_RE = re.compile(r"(<@[UW][A-Z0-9]+>|<#C[A-Z0-9]+(?:\|[^<>]*)?>|<https?://[^\s<>|]+(?:\|[^<>]*)?>)")
+
+
+def _escape_plain(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def escape(text: str) -> str:
+    """Slack mrkdwn needs &, < and > escaped, except in the mentions and links the engine writes."""
+    parts = _KEEP_RE.split(text)
+    return "".join(p if i % 2 else _escape_plain(p) for i, p in enumerate(parts))
+
+
+def _safe_cut(text: str, cut: int) -> int:
+    """Move a cut back so that it does not fall inside an &amp; / &lt; / &gt; entity."""
+    amp = text.rfind("&", max(0, cut - 5), cut)
+    if amp != -1 and ";" not in text[amp:cut]:
+        return amp if amp > 0 else cut
+    return cut
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Cut `text` into pieces of at most `limit` characters whose concatenation is `text`.
+
+    Cuts prefer a paragraph break, then a line break, then a space; a text without any is cut
+    hard. Pieces that are only whitespace are dropped (Slack rejects empty sections).
+    """
+    pieces: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = -1
+        for sep in ("\n\n", "\n", " "):
+            at = window.rfind(sep)
+            if at >= limit // 3:  # do not make absurdly short pieces
+                cut = at + len(sep)
+                break
+        if cut <= 0:
+            cut = _safe_cut(rest, limit)
+        pieces.append(rest[:cut])
+        rest = rest[cut:]
+    pieces.append(rest)
+    return [p for p in pieces if p.strip()]
+
+
+def truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _bullets(items: list[Any], fmt=lambda x: escape(str(x))) -> str:
+    return "\n".join(f"• {fmt(item)}" for item in items if item not in (None, "", {}))
+
+
+def _s(value: Any) -> str:
+    return escape(str(value).strip()) if value not in (None, "") else ""
+
+
+# --- blocks ---------------------------------------------------------------------------------
+
+
+def section(text: str) -> list[dict[str, Any]]:
+    """One or more section blocks (a text longer than Slack allows becomes several)."""
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": piece}} for piece in split_text(text, MAX_SECTION_CHARS)]
+
+
+def titled(title: str, body: str) -> list[dict[str, Any]]:
+    if not body.strip():
+        return []
+    return section(f"*{title}*\n{body}")
+
+
+def context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(text, MAX_SECTION_CHARS)}]}
+
+
+def header(text: str) -> dict[str, Any]:
+    return {"type": "header", "text": {"type": "plain_text", "text": truncate(text, MAX_HEADER_CHARS), "emoji": True}}
+
+
+def action_buttons(actions: list[Action]) -> dict[str, Any]:
+    styles = {TaskKind.PLAN: "primary", TaskKind.CLOSE: "danger"}
+    elements = []
+    for action in actions:
+        button: dict[str, Any] = {
+            "type": "button",
+            "action_id": f"{ACTION_PREFIX}{action.kind.value}",
+            "text": {"type": "plain_text", "text": truncate(action.label, 75), "emoji": True},
+            "value": action.investigation_id,
+        }
+        if action.kind in styles:
+            button["style"] = styles[action.kind]
+        elements.append(button)
+    return {"type": "actions", "block_id": "orchestra_actions", "elements": elements[:25]}
+
+
+# --- findings -------------------------------------------------------------------------------
+
+
+def _list(content: dict[str, Any], key: str) -> list[Any]:
+    value = content.get(key)
+    return value if isinstance(value, list) else ([] if value in (None, "") else [value])
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {"text": value}
+
+
+def research_blocks(c: dict[str, Any]) -> list[dict[str, Any]]:
+    blocks = section(_s(c.get("summary"))) if c.get("summary") else []
+
+    def evidence(e: Any) -> str:
+        e = _dict(e)
+        claim, source = _s(e.get("claim") or e.get("text")), _s(e.get("source"))
+        return f"{claim} — _{source}_" if source else claim
+
+    blocks += titled(":mag: Evidence", _bullets(_list(c, "evidence"), evidence))
+    hyp = c.get("hypothesis")
+    if hyp:
+        hyp = _dict(hyp)
+        conf = _s(hyp.get("confidence"))
+        label = ":bulb: *Hypothesis*" + (f" · confidence: *{conf}*" if conf else "")
+        blocks += section(f"{label}\n{_s(hyp.get('statement') or hyp.get('text'))}")
+    blocks += titled(":link: Patterns", _bullets(_list(c, "patterns")))
+
+    def gap(g: Any) -> str:
+        g = _dict(g)
+        text = _s(g.get("question") or g.get("text"))
+        return f"{text} _(only you can answer this)_" if g.get("needs_people") else text
+
+    blocks += titled(":grey_question: Gaps", _bullets(_list(c, "gaps"), gap))
+    return blocks
+
+
+def critic_blocks(c: dict[str, Any]) -> list[dict[str, Any]]:
+    blocks = section(_s(c.get("summary"))) if c.get("summary") else []
+    blocks += titled(":crossed_swords: Challenges", _bullets(_list(c, "challenges")))
+    blocks += titled(":warning: Vulnerabilities", _bullets(_list(c, "vulnerabilities")))
+
+    def alternative(a: Any) -> str:
+        a = _dict(a)
+        statement, why = _s(a.get("statement") or a.get("text")), _s(a.get("why"))
+        return f"{statement} — _{why}_" if why else statement
+
+    blocks += titled(":twisted_rightwards_arrows: Alternatives", _bullets(_list(c, "alternatives"), alternative))
+    blocks += titled(":rotating_light: Risks", _bullets(_list(c, "risks")))
+    if c.get("remaining_confidence"):
+        blocks += section(f"*Remaining confidence:* {_s(c['remaining_confidence'])}")
+    return blocks
+
+
+def planner_blocks(c: dict[str, Any]) -> list[dict[str, Any]]:
+    blocks = section(_s(c.get("summary"))) if c.get("summary") else []
+    for n, phase in enumerate(_list(c, "phases"), start=1):
+        phase = _dict(phase)
+        name = _s(phase.get("name") or phase.get("text")) or f"Phase {n}"
+        duration = _s(phase.get("duration"))
+        lines = [f"*:round_pushpin: Phase {n}: {name}*" + (f" · _{duration}_" if duration else "")]
+        if _list(phase, "steps"):
+            lines.append("*Steps*\n" + _bullets(_list(phase, "steps")))
+        if _list(phase, "success_criteria"):
+            lines.append("*Success criteria*\n" + _bullets(_list(phase, "success_criteria")))
+        blocks += section("\n".join(lines))
+    if c.get("timeline"):
+        blocks += section(f"*:calendar: Timeline*\n{_s(c['timeline'])}")
+    blocks += titled(":jigsaw: Dependencies", _bullets(_list(c, "dependencies")))
+
+    def risk(r: Any) -> str:
+        r = _dict(r)
+        text, mitigation = _s(r.get("risk") or r.get("text")), _s(r.get("mitigation"))
+        return f"{text} → _{mitigation}_" if mitigation else text
+
+    blocks += titled(":shield: Risks and mitigations", _bullets(_list(c, "risks"), risk))
+    blocks += titled(":chart_with_upwards_trend: Metrics", _bullets(_list(c, "metrics")))
+    return blocks
+
+
+FINDING_RENDERERS = {"researcher": research_blocks, "critic": critic_blocks, "planner": planner_blocks}
+
+
+# --- a whole reply --------------------------------------------------------------------------
+
+
+def _byline(reply: Reply) -> str:
+    parts = [f"{reply.voice.emoji} *{escape(reply.voice.display_name)}*"]
+    if reply.mode:
+        parts.append(MODE_LABELS.get(reply.mode, escape(reply.mode)))
+    if reply.investigation_id:
+        parts.append(f"`{escape(reply.investigation_id)}`")
+    return " · ".join(parts)
+
+
+def _lines_after(text: str, first: str | None) -> str:
+    """`text` without a first line that only repeats `first` (a heading already shown)."""
+    head, _, rest = text.partition("\n")
+    return rest if first and head.strip() == first.strip() else text
+
+
+def body_blocks(reply: Reply) -> list[dict[str, Any]]:
+    """Every block of the reply, in order, before splitting into messages."""
+    blocks: list[dict[str, Any]] = []
+    renderer = FINDING_RENDERERS.get(reply.mode or "")
+    rich = reply.structured and renderer is not None and isinstance(reply.content, dict) and bool(reply.content)
+    text = reply.text
+    if reply.offline:
+        # The engine may open the text with its own offline line: show it once, as the mark.
+        head, _, rest = text.partition("\n")
+        if "offline" in head.lower():
+            blocks.append(context(escape(head.strip())))
+            text = rest
+        else:
+            blocks.append(context(":test_tube: *Offline rehearsal*: a canned answer, no AI model was asked."))
+    if reply.kind is ReplyKind.TURN and reply.title:
+        blocks.insert(0, header(reply.title))
+        text = _lines_after(text, reply.title)
+    if reply.kind is ReplyKind.TURN or reply.mode:
+        blocks.append(context(_byline(reply)))
+    if not reply.structured and "unstructured" not in text.lower():
+        what = f"the {reply.mode} format" if reply.mode else "the expected format"
+        blocks.append(context(f":warning: *Unstructured answer*: it did not fit {what}, so it is shown as written."))
+    if reply.kind is ReplyKind.ERROR:
+        blocks.append(context(":warning: Something went wrong."))
+    if reply.kind is ReplyKind.QUESTION:
+        blocks.append(context(f":raising_hand: {escape(reply.voice.display_name)} needs your input: reply in this thread."))
+    if rich:
+        blocks += renderer(reply.content) or section(escape(text))  # type: ignore[misc,arg-type]
+    elif text.strip():
+        blocks += section(escape(text))
+    if reply.actions:
+        blocks.append(action_buttons(list(reply.actions)))
+    return blocks
+
+
+def _block_chars(block: dict[str, Any]) -> int:
+    if "text" in block and isinstance(block["text"], dict):
+        return len(block["text"].get("text", ""))
+    if block.get("type") == "context":
+        return sum(len(e.get("text", "")) for e in block["elements"])
+    return 200  # actions and the like: small, but not free
+
+
+def _block_text(block: dict[str, Any]) -> str:
+    if "text" in block and isinstance(block["text"], dict):
+        return block["text"].get("text", "")
+    if block.get("type") == "context":
+        return " ".join(e.get("text", "") for e in block["elements"])
+    return ""
+
+
+def pack(blocks: list[dict[str, Any]], voice: Voice) -> list[SlackMessage]:
+    """Group blocks into messages within the block count and size budget, in order."""
+    groups: list[list[dict[str, Any]]] = [[]]
+    size = 0
+    for block in blocks:
+        chars = _block_chars(block)
+        current = groups[-1]
+        # leave room for the "continued" context block every later message starts with
+        if current and (len(current) >= MAX_BLOCKS - 1 or size + chars > MAX_MESSAGE_CHARS):
+            groups.append([])
+            size = 0
+        groups[-1].append(block)
+        size += chars
+    total = len(groups)
+    messages = []
+    for n, group in enumerate(groups, start=1):
+        if total > 1 and n > 1:
+            group = [context(f"{voice.emoji} {escape(voice.display_name)}, continued ({n}/{total})")] + group
+        fallback = "\n".join(t for t in (_block_text(b) for b in group) if t)
+        messages.append(SlackMessage(text=truncate(fallback, MAX_TEXT_CHARS) or voice.display_name, blocks=group))
+    return messages
+
+
+def render_reply(reply: Reply) -> list[SlackMessage]:
+    """The messages to post for one reply, in order; the first one carries the heading."""
+    blocks = body_blocks(reply)
+    if not blocks:
+        blocks = section(escape(reply.text) or "…")
+    messages = pack(blocks, reply.voice)
+    # The first message's fallback is what notifications show: make it the reply's own words.
+    first = messages[0]
+    lead = escape(reply.text.strip()) if reply.text.strip() else first.text
+    first.text = truncate(f"{reply.voice.display_name}: {lead}", MAX_TEXT_CHARS)
+    return messages
+
+
+def placeholder(voice: Voice) -> SlackMessage:
+    text = f"_{voice.display_name} is thinking…_"
+    return SlackMessage(text=text, blocks=[context(f"{voice.emoji} {text}")])

@@ -1,0 +1,200 @@
+"""Slack payloads → `Task`s, and the adapter's own short texts. Pure functions, no SDK.
+
+Event ids: a message and the mention inside it arrive as two events (`message` and
+`app_mention`) with different envelope ids, so a message's dedupe key is `channel:ts`, the
+same for both and for every retry. Slash commands use their `trigger_id`, buttons the
+action's `action_ts` and the clicking user.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from datetime import datetime
+from typing import Any
+
+from engine.memory.records import ForgetResult, ThreadSummary
+from engine.models import Task, TaskKind
+
+PLATFORM = "slack"
+
+#: Message subtypes a person makes that still count as a message to us.
+PERSON_SUBTYPES = {None, "thread_broadcast", "file_share"}
+
+
+def message_event_id(channel: str, ts: str) -> str:
+    return f"{channel}:{ts}"
+
+
+def strip_mention(text: str, bot_user_id: str | None) -> str:
+    """Remove the app's own `<@BOTID>` mention(s); the engine reads the persona name after it."""
+    if bot_user_id:
+        text = re.sub(rf"<@{re.escape(bot_user_id)}(\|[^>]*)?>", " ", text or "")
+    return re.sub(r"[ \t]{2,}", " ", text or "").strip()
+
+
+def mentions(text: str, bot_user_id: str | None) -> bool:
+    return bool(bot_user_id) and f"<@{bot_user_id}" in (text or "")
+
+
+def from_person(event: dict[str, Any], bot_user_id: str | None, bot_id: str | None = None) -> bool:
+    """False for bots (ours and others'), edits, deletions and other system messages."""
+    if event.get("subtype") not in PERSON_SUBTYPES:
+        return False
+    if event.get("bot_id") or event.get("bot_profile"):
+        return False
+    user = event.get("user")
+    if not user or user == bot_user_id:
+        return False
+    return not (bot_id and event.get("bot_id") == bot_id)
+
+
+def message_task(
+    event: dict[str, Any],
+    *,
+    workspace: str,
+    bot_user_id: str | None,
+    thread: str | None,
+) -> Task:
+    channel, ts = event["channel"], event["ts"]
+    parent = event.get("thread_ts")
+    return Task(
+        platform=PLATFORM,
+        workspace=workspace,
+        channel=channel,
+        thread=thread,
+        user=event["user"],
+        text=strip_mention(event.get("text", ""), bot_user_id),
+        event_id=message_event_id(channel, ts),
+        kind=TaskKind.MESSAGE,
+        reply_to=parent if parent and parent != ts else None,
+        message_id=ts,
+    )
+
+
+def command_task(command: dict[str, Any], kind: TaskKind = TaskKind.INVESTIGATE) -> Task:
+    return Task(
+        platform=PLATFORM,
+        workspace=command.get("team_id", ""),
+        channel=command["channel_id"],
+        thread=None,
+        user=command["user_id"],
+        text=(command.get("text") or "").strip(),
+        event_id=command.get("trigger_id") or f"{command['channel_id']}:{command['user_id']}:{command.get('text', '')}",
+        kind=kind,
+    )
+
+
+def action_task(body: dict[str, Any], action: dict[str, Any], kind: TaskKind) -> Task | None:
+    """A button click on one of our posts; None when the payload lacks the message context."""
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+    message = body.get("message") or {}
+    container = body.get("container") or {}
+    thread = message.get("thread_ts") or container.get("thread_ts") or message.get("ts") or container.get("message_ts")
+    user = (body.get("user") or {}).get("id")
+    if not (channel and thread and user):
+        return None
+    team = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id") or ""
+    stamp = action.get("action_ts") or body.get("trigger_id") or ""
+    return Task(
+        platform=PLATFORM,
+        workspace=team,
+        channel=channel,
+        thread=thread,
+        user=user,
+        text="",
+        event_id=f"{stamp}:{user}",
+        kind=kind,
+        message_id=message.get("ts") or container.get("message_ts"),
+    )
+
+
+class RecentIds:
+    """Event ids this process has already handled: its own replies (hints, refusals) are sent once.
+
+    Tasks are deduplicated by the engine in SQLite; this only covers what the adapter says itself.
+    """
+
+    def __init__(self, size: int = 10_000):
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+
+    def first_time(self, event_id: str) -> bool:
+        if event_id in self._ids:
+            self._ids.move_to_end(event_id)
+            return False
+        self._ids[event_id] = None
+        if len(self._ids) > self._size:
+            self._ids.popitem(last=False)
+        return True
+
+
+# --- the adapter's own words ----------------------------------------------------------------
+
+
+def usage_text() -> str:
+    return (
+        "*Start an investigation:* `/investigate [persona] what should we look into?`\n"
+        "For example `/investigate why did sign-ups drop last week?` or "
+        "`/investigate karen is the new pricing page ready to launch?`\n"
+        "The personas post in a thread in this channel; reply there to add evidence."
+    )
+
+
+REFUSAL = (
+    "Sorry, Orchestra isn't enabled for you here. A workspace admin can allow this channel or "
+    "person (ORCHESTRA_ALLOWED_CHANNELS / ORCHESTRA_ALLOWED_USERS)."
+)
+
+FORGET_REFUSAL = (
+    "Sorry, only Orchestra's admins can make a channel forget: ask one of them "
+    "(they are listed in ORCHESTRA_SLACK_ADMINS)."
+)
+
+FORGET_NO_ADMINS = (
+    "Nobody can make a channel forget yet: set ORCHESTRA_SLACK_ADMINS to the Slack user ids of "
+    "Orchestra's admins and restart it."
+)
+
+
+def unreachable_text(error: str) -> str:
+    return (
+        f"I can't post in this channel (`{error}`). Invite me with `/invite @Orchestra` "
+        "(or run the command in a channel I'm in), then try again."
+    )
+
+
+def _when(dt: datetime) -> str:
+    """A Slack date token: shown in the reader's own time zone."""
+    fallback = dt.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(dt.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def memory_text(summaries: list[ThreadSummary]) -> str:
+    if not summaries:
+        return "This channel remembers nothing yet. Mention me or run `/investigate` to start."
+    lines = [f"*This channel remembers {len(summaries)} thread(s):*"]
+    for s in summaries[:40]:
+        lead = f", led by {s.lead.capitalize()}" if s.lead else ""
+        title = s.title if len(s.title) <= 120 else s.title[:119] + "…"
+        lines.append(
+            f"• *{_escape(title)}* ({s.kind.value}, {s.phase.value}, {s.status.value}{lead}, "
+            f"{s.turns} turn(s), {_when(s.updated_at)}) `{s.id}`"
+        )
+    if len(summaries) > 40:
+        lines.append(f"…and {len(summaries) - 40} older one(s).")
+    lines.append("An admin can clear it with `/forget`.")
+    return "\n".join(lines)
+
+
+def forget_text(result: ForgetResult) -> str:
+    if not (result.threads or result.turns or result.tasks):
+        return "There was nothing to forget in this channel."
+    return (
+        f"Done: this channel's memory is gone ({result.threads} thread(s), {result.turns} turn(s), "
+        f"{result.tasks} task(s)). The personas start fresh here."
+    )
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
