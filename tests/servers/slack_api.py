@@ -38,6 +38,7 @@ class Call:
     headers: dict[str, str]
     at: float = field(default_factory=time.monotonic)
     status: int = 200
+    response: dict[str, Any] = field(default_factory=dict)  # what the server answered
 
     def __getitem__(self, key: str) -> Any:
         return self.params[key]
@@ -185,8 +186,9 @@ class SlackApiServer:
             call.status = 400  # recorded as failed; Slack itself answers 200 with ok: false
             self._touch()
             return web.json_response({"ok": False, "error": failing[1]})
+        call.response = self._answer(method, params)
         self._touch()
-        return web.json_response(self._answer(method, params))
+        return web.json_response(call.response)
 
     def _next_ts(self) -> str:
         return f"{1700000000 + next(self._ts)}.000100"
