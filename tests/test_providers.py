@@ -543,6 +543,37 @@ async def test_offline_evidence_quotes_the_message_and_the_memory():
     assert finding.gaps and not any(g.needs_people for g in finding.gaps)
 
 
+async def test_offline_reads_an_investigation_turn_as_the_engine_sends_it():
+    from engine.personas import PersonaRegistry, render_prompt
+
+    sophia = PersonaRegistry.defaults().get("sophia")
+    system = render_prompt(
+        sophia, mode=MODES[Mode.RESEARCHER].instructions(), task="intermittent 401s on checkout",
+        memory="- 2026-11-20 «login errors» sophia (researcher): The auth proxy was upgraded on Monday.",
+    )
+    context = (
+        "Investigation inv-1 (security): intermittent 401s on checkout\n"
+        "Phase: discovery. This is turn 3 of at most 10.\n\n"
+        "Thread so far:\n[1] Person (U1):\nintermittent 401s on checkout\n\n"
+        "[2] Sophia, researcher:\nHypothesis (low confidence): token expiry.\n\n"
+        "[3] Person (U1):\nOnly EU customers see it. It started after Monday's deploy.\n\n"
+        "Now do your researcher turn on this investigation."
+    )
+    req = ModelRequest(system=system, messages=[ChatMessage(role="user", content=context)],
+                       schema_name="researcher", json_schema=MODES[Mode.RESEARCHER].json_schema)
+
+    finding = ResearchFinding.model_validate_json((await OfflineProvider().generate(req)).text)
+
+    assert [(e.claim, e.source) for e in finding.evidence] == [
+        ("Only EU customers see it.", "your message"),
+        ("It started after Monday's deploy.", "your message"),
+        ("The auth proxy was upgraded on Monday.", "channel memory"),
+        ("intermittent 401s on checkout", "the question"),
+    ]
+    assert "“intermittent 401s on checkout”" in finding.hypothesis.statement
+    assert finding.hypothesis.confidence == Confidence.MEDIUM
+
+
 async def test_offline_confidence_follows_the_substance():
     async def research(text: str) -> ResearchFinding:
         req = request(Mode.RESEARCHER, text=text)

@@ -21,9 +21,14 @@ from engine.ports import ModelRequest, ModelResponse, Usage
 _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+|\n+")
 _PHRASE_RE = re.compile(r"\s*(?:[,;:]|\s-\s|\sbut\s|\sand\s)\s*")
 _PERSONA_RE = re.compile(r"\bYou are ([A-Z][\w'-]*)")
-_MEMORY_RE = re.compile(
-    r"Channel memory[^\n]*:[ \t]*\n(.*?)(?=\n[ \t]*\n[A-Z][\w ]{0,40}:|\Z)", re.DOTALL
+# A prompt section ends at a blank line followed by the next "Heading:".
+_SECTION_END_RE = re.compile(r"\n[ \t]*\n(?=[A-Z][\w ]{0,40}:)")
+_THREAD = "Thread so far:"
+_HUMAN_RE = re.compile(
+    r"^\[\d+\] Person \([^)\n]*\):\n(.*?)(?=\n\n\[\d+\] |\n\nNow do your |\Z)", re.MULTILINE | re.DOTALL
 )
+# "- 2026-11-22 «title» sophia (researcher): text" → text
+_MEMORY_PREFIX_RE = re.compile(r"^\d{4}-\d\d-\d\d\s+«[^»]*»[^:]*:\s*")
 _NO_MEMORY = {"", "(nothing yet)", "(none)", "none", "nothing yet"}
 _STOPWORDS = frozenset(
     """about above after again against all also and any are because been before being below
@@ -61,23 +66,57 @@ def _pick(options: tuple[str, ...], seed: int, salt: int = 0) -> str:
 
 
 class _Input:
-    """What the rehearsal works from, read once per call."""
+    """What the rehearsal works from, read once per call.
+
+    A conversation's last user message is the person's question. A structured turn's last user
+    message is the engine's context (investigation header, "Thread so far:" with `[n] Person (…):`
+    blocks, then "Now do your … turn"); there the person's words are those blocks and the
+    investigation's question is the system prompt's "Task:" section.
+    """
 
     __slots__ = ("persona", "question", "earlier", "memory", "seed", "words", "topic")
 
     def __init__(self, request: ModelRequest):
+        system = request.system
         users = [m.content for m in request.messages if m.role == "user" and m.content.strip()]
-        self.question = users[-1].strip() if users else ""
-        self.earlier = users[0].strip() if len(users) > 1 else ""
-        found = _PERSONA_RE.search(request.system)
+        last = users[-1].strip() if users else ""
+        task = _section(system, "\nTask:", same_line=True)
+        thread_at = last.find(_THREAD)
+        people = [h.strip() for h in _HUMAN_RE.findall(last, thread_at)] if thread_at != -1 else []
+        if people:  # a structured turn with people's messages in the thread
+            self.question = people[-1]
+            said = "\n".join(people if task in people else [task, *people])
+        elif thread_at != -1:  # a structured turn before anyone replied: the question is the task
+            self.question, said = task, task
+        else:  # a conversation (or a caller of our own): the last user message is the question
+            self.question, said = last, last
+        self.earlier = task if task and task != self.question else ""
+        found = _PERSONA_RE.search(system)
         self.persona = found.group(1) if found else ""
-        found = _MEMORY_RE.search(request.system)
-        memory = found.group(1).strip() if found else ""
+        memory = _section(system, "Channel memory", same_line=False)
         self.memory = "" if memory.lower() in _NO_MEMORY else memory
-        key = f"{request.schema_name}\x00{self.persona}\x00{self.question}\x00{self.memory}"
+        # The whole last message is in the seed: the same people's words at a later turn vary.
+        key = f"{request.schema_name}\x00{self.persona}\x00{last}\x00{self.memory}"
         self.seed = zlib.crc32(key.encode("utf-8", "replace"))
-        self.words = len(self.question.split())
-        self.topic = _topic(self.question or self.earlier or self.memory)
+        self.words = len(said.split())
+        self.topic = _topic(task or self.question or self.memory)
+
+
+def _section(text: str, heading: str, *, same_line: bool) -> str:
+    """The text under a prompt heading (on its line, or from the next line), up to the next one.
+
+    Plain string searches: this runs on every call, and prompts run to tens of kilobytes.
+    """
+    at = text.find(heading)
+    if at == -1:
+        return ""
+    start = at + len(heading)
+    if not same_line:
+        start = text.find("\n", start)
+        if start == -1:
+            return ""
+    end = _SECTION_END_RE.search(text, start)
+    return text[start : end.start() if end else len(text)].strip()
 
 
 def _topic(text: str) -> str:
@@ -88,7 +127,7 @@ def _topic(text: str) -> str:
         words.pop(0)
     if not words or not any(w.lower() not in _STOPWORDS for w in words):
         return "this question"
-    return f"“{_clip(' '.join(words[:7]).rstrip(',;:'), 60)}”"
+    return f"“{_clip(' '.join(words[:9]).rstrip(',;:'), 70)}”"
 
 
 def _quotes(text: str, limit: int) -> list[str]:
@@ -104,8 +143,14 @@ def _quotes(text: str, limit: int) -> list[str]:
 
 
 def _memory_items(memory: str, limit: int) -> list[str]:
-    lines = [ln.strip().lstrip("-*•0123456789.) ").strip() for ln in memory.splitlines()]
-    return [_clip(ln, _QUOTE) for ln in lines if len(ln.split()) >= 2][:limit]
+    items: list[str] = []
+    for line in memory.splitlines():
+        line = _MEMORY_PREFIX_RE.sub("", line.strip().lstrip("-*• ").strip())
+        if len(line.split()) >= 2:
+            items.append(_clip(line, _QUOTE))
+            if len(items) == limit:
+                break
+    return items
 
 
 # --- researcher -----------------------------------------------------------------------------
@@ -134,7 +179,7 @@ def _research(src: _Input) -> dict[str, Any]:
     evidence = [{"claim": q, "source": "your message"} for q in _quotes(src.question, 3)]
     evidence += [{"claim": q, "source": "channel memory"} for q in _memory_items(src.memory, 2)]
     if src.earlier and len(evidence) < 4:
-        evidence += [{"claim": q, "source": "earlier in this thread"} for q in _quotes(src.earlier, 1)]
+        evidence += [{"claim": q, "source": "the question"} for q in _quotes(src.earlier, 1)]
     if not evidence:
         evidence = [{"claim": "The question arrived without details yet.", "source": "your message"}]
     thin = src.words < _THIN and not src.memory
