@@ -1,0 +1,47 @@
+"""The terminal's way out: print a reply as its persona and give it a local message id."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from adapters.terminal.render import Style, render_reply, render_working
+from engine.models import PostedMessage, Reply, Voice
+
+PLATFORM = "local"
+WORKSPACE = "local"
+
+
+class TerminalOutbox:
+    """Implements `engine.ports.Outbox` by printing.
+
+    `write=None` prints nothing (the CLI's `--json` mode); `on_posted` lets the shell follow the
+    thread of what was just posted (a ROOT post opens a new thread: its own id).
+    """
+
+    def __init__(
+        self,
+        write: Callable[[str], None] | None,
+        style: Style,
+        *,
+        new_id: Callable[[], str],
+        channel: str | None = None,
+        on_posted: Callable[[Reply, PostedMessage], None] | None = None,
+    ):
+        self._write = write
+        self.style = style
+        self._new_id = new_id
+        self.channel = channel
+        self._on_posted = on_posted
+
+    async def post(self, reply: Reply) -> PostedMessage:
+        message_id = self._new_id()
+        posted = PostedMessage(message_id=message_id, thread=reply.thread or message_id)
+        if self._write is not None:
+            self._write(render_reply(reply, self.style, channel=self.channel))
+        if self._on_posted is not None:
+            self._on_posted(reply, posted)
+        return posted
+
+    async def working(self, voice: Voice, channel: str, thread: str | None) -> None:
+        if self._write is not None:
+            self._write(render_working(voice, self.style))

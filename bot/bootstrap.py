@@ -1,0 +1,281 @@
+"""The composition root: the one place that knows every concrete class (cosmicpython's `bootstrap`).
+
+    settings = load_settings()
+    app = await bootstrap(settings)          # memory, provider, personas, engine
+    platforms = build_platforms(app)         # adapters; their outboxes are registered here
+    await app.engine.start()                 # resumes unfinished work, now that outboxes exist
+    ...
+    await app.aclose()
+
+Entry points (`bot.cli`) stay thin: they parse arguments, call these, and print.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, TextIO
+
+from bot.settings import Settings, SettingsError
+from engine.engine import Engine, EngineConfig
+from engine.personas import PersonaRegistry
+from engine.ports import Provider
+
+if TYPE_CHECKING:
+    from engine.memory.store import SQLiteMemory
+
+log = logging.getLogger(__name__)
+
+#: The environment variable behind each cast setting, for error messages people can act on.
+CAST_SETTINGS = {"researcher": "ORCHESTRA_RESEARCHER", "critic": "ORCHESTRA_CRITIC", "planner": "ORCHESTRA_PLANNER"}
+
+
+class StartupError(RuntimeError):
+    """Something outside the settings' values stops start-up (a missing extra, a wrong flag)."""
+
+
+# --- the pieces ---------------------------------------------------------------------------------
+
+
+def load_personas(settings: Settings) -> PersonaRegistry:
+    """The YAML file from ORCHESTRA_PERSONAS, or the defaults. Raises `PersonaConfigError`."""
+    if settings.personas_file:
+        return PersonaRegistry.from_yaml(settings.personas_file)
+    return PersonaRegistry.defaults()
+
+
+def check_cast(settings: Settings, personas: PersonaRegistry) -> None:
+    """Every cast setting names a persona that exists: a typo must fail now, not mid-investigation."""
+    problems = [
+        f"{CAST_SETTINGS[mode]}: {name!r} is not a persona (known: {', '.join(personas.names)})"
+        for mode, name in settings.cast.items()
+        if personas.get(name) is None
+    ]
+    if problems:
+        raise SettingsError(problems)
+
+
+def engine_config(settings: Settings, personas: PersonaRegistry) -> EngineConfig:
+    return EngineConfig(
+        max_turns=settings.max_turns,
+        max_auto_turns=settings.max_auto_turns,
+        # keys, not display names: the engine looks the cast up by name
+        cast={mode: personas[name].name for mode, name in settings.cast.items()},
+        context_tokens=settings.context_tokens,
+    )
+
+
+def _secret(value) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def build_model_provider(settings: Settings) -> Provider:
+    """The provider for `settings.provider`; the SDK it needs is imported here, not before."""
+    from engine.providers import build_provider
+
+    return build_provider(
+        settings.provider or "offline",
+        anthropic_api_key=_secret(settings.anthropic_api_key),
+        anthropic_base_url=settings.anthropic_base_url,
+        anthropic_model=settings.anthropic_model,
+        openai_api_key=_secret(settings.openai_api_key),
+        openai_base_url=settings.openai_base_url,
+        openai_model=settings.openai_model,
+        timeout=settings.model_timeout,
+        max_retries=settings.model_max_retries,
+    )
+
+
+def offline_provider() -> Provider:
+    from engine.providers import OfflineProvider
+
+    return OfflineProvider()
+
+
+# --- the application ----------------------------------------------------------------------------
+
+
+@dataclass
+class App:
+    settings: Settings
+    memory: "SQLiteMemory"
+    provider: Provider
+    personas: PersonaRegistry
+    engine: Engine
+
+    async def aclose(self, grace: float | None = None) -> None:
+        """Let running work finish (at most `grace` seconds; the rest resumes on the next start),
+        then close the provider and the memory."""
+        try:
+            if grace is not None:
+                await _cancel_after(self.engine, grace)
+            await self.engine.stop()
+        finally:
+            try:
+                await self.provider.aclose()
+            finally:
+                await self.memory.close()
+
+
+async def _cancel_after(engine: Engine, grace: float) -> None:
+    # Engine has no public "cancel running work" yet (asked for in the CLI notes); a cancelled
+    # task stays RUNNING in SQLite and resumes on the next start, which is what we want here.
+    jobs = list(getattr(engine, "_jobs", ()))
+    if not jobs:
+        return
+    _, pending = await asyncio.wait(jobs, timeout=grace)
+    for job in pending:
+        job.cancel()
+    if pending:
+        log.warning("%d task(s) cut short; they resume on the next start", len(pending))
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def bootstrap(settings: Settings, *, provider: Provider | None = None) -> App:
+    """Build the application. `provider` overrides the configured one (queries that never call a
+    model use the offline provider, so they do not pay for importing an SDK).
+
+    Raises `SettingsError` (cast naming an unknown persona), `PersonaConfigError` (personas file).
+    """
+    from engine.memory.store import SQLiteMemory
+
+    personas = load_personas(settings)
+    check_cast(settings, personas)
+    config = engine_config(settings, personas)
+    try:
+        memory = await SQLiteMemory.open(settings.db)
+    except OSError as e:
+        raise SettingsError([f"ORCHESTRA_DB: cannot open {settings.db}: {e.strerror or e}"]) from None
+    try:
+        model = provider or build_model_provider(settings)
+    except BaseException:
+        await memory.close()
+        raise
+    engine = Engine(memory, model, personas, config)
+    return App(settings=settings, memory=memory, provider=model, personas=personas, engine=engine)
+
+
+def persona_engine(settings: Settings) -> Engine:
+    """An engine for persona queries only (`orchestra personas`): no memory file is opened."""
+    personas = load_personas(settings)
+    check_cast(settings, personas)
+    return Engine(None, offline_provider(), personas, engine_config(settings, personas))
+
+
+# --- platforms ----------------------------------------------------------------------------------
+
+
+class Platform(Protocol):
+    name: str
+    description: str
+
+    async def run(self) -> None:
+        """Serve until done (the terminal: end of input) or cancelled."""
+        ...
+
+    async def stop(self) -> None: ...
+
+
+class SlackPlatform:
+    name = "slack"
+
+    def __init__(self, adapter, *, http_port: int | None):
+        self.adapter = adapter
+        self.http_port = http_port
+        self.description = (
+            f"Slack (HTTP on port {http_port}, /slack/events)" if http_port is not None else "Slack (Socket Mode)"
+        )
+
+    async def run(self) -> None:
+        if self.http_port is None:
+            await self.adapter.start_socket_mode()
+        else:
+            await self.adapter.start_http(self.http_port)
+        await asyncio.Event().wait()  # the adapter serves in the background until cancelled
+
+    async def stop(self) -> None:
+        await self.adapter.stop()
+
+
+def build_platforms(
+    app: App,
+    *,
+    slack_http: bool = False,
+    port: int = 3000,
+    channel: str = "terminal",
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+) -> list[Platform]:
+    """The adapters that have credentials (the terminal when none has), outboxes registered.
+
+    Call before `engine.start()`: resumed work needs its platform's outbox.
+    """
+    settings, engine = app.settings, app.engine
+    platforms: list[Platform] = []
+    if slack_http and not settings.slack_http_mode:
+        raise StartupError("--slack-http needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET")
+    if settings.slack_socket_mode or settings.slack_http_mode:
+        try:
+            from adapters.slack import SlackAdapter
+        except ImportError as e:
+            raise StartupError(
+                f"Slack is configured but its libraries are missing ({e.name}): pip install 'orchestra[slack]'"
+            ) from None
+        use_http = slack_http or not settings.slack_socket_mode
+        adapter = SlackAdapter(settings, engine)
+        engine.register_outbox("slack", adapter.outbox)
+        platforms.append(SlackPlatform(adapter, http_port=port if use_http else None))
+    # DISCORD_TOKEN alone: the Discord adapter is not in this version (the banner says so), so
+    # the terminal is what there is.
+    if not platforms:
+        from adapters.terminal import TerminalShell
+
+        shell = TerminalShell(engine, channel=channel, stdin=stdin, stdout=stdout)
+        engine.register_outbox(shell.name, shell.outbox)
+        platforms.append(shell)
+    return platforms
+
+
+# --- logging ------------------------------------------------------------------------------------
+
+TOKEN_RE = re.compile(r"\b(xox[a-z]-|xapp-|sk-ant-|sk-)[A-Za-z0-9_\-]{6,}")
+
+
+def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "[redacted]")
+    return TOKEN_RE.sub(lambda m: m.group(1) + "[redacted]", text)
+
+
+class ScrubbingFormatter(logging.Formatter):
+    """A second line of defence: whatever gets logged (tracebacks included), tokens do not."""
+
+    def __init__(self, fmt: str, secrets: tuple[str, ...] = ()):
+        super().__init__(fmt)
+        self.secrets = tuple(sorted((s for s in secrets if len(s) >= 6), key=len, reverse=True))
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record), self.secrets)
+
+
+def settings_secrets(settings: Settings) -> tuple[str, ...]:
+    names = ("anthropic_api_key", "openai_api_key", "slack_bot_token", "slack_app_token", "slack_signing_secret", "discord_token")
+    return tuple(v for v in (_secret(getattr(settings, n)) for n in names) if v)
+
+
+def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(
+        ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", settings_secrets(settings))
+    )
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(settings.log_level)
+    if settings.log_level != "DEBUG":
+        for noisy in ("httpx", "httpcore", "aiosqlite", "slack_bolt", "slack_sdk"):
+            logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))

@@ -1,0 +1,350 @@
+"""`orchestra`: run the bot (chat platforms, or the terminal), or one command from the shell.
+
+    orchestra                                   Slack if configured, else a chat in this terminal
+    orchestra --slack-http --port 3000          Slack over HTTP (Events API) instead of Socket Mode
+    orchestra investigate TEXT [--json]         one investigation, start to end
+    orchestra personas list | show NAME
+    orchestra memory list | export | forget --channel NAME
+
+Only the standard library is imported at module level, so `orchestra --help` answers at once;
+pydantic, SQLite, the model SDKs and slack_bolt load inside the command that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+EXIT_USAGE = 2  # bad settings, unknown persona, wrong flags: the same code argparse uses
+EXIT_INTERRUPTED = 130
+LOCAL = "local"
+
+EPILOG = """\
+Settings come from the environment, a .env file, and an optional YAML file (ORCHESTRA_CONFIG):
+  ANTHROPIC_API_KEY / OPENAI_API_KEY / OPENAI_BASE_URL   the model (none: offline rehearsal)
+  SLACK_BOT_TOKEN + SLACK_APP_TOKEN                      Slack in Socket Mode
+  SLACK_BOT_TOKEN + SLACK_SIGNING_SECRET                 Slack over HTTP (--slack-http)
+  ORCHESTRA_DB                                           where the memory lives (SQLite)
+With no chat platform configured, orchestra opens a chat in this terminal."""
+
+
+def project_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("orchestra")
+    except PackageNotFoundError:  # running from a checkout that is not installed
+        import tomllib
+        from pathlib import Path
+
+        try:
+            with open(Path(__file__).resolve().parent.parent / "pyproject.toml", "rb") as f:
+                return str(tomllib.load(f)["project"]["version"])
+        except (OSError, KeyError, ValueError):
+            return "unknown"
+
+
+class _VersionAction(argparse.Action):
+    """Like action="version", but the version is looked up only when asked for."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any):
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        parser.exit(message=f"orchestra {project_version()}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="orchestra",
+        description="Cherry, Sophia and Karen: AI personas that answer and investigate in Slack and the terminal.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action=_VersionAction)
+    parser.add_argument("--slack-http", action="store_true", help="serve Slack over HTTP (Events API) instead of Socket Mode")
+    parser.add_argument("--port", type=int, default=3000, help="port for --slack-http (default 3000)")
+    parser.add_argument("--channel", dest="terminal_channel", default="terminal", metavar="NAME",
+                        help="the terminal chat's channel, for memory (default: terminal)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    inv = commands.add_parser("investigate", help="run one investigation to its end and print it")
+    inv.add_argument("text", nargs="+", help="what to investigate")
+    inv.add_argument("--persona", help="who leads (default: chosen by the topic)")
+    inv.add_argument("--channel", default="terminal", help="channel whose memory to use and extend (default: terminal)")
+    inv.add_argument("--json", action="store_true", help="print one JSON object instead of the conversation")
+
+    per = commands.add_parser("personas", help="list the personas, or show one in full")
+    per_actions = per.add_subparsers(dest="action", metavar="ACTION")
+    per_actions.add_parser("list", help="one line per persona")
+    show = per_actions.add_parser("show", help="one persona in full")
+    show.add_argument("name")
+
+    mem = commands.add_parser("memory", help="what a channel remembers: list, export, forget")
+    mem_actions = mem.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for name, text in (
+        ("list", "the channel's threads"),
+        ("export", "everything the channel remembers, as JSON"),
+        ("forget", "delete everything the channel remembers"),
+    ):
+        sub = mem_actions.add_parser(name, help=text)
+        sub.add_argument("--channel", required=True, help="channel name (the terminal's is 'terminal')")
+        sub.add_argument("--platform", default=LOCAL, help="platform (default: local; Slack: slack)")
+        sub.add_argument("--workspace", default=LOCAL, help="workspace (default: local; Slack: the team id)")
+        if name == "forget":
+            sub.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="replace")  # an emoji must never crash an ASCII terminal
+        except (AttributeError, ValueError):
+            pass
+    handler = {"investigate": cmd_investigate, "personas": cmd_personas, "memory": cmd_memory}.get(args.command, cmd_run)
+    try:
+        return _guarded(handler, args)
+    except KeyboardInterrupt:
+        print("\nInterrupted: bye. Unfinished work resumes on the next start.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _guarded(handler, args: argparse.Namespace) -> int:
+    """Configuration mistakes are the person's to fix: their message, no traceback, exit 2."""
+    from bot.bootstrap import StartupError
+    from bot.settings import SettingsError
+    from engine.personas import PersonaConfigError
+
+    try:
+        return handler(args)
+    except (SettingsError, PersonaConfigError, StartupError) as e:
+        print(f"orchestra: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _settings():
+    from bot.bootstrap import configure_logging
+    from bot.settings import load_settings
+
+    settings = load_settings()
+    configure_logging(settings)
+    return settings
+
+
+# --- orchestra (run) --------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    settings = _settings()
+    return asyncio.run(_run(settings, args))
+
+
+async def _run(settings, args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from bot.banner import banner
+    from bot.bootstrap import bootstrap, build_platforms
+
+    app = await bootstrap(settings)
+    platforms: list = []
+    finished = False
+    try:
+        platforms = build_platforms(app, slack_http=args.slack_http, port=args.port, channel=args.terminal_channel)
+        print(banner(settings, version=project_version(), platforms=[p.description for p in platforms],
+                     personas=[f"{p.avatar.emoji_char} {p.display_name}" for p in app.personas]) + "\n", flush=True)
+        resumed = await app.engine.start()
+        if resumed:
+            print(f"Resuming {resumed} unfinished task(s).", flush=True)
+        stop = asyncio.Event()
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        except (NotImplementedError, RuntimeError):  # not on this platform or thread
+            pass
+        waiters = [asyncio.create_task(p.run(), name=f"platform-{p.name}") for p in platforms]
+        waiters.append(asyncio.create_task(stop.wait(), name="sigterm"))
+        try:
+            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+        for w in done:
+            if not w.cancelled() and w.exception() is not None:
+                raise w.exception()
+        finished = True
+        return 0
+    finally:
+        for p in platforms:
+            try:
+                await p.stop()
+            except Exception as e:  # noqa: BLE001 - shutting down: report and go on
+                print(f"orchestra: stopping {p.name}: {e.__class__.__name__}", file=sys.stderr)
+        await app.aclose(grace=None if finished else 5.0)
+
+
+# --- orchestra investigate --------------------------------------------------------------------
+
+
+def cmd_investigate(args: argparse.Namespace) -> int:
+    import asyncio
+
+    settings = _settings()
+    return asyncio.run(_investigate(settings, args))
+
+
+async def _investigate(settings, args: argparse.Namespace) -> int:
+    import json
+    import uuid
+
+    from adapters.terminal import Style, TerminalOutbox, color_enabled
+    from adapters.terminal.shell import default_user
+    from bot.bootstrap import bootstrap
+    from engine.models import Task, TaskKind
+
+    text = " ".join(args.text).strip()
+    app = await bootstrap(settings)
+    try:
+        persona = None
+        if args.persona:
+            found = app.personas.get(args.persona.lstrip("@"))
+            if found is None:
+                print(f"orchestra: unknown persona {args.persona!r} (known: {', '.join(app.personas.names)})", file=sys.stderr)
+                return EXIT_USAGE
+            persona = found.name
+        session = uuid.uuid4().hex[:10]
+        counter = iter(range(1, 1_000_000))
+        posts: list = []
+        show = None if args.json else (lambda s: print(s, flush=True))
+        outbox = TerminalOutbox(
+            show, Style(color_enabled(sys.stdout)), new_id=lambda: f"{session}.{next(counter)}",
+            channel=args.channel, on_posted=lambda reply, posted: posts.append(reply),
+        )
+        app.engine.register_outbox(LOCAL, outbox)
+        message_id = f"{session}.0"
+        rec = await app.engine.run(Task(
+            kind=TaskKind.INVESTIGATE, platform=LOCAL, workspace=LOCAL, channel=args.channel, user=default_user(),
+            text=text, persona=persona, event_id=f"{LOCAL}:{message_id}", message_id=message_id,
+        ))
+        if rec is None:
+            print("orchestra: the investigation did not start (see the messages above)", file=sys.stderr)
+            return 1
+        turns = await app.memory.turns(rec.id)
+        failed = any(p.kind.value == "error" for p in posts)
+        if args.json:
+            print(json.dumps(investigation_report(rec, turns, posts), ensure_ascii=False, default=str))
+        else:
+            print(f"Investigation {rec.id} · {rec.status.value} · phase {rec.phase.value} · {rec.turn_count} turn(s) "
+                  f"· thread {rec.thread} in #{rec.channel} (platform {LOCAL})")
+        return 1 if failed else 0
+    finally:
+        await app.aclose()
+
+
+def investigation_report(rec, turns, posts) -> dict:
+    """The investigation as one JSON object: its state, its persona turns, and what it recalled."""
+    persona_turns = [t for t in turns if t.role.value == "persona"]
+    recalled: dict[tuple, dict] = {}
+    for turn in persona_turns:
+        for item in (turn.route or {}).get("recalled", []):
+            key = (item.get("thread_id"), item.get("author"), item.get("excerpt"))
+            if key not in recalled or item.get("score", 0) > recalled[key].get("score", 0):
+                recalled[key] = item
+    return {
+        "id": rec.id,
+        "status": rec.status.value,
+        "phase": rec.phase.value,
+        "lead": rec.lead,
+        "type": rec.inv_type,
+        "title": rec.title,
+        "platform": rec.platform,
+        "workspace": rec.workspace,
+        "channel": rec.channel,
+        "thread": rec.thread,
+        "turn_count": rec.turn_count,
+        "turns": [
+            {
+                "seq": t.seq, "persona": t.author, "mode": t.mode, "confidence": t.confidence,
+                "structured": t.structured, "findings": t.findings, "route": t.route, "text": t.text,
+                "model": t.model, "input_tokens": t.input_tokens, "output_tokens": t.output_tokens,
+            }
+            for t in persona_turns
+        ],
+        "human_turns": [{"seq": t.seq, "author": t.author, "text": t.text} for t in turns if t.role.value == "human"],
+        "recalled": sorted(recalled.values(), key=lambda r: -r.get("score", 0)),
+        "posts": [{"kind": p.kind.value, "persona": p.voice.name, "text": p.text} for p in posts],
+    }
+
+
+# --- orchestra personas -----------------------------------------------------------------------
+
+
+def cmd_personas(args: argparse.Namespace) -> int:
+    from bot.bootstrap import persona_engine
+
+    engine = persona_engine(_settings())
+    if args.action == "show":
+        card = engine.persona_card(args.name.lstrip("@"))
+        if card is None:
+            print(f"orchestra: unknown persona {args.name!r} (known: {', '.join(engine.personas.names)})", file=sys.stderr)
+            return EXIT_USAGE
+        print(card)
+    else:
+        print(engine.personas_overview())
+    return 0
+
+
+# --- orchestra memory -------------------------------------------------------------------------
+
+
+def cmd_memory(args: argparse.Namespace) -> int:
+    import asyncio
+
+    settings = _settings()
+    if args.action == "forget" and not args.yes and not _confirm(
+        f"Forget everything #{args.channel} ({args.platform}/{args.workspace}) remembers? [y/N] "
+    ):
+        print("Nothing forgotten.", file=sys.stderr)
+        return 1
+    return asyncio.run(_memory(settings, args))
+
+
+def _confirm(question: str) -> bool:
+    sys.stderr.write(question)
+    sys.stderr.flush()
+    answer = sys.stdin.readline()
+    return answer.strip().lower() in ("y", "yes")
+
+
+async def _memory(settings, args: argparse.Namespace) -> int:
+    import json
+
+    from bot.bootstrap import bootstrap, offline_provider
+
+    app = await bootstrap(settings, provider=offline_provider())  # no model is called here
+    place = (args.platform, args.workspace, args.channel)
+    try:
+        if args.action == "list":
+            threads = await app.engine.memory_list(*place)
+            if not threads:
+                print(f"#{args.channel} remembers nothing.")
+            for t in threads:
+                print(f"{t.id}\t{t.kind.value}\t{t.status.value}\t{t.phase.value}\t{t.lead or '-'}\t"
+                      f"{t.turns} turn(s)\t{t.updated_at:%Y-%m-%d %H:%M}\t{t.title[:100]}")
+        elif args.action == "export":
+            print(json.dumps(await app.engine.memory_export(*place), ensure_ascii=False, indent=2, default=str))
+        else:
+            result = await app.engine.memory_forget(*place)
+            print(f"#{args.channel} forgot {result.threads} thread(s), {result.turns} turn(s) and {result.tasks} task(s).")
+        return 0
+    finally:
+        await app.aclose()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
