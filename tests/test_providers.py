@@ -656,6 +656,19 @@ async def test_build_provider():
         build_provider("cohere")
 
 
+async def test_missing_credentials_fail_at_build_time(monkeypatch, tmp_path):
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_PROFILE", "OPENAI_API_KEY",
+                 "OPENAI_ADMIN_KEY", "ANTHROPIC_IDENTITY_TOKEN", "ANTHROPIC_IDENTITY_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("ANTHROPIC_CONFIG_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no profile on disk either
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    with pytest.raises(ProviderUnavailable, match="set ANTHROPIC_API_KEY"):
+        build_provider("anthropic")
+    with pytest.raises(ProviderUnavailable, match="set OPENAI_API_KEY, or OPENAI_BASE_URL"):
+        build_provider("openai")
+
+
 def test_importing_providers_does_not_import_the_sdks():
     code = "import sys, engine.providers; print('anthropic' in sys.modules, 'openai' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -20,6 +20,7 @@ from engine.ports import (
     ModelResponse,
     ProviderError,
     ProviderRefused,
+    ProviderUnavailable,
     Usage,
 )
 from engine.providers._shared import extract_json, host_of, map_sdk_error, scrub, tool_name
@@ -57,11 +58,19 @@ class AnthropicProvider:
         self._host = host_of(base_url, "api.anthropic.com")
         if not api_key and base_url:
             api_key = PLACEHOLDER_KEY
-        # With api_key None (no base URL) the SDK looks for its own credentials (environment,
-        # profile); a request without any fails with 401 and a "check the API key" reason.
-        self._client: AsyncAnthropic = anthropic.AsyncAnthropic(
-            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
-        )
+        # With api_key None (and no base URL) the SDK looks for its own credentials
+        # (ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN, a profile); none at all is a start-up error.
+        missing = ProviderUnavailable("No Anthropic credentials were found: set ANTHROPIC_API_KEY.")
+        try:
+            self._client: AsyncAnthropic = anthropic.AsyncAnthropic(
+                api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
+            )
+        except anthropic.AnthropicError as err:  # e.g. a profile named but not on disk
+            log.warning("anthropic client: %s", scrub(str(err)))
+            raise missing from None
+        client = self._client
+        if not (client.api_key or client.auth_token or getattr(client, "credentials", None)):
+            raise missing
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
         model = request.model or self.model

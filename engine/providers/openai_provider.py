@@ -21,6 +21,7 @@ from engine.ports import (
     ModelResponse,
     ProviderError,
     ProviderRefused,
+    ProviderUnavailable,
     Usage,
 )
 from engine.providers._shared import (
@@ -95,12 +96,17 @@ class OpenAIProvider:
         self._token_param = "max_completion_tokens" if self._host == "api.openai.com" else "max_tokens"
         self._token_param_switched = False
         self._no_temperature: set[str] = set()  # models that refused a temperature
-        self._client: AsyncOpenAI = openai.AsyncOpenAI(
-            api_key=api_key or (PLACEHOLDER_KEY if base_url else None),
-            base_url=base_url,
-            timeout=timeout,
-            max_retries=max_retries,
-        )
+        try:
+            self._client: AsyncOpenAI = openai.AsyncOpenAI(
+                api_key=api_key or (PLACEHOLDER_KEY if base_url else None),
+                base_url=base_url,
+                timeout=timeout,
+                max_retries=max_retries,
+            )
+        except openai.OpenAIError:  # no key anywhere (the SDK also reads OPENAI_API_KEY)
+            raise ProviderUnavailable(
+                "No OpenAI API key was found: set OPENAI_API_KEY, or OPENAI_BASE_URL for a local server."
+            ) from None
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
         model = request.model or self.model
