@@ -52,7 +52,8 @@ class _VersionAction(argparse.Action):
         super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, help="show the version and exit")
 
     def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
-        parser.exit(message=f"orchestra {project_version()}\n")
+        print(f"orchestra {project_version()}")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nInterrupted: bye. Unfinished work resumes on the next start.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `orchestra memory export ... | head`: the reader has had enough
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 1
 
 
 def _guarded(handler, args: argparse.Namespace) -> int:
