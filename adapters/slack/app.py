@@ -136,7 +136,8 @@ class SlackAdapter:
         self._open_session()
         self._runner = web.AppRunner(self.web_app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
+        # a deep accept backlog: a burst of events must not wait for a SYN retransmit (1 s)
+        site = web.TCPSite(self._runner, host, port, backlog=1024)
         await site.start()
         bound = site._server.sockets[0].getsockname()[1] if site._server and site._server.sockets else port  # type: ignore[union-attr]
         log.info("Slack: listening for HTTP requests on %s:%s/slack/events", host, bound)
