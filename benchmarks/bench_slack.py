@@ -157,6 +157,7 @@ async def run_http(n: int, delay: float, api_latency: float, tmp: Path) -> tuple
             await send(message_event("warm-up, ignored", channel="CWARM"), record=False)  # Bolt's auth.test
             await asyncio.gather(*(send(mention_event("sophia, why did sign-ups drop on Monday?", channel=f"C{i:04d}"), True) for i in range(n)))
             await wait_answers(api, n, timeout=30 + delay * 2)
+            await engine.wait_idle()
         print("HTTP mode:")
         print(line("ack inside the app (Bolt → 200)", server_acks[1:]))
         return acks, answer_times(api, sent)
@@ -184,6 +185,7 @@ async def run_socket(n: int, delay: float, api_latency: float, tmp: Path) -> tup
         await api.wait_for(lambda: all(i in api.acks for i in ids), timeout=30)
         acks = [api.acks[i].at - api.sent_envelopes[i] for i in ids]
         await wait_answers(api, n, timeout=30 + delay * 2)
+        await engine.wait_idle()
         return acks, answer_times(api, sent)
     finally:
         await adapter.stop()

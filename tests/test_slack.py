@@ -640,3 +640,16 @@ async def test_socket_mode_needs_an_app_token(slack_api, tmp_path) -> None:
     adapter = SlackAdapter(settings, FakeEngine())
     with pytest.raises(ValueError, match="SLACK_APP_TOKEN"):
         await adapter.start_socket_mode()
+
+
+async def test_stopping_lets_posts_in_flight_finish_and_later_posts_still_go_out(rig: Rig) -> None:
+    await rig.adapter.start_http(port=0, host="127.0.0.1")  # opens the pooled session
+    rig.api.latency = 0.3
+    sophia = rig.engine.personas["sophia"].voice
+    reply = Reply(kind=ReplyKind.ANSWER, voice=sophia, platform="slack", workspace=TEAM, channel="C1", thread="1.1", text="late")
+    in_flight = asyncio.create_task(rig.adapter.outbox.post(reply))
+    await rig.api.wait_for(lambda: rig.api.posts())
+    await rig.adapter.stop()
+    assert (await in_flight).message_id  # finished, not cut off
+    rig.api.latency = 0.0
+    assert (await rig.adapter.outbox.post(reply)).message_id  # the engine finishing a turn after stop()

@@ -146,6 +146,8 @@ class SlackAdapter:
     # --- shutdown -------------------------------------------------------------------------------
 
     async def stop(self) -> None:
+        """Stop receiving, let posts in flight finish, close connections. Posts the engine makes
+        afterwards (turns finishing during shutdown) still go out, on their own connections."""
         if self.socket_handler is not None:
             await self.socket_handler.close_async()
             self.socket_handler = None
@@ -153,6 +155,10 @@ class SlackAdapter:
             await self._runner.cleanup()
             self._runner = None
         if self._session is not None:
-            await self._session.close()
-            self._session = None
+            # Posts still under way (the engine finishes its running turns after this) finish
+            # on the pooled session; later ones open their own. Then the pool closes.
+            session, self._session = self._session, None
             self.client.session = None
+            if not await self.outbox.drain(timeout=10.0):
+                log.warning("Slack: closing with Web API calls still in flight")
+            await session.close()

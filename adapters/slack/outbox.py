@@ -6,8 +6,10 @@ that thread replaces it with `chat.update`, so the thread does not fill with sta
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from adapters.slack.pacing import ChannelPacer
@@ -55,6 +57,28 @@ class SlackOutbox:
         self.pacer = pacer or ChannelPacer()
         self.on_unreachable = on_unreachable
         self._placeholders: dict[PlaceholderKey, str] = {}
+        self._busy = 0  # Web API calls in flight (shutdown waits for them)
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+
+    @contextlib.asynccontextmanager
+    async def _in_flight(self) -> AsyncIterator[None]:
+        self._busy += 1
+        self._quiet.clear()
+        try:
+            yield
+        finally:
+            self._busy -= 1
+            if not self._busy:
+                self._quiet.set()
+
+    async def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until no Web API call is in flight (at most `timeout` s); True when quiet."""
+        try:
+            await asyncio.wait_for(self._quiet.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
 
     # --- the Outbox port ----------------------------------------------------------------------
 
@@ -93,7 +117,8 @@ class SlackOutbox:
         kwargs: dict[str, Any] = {"channel": channel, "user": user, "text": text}
         if thread:
             kwargs["thread_ts"] = thread
-        await self.client.chat_postEphemeral(**kwargs)
+        async with self._in_flight():
+            await self.client.chat_postEphemeral(**kwargs)
 
     # --- internals ----------------------------------------------------------------------------
 
@@ -103,7 +128,8 @@ class SlackOutbox:
         if thread:
             kwargs["thread_ts"] = thread
         try:
-            response = await self.client.chat_postMessage(**kwargs)
+            async with self._in_flight():
+                response = await self.client.chat_postMessage(**kwargs)
         except Exception as e:
             error = slack_error(e)
             if error in UNREACHABLE and self.on_unreachable is not None:
@@ -118,7 +144,8 @@ class SlackOutbox:
         """Replace the placeholder; None when it is gone and a fresh post is needed."""
         await self.pacer.acquire(channel)
         try:
-            await self.client.chat_update(channel=channel, ts=ts, text=message.text, blocks=message.blocks)
+            async with self._in_flight():
+                await self.client.chat_update(channel=channel, ts=ts, text=message.text, blocks=message.blocks)
         except Exception as e:
             error = slack_error(e)
             if error in _UPDATE_GONE:
