@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from adapters.slack import translate as tr
 from adapters.slack.outbox import SlackOutbox
-from adapters.slack.render import ACTION_ID_RE
+from adapters.slack.render import ACTION_ID_RE, escape
 from engine.memory.records import ForgetResult, ThreadSummary
 from engine.models import Accepted, Task, TaskKind
 
@@ -80,13 +80,13 @@ class SlackListeners:
         await self._submit(tr.message_task(event, workspace=context.team_id or "", bot_user_id=bot, thread=thread))
 
     async def on_mention(self, event: dict[str, Any], context: Any) -> None:
-        if not tr.from_person(event, context.bot_user_id, context.bot_id):
+        if not tr.from_person(event, context.bot_user_id):
             return
         await self.converse(event, context)
 
     async def on_message(self, event: dict[str, Any], context: Any) -> None:
         bot = context.bot_user_id
-        if not tr.from_person(event, bot, context.bot_id):
+        if not tr.from_person(event, bot):
             return  # bots (ours included), edits, deletions, joins…
         if event.get("channel_type") == "im":
             await self.converse(event, context)
@@ -118,7 +118,7 @@ class SlackListeners:
         if not self.allowed(command["channel_id"], command["user_id"]):
             await ack(text=tr.REFUSAL)
             return
-        await ack(text=f":mag_right: Starting an investigation: _{tr._escape(text[:200])}_")
+        await ack(text=f":mag_right: Starting an investigation: _{escape(text[:200])}_")
         self._remember_responder(command["channel_id"], respond)
         await self._submit(tr.command_task(command, TaskKind.INVESTIGATE))
 
@@ -127,7 +127,7 @@ class SlackListeners:
         name = (command.get("text") or "").strip().lstrip("@")
         if name:
             card = self.engine.persona_card(name)
-            text = card or f"I don't know a persona called *{tr._escape(name)}*.\n\n{self.engine.personas_overview()}"
+            text = card or f"I don't know a persona called *{escape(name)}*.\n\n{self.engine.personas_overview()}"
         else:
             text = self.engine.personas_overview() + "\n\n`/personas NAME` shows one of them in full."
         await respond(text=text, response_type="ephemeral")

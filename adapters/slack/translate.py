@@ -13,6 +13,7 @@ from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
+from adapters.slack.render import escape
 from engine.memory.records import ForgetResult, ThreadSummary
 from engine.models import Task, TaskKind
 
@@ -37,16 +38,14 @@ def mentions(text: str, bot_user_id: str | None) -> bool:
     return bool(bot_user_id) and f"<@{bot_user_id}" in (text or "")
 
 
-def from_person(event: dict[str, Any], bot_user_id: str | None, bot_id: str | None = None) -> bool:
+def from_person(event: dict[str, Any], bot_user_id: str | None) -> bool:
     """False for bots (ours and others'), edits, deletions and other system messages."""
     if event.get("subtype") not in PERSON_SUBTYPES:
         return False
     if event.get("bot_id") or event.get("bot_profile"):
         return False
     user = event.get("user")
-    if not user or user == bot_user_id:
-        return False
-    return not (bot_id and event.get("bot_id") == bot_id)
+    return bool(user) and user != bot_user_id
 
 
 def message_task(
@@ -178,7 +177,7 @@ def memory_text(summaries: list[ThreadSummary]) -> str:
         lead = f", led by {s.lead.capitalize()}" if s.lead else ""
         title = s.title if len(s.title) <= 120 else s.title[:119] + "…"
         lines.append(
-            f"• *{_escape(title)}* ({s.kind.value}, {s.phase.value}, {s.status.value}{lead}, "
+            f"• *{escape(title)}* ({s.kind.value}, {s.phase.value}, {s.status.value}{lead}, "
             f"{s.turns} turn(s), {_when(s.updated_at)}) `{s.id}`"
         )
     if len(summaries) > 40:
@@ -194,7 +193,3 @@ def forget_text(result: ForgetResult) -> str:
         f"Done: this channel's memory is gone ({result.threads} thread(s), {result.turns} turn(s), "
         f"{result.tasks} task(s)). The personas start fresh here."
     )
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
