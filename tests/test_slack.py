@@ -555,6 +555,8 @@ async def test_allowlists_refuse_politely_and_ignore_passive_messages(slack_api,
 
 async def test_tokens_never_reach_the_logs_or_the_posts(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+    for name in ("slack_sdk", "slack_bolt", "adapters"):  # other tests may have quietened them
+        caplog.set_level(logging.DEBUG, logger=name)
     await rig.event(mention_event("sophia, hi"))
     await rig.command("/investigate", "why?")
     await rig.settle()
