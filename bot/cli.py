@@ -129,6 +129,11 @@ def _guarded(handler, args: argparse.Namespace) -> int:
     except (SettingsError, PersonaConfigError, StartupError) as e:
         print(f"orchestra: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception:  # noqa: BLE001 - e.g. Slack refusing a token: through the scrubbing log handler
+        import logging
+
+        logging.getLogger("orchestra").exception("orchestra stopped on an unexpected error")
+        return 1
 
 
 def _settings():

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -235,3 +236,51 @@ def test_offline_commands_do_not_load_model_sdks_or_slack(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "LOADED []"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_slack_http_mode_serves_and_stops_on_sigterm(tmp_path):
+    import signal
+    import urllib.request
+
+    port = _free_port()
+    env = clean_env(
+        tmp_path, SLACK_BOT_TOKEN="xoxb-1-local-test", SLACK_SIGNING_SECRET="local-signing-secret",
+        SLACK_API_URL="http://127.0.0.1:9/api/", DISCORD_TOKEN="discord-local-test",
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "--slack-http", "--port", str(port)], cwd=tmp_path,
+                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        banner = ""
+        for _ in range(200):
+            line = proc.stdout.readline()
+            banner += line
+            if line.startswith("Platforms:") or not line:
+                break
+        assert f"Slack (HTTP on port {port}, /slack/events)" in banner
+        body = None
+        for _ in range(100):
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert body == b"ok"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    rest = proc.stdout.read()
+    stderr = proc.stderr.read()
+    assert "Discord adapter is not part of this version" in banner + rest
+    assert "Traceback" not in stderr
+    for secret in ("xoxb-1-local-test", "local-signing-secret", "discord-local-test"):
+        assert secret not in banner + rest + stderr
