@@ -110,28 +110,12 @@ class App:
         """Let running work finish (at most `grace` seconds; the rest resumes on the next start),
         then close the provider and the memory."""
         try:
-            if grace is not None:
-                await _cancel_after(self.engine, grace)
-            await self.engine.stop()
+            await self.engine.stop(grace)
         finally:
             try:
                 await self.provider.aclose()
             finally:
                 await self.memory.close()
-
-
-async def _cancel_after(engine: Engine, grace: float) -> None:
-    # Engine has no public "cancel running work" yet (asked for in the CLI notes); a cancelled
-    # task stays RUNNING in SQLite and resumes on the next start, which is what we want here.
-    jobs = list(getattr(engine, "_jobs", ()))
-    if not jobs:
-        return
-    _, pending = await asyncio.wait(jobs, timeout=grace)
-    for job in pending:
-        job.cancel()
-    if pending:
-        log.warning("%d task(s) cut short; they resume on the next start", len(pending))
-        await asyncio.gather(*pending, return_exceptions=True)
 
 
 async def bootstrap(settings: Settings, *, provider: Provider | None = None) -> App:

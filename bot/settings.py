@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env",
         env_file_encoding="utf-8",
+        # a .env shared with other tools is fine: only our keys are read from it (misspelt
+        # ORCHESTRA_ keys are still caught by `_stray_env_keys`); the YAML file stays strict
+        dotenv_filtering="only_existing",
         extra="forbid",
         populate_by_name=True,
         validate_default=True,
@@ -202,9 +205,15 @@ def _stray_env_keys(environ: dict[str, str]) -> list[str]:
     return problems
 
 
+def _dotenv_keys() -> dict[str, str]:
+    from dotenv import dotenv_values
+
+    return {k: v or "" for k, v in dotenv_values(".env").items()} if Path(".env").is_file() else {}
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read and validate everything; raise `SettingsError` listing every problem at once."""
-    problems = _stray_env_keys(dict(os.environ))
+    problems = _stray_env_keys({**_dotenv_keys(), **os.environ})
     settings: Settings | None = None
     try:
         settings = Settings(**overrides)

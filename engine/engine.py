@@ -58,8 +58,19 @@ class Engine:
                 self._schedule(stored)
         return len(unfinished)
 
-    async def stop(self) -> None:
-        """Let running turns finish (they are all recorded; anything cut off resumes on start)."""
+    async def stop(self, grace: float | None = None) -> None:
+        """Let running turns finish, for at most `grace` seconds when given.
+
+        Work still running after that is cancelled: its task stays RUNNING in SQLite and
+        resumes on the next start, and nothing already posted is posted again.
+        """
+        if grace is not None and self._jobs:
+            _, pending = await asyncio.wait(list(self._jobs), timeout=grace)
+            for job in pending:
+                job.cancel()
+            if pending:
+                log.warning("%d task(s) cut short; they resume on the next start", len(pending))
+                await asyncio.gather(*pending, return_exceptions=True)
         await self.wait_idle()
 
     # --- tasks --------------------------------------------------------------------------------

@@ -21,7 +21,10 @@ from engine.posting import Poster
 from engine.router import MODE_PHASE, Router, classify
 from engine.turns import TurnOutcome, conversation_turn, structured_turn
 
-OFFLINE_MARK = "🧪 Offline rehearsal (no model configured: set ANTHROPIC_API_KEY or OPENAI_API_KEY)"
+OFFLINE_MARK = (
+    "🧪 Offline rehearsal (no model configured: set ANTHROPIC_API_KEY or OPENAI_API_KEY, "
+    "or OPENAI_BASE_URL for a local server)"
+)
 ACTIVE_STATES = {ThreadStatus.ACTIVE, ThreadStatus.WAITING, ThreadStatus.PAUSED}
 
 

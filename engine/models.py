@@ -37,7 +37,7 @@ class Task(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    platform: str  # "slack", "discord", "terminal", "cli"
+    platform: str  # "slack", "discord", or "local" (the terminal and `orchestra investigate`)
     workspace: str  # Slack team id, Discord guild id, "local"
     channel: str
     thread: str | None = None  # thread root id; None: a new top-level conversation

@@ -24,7 +24,7 @@ from bot.bootstrap import (
 )
 from bot.settings import SettingsError, load_settings
 from engine.memory.store import SQLiteMemory
-from engine.models import Task, TaskKind
+from engine.models import Task
 from engine.personas import PersonaConfigError
 from tests.fakes import FakeOutbox, ScriptedProvider
 

@@ -12,7 +12,7 @@ from engine.memory.records import Phase, TaskStatus, ThreadStatus, TurnRole
 from engine.models import ReplyKind, Task, TaskKind
 from engine.personas import PersonaRegistry
 from engine.ports import ModelResponse, ProviderRateLimited, ProviderTimeout
-from tests.fakes import FakeOutbox, ScriptedProvider, by_mode, critique, plan, research
+from tests.fakes import FakeOutbox, ScriptedProvider, by_mode, critique, research
 
 _ids = itertools.count(1)
 

@@ -36,7 +36,6 @@ from engine.providers import (
     StructuredLevel,
     build_provider,
 )
-from tests.servers import Scripted
 from tests.servers import anthropic_server as anth
 from tests.servers import openai_server as oai
 from tests.servers.anthropic_server import AnthropicServer

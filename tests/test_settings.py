@@ -66,7 +66,6 @@ def test_from_a_dotenv_file_with_the_environment_winning(monkeypatch, tmp_path):
     assert s.anthropic_api_key.get_secret_value() == ANTHROPIC_SECRET
 
 
-@pytest.mark.xfail(strict=True, reason="settings.py rejects any non-Orchestra key in .env (see NOTES-cli.md)")
 def test_a_dotenv_shared_with_other_tools_is_fine(tmp_path):
     (tmp_path / ".env").write_text("ORCHESTRA_MAX_TURNS=3\nDATABASE_URL=postgres://x\n", encoding="utf-8")
     assert load_settings().max_turns == 3
@@ -215,3 +214,9 @@ def test_discord_counts_as_a_chat_platform(monkeypatch):
 def test_overrides_by_field_name(tmp_path):
     s = load_settings(db=tmp_path / "x.db", max_turns=2)
     assert isinstance(s, Settings) and s.db == Path(tmp_path / "x.db") and s.max_turns == 2
+
+
+def test_a_misspelt_key_in_dotenv_is_still_caught(tmp_path):
+    (tmp_path / ".env").write_text("ORCHESTRA_MAX_TRUNS=3\n", encoding="utf-8")
+    with pytest.raises(SettingsError, match="ORCHESTRA_MAX_TRUNS: not a setting; did you mean ORCHESTRA_MAX_TURNS"):
+        load_settings()

@@ -3,9 +3,7 @@ the Slack outbox → the local Slack Web API. What a person in the channel would
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest_asyncio
 
