@@ -52,8 +52,10 @@ _LEADING = frozenset(
 #: How long a quote may be, and how much of the question a prose answer repeats.
 _QUOTE = 180
 _QUESTION = 200
-#: Fewer words than this in the person's message: too thin for more than low confidence.
-_THIN = 8
+#: Fewer words than this in the person's message: too thin for more than low confidence, and
+#: the rehearsal stops to ask the people. "intermittent 401s on checkout" is enough to run the
+#: whole researcher → critic → planner loop; "why?" is not.
+_THIN = 3
 
 
 def _clip(text: str, limit: int) -> str:
