@@ -1,0 +1,173 @@
+"""The engine's own overhead per turn, and how many investigations run at once.
+
+    python benchmarks/bench_engine.py [--sizes 0,10000,100000] [--rounds 200] [--concurrent 200]
+
+1. Overhead: the model is the offline provider (instant: well under a millisecond a call) and
+   the platform a no-op outbox, so what is timed is the engine itself: accept (SQLite), lanes,
+   routing, prompt and history, recall (FTS5), validation, turn and post records. Measured
+   with 0, 10,000 and 100,000 turns already stored in the same channel.
+     conversation turn   submit → answer recorded, one persona turn
+     investigation turn  an investigation (root + researcher + critic + planner + notice),
+                         divided by its 3 turns
+2. Concurrency: a model that takes 1 s a call. One investigation alone, then N at once, each
+   in its own channel; the ratio of the two wall times (target: ≤ 1.2 for N = 200).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_memory import PLACE, seed  # noqa: E402
+
+from engine.engine import Engine, EngineConfig  # noqa: E402
+from engine.memory import SQLiteMemory  # noqa: E402
+from engine.models import PostedMessage, Reply, Task, TaskKind, Voice  # noqa: E402
+from engine.personas import PersonaRegistry  # noqa: E402
+from engine.ports import ModelRequest, ModelResponse  # noqa: E402
+from engine.providers import OfflineProvider  # noqa: E402
+
+PLATFORM, WORKSPACE, CHANNEL = PLACE
+QUESTIONS = [
+    "why did signups drop after the pricing change",
+    "intermittent 401s on checkout since the token refresh deploy",
+    "the queue latency doubled after the schema migration",
+    "which vendor caused the cache misses last week",
+]
+
+
+class NullOutbox:
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+
+    async def post(self, reply: Reply) -> PostedMessage:
+        message_id = f"{time.time():.6f}.{next(self._ids)}"
+        return PostedMessage(message_id=message_id, thread=reply.thread or message_id)
+
+    async def working(self, voice: Voice, channel: str, thread: str | None) -> None:
+        pass
+
+
+class SlowModel:
+    """The offline provider behind a fixed delay: a model that takes `delay` seconds a call."""
+
+    name = "slow"
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.inner = OfflineProvider()
+
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        await asyncio.sleep(self.delay)
+        return await self.inner.generate(request)
+
+    async def aclose(self) -> None:
+        pass
+
+
+_events = itertools.count(1)
+
+
+def task(text: str, kind: TaskKind, channel: str = CHANNEL) -> Task:
+    n = next(_events)
+    thread = f"99999.{n}" if kind == TaskKind.MESSAGE else None
+    return Task(platform=PLATFORM, workspace=WORKSPACE, channel=channel, thread=thread, user="U1",
+                text=text, event_id=f"bench-{n}", kind=kind, message_id=f"99999.{n}")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def engine_on(path: Path, provider) -> tuple[Engine, SQLiteMemory]:
+    memory = await SQLiteMemory.open(path)
+    engine = Engine(memory, provider, PersonaRegistry.defaults(), EngineConfig())
+    engine.register_outbox(PLATFORM, NullOutbox())
+    return engine, memory
+
+
+async def overhead(size: int, rounds: int) -> dict[str, tuple[float, float]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.db"
+        await (await SQLiteMemory.open(path)).close()  # create the schema
+        seed(path, size, random.Random(7))
+        engine, memory = await engine_on(path, OfflineProvider())
+        try:
+            for i in range(10):  # warm up caches and the SQLite page cache
+                await engine.run(task(f"sophia, {QUESTIONS[i % 4]}", TaskKind.MESSAGE))
+            conv, inv = [], []
+            for i in range(rounds):
+                t0 = time.perf_counter()
+                await engine.run(task(f"sophia, {QUESTIONS[i % 4]} ({i})", TaskKind.MESSAGE))
+                conv.append(time.perf_counter() - t0)
+            for i in range(max(20, rounds // 4)):
+                t0 = time.perf_counter()
+                rec = await engine.run(task(f"{QUESTIONS[i % 4]} ({i})", TaskKind.INVESTIGATE))
+                inv.append((time.perf_counter() - t0) / max(1, rec.turn_count))
+        finally:
+            await memory.close()
+    ms = lambda v: v * 1000  # noqa: E731
+    return {
+        "conversation turn": (ms(statistics.median(conv)), ms(pct(conv, 0.99))),
+        "investigation turn": (ms(statistics.median(inv)), ms(pct(inv, 0.99))),
+    }
+
+
+async def concurrency(n: int, delay: float) -> tuple[float, float, int]:
+    with tempfile.TemporaryDirectory() as tmp:
+        engine, memory = await engine_on(Path(tmp) / "bench.db", SlowModel(delay))
+        try:
+            t0 = time.perf_counter()
+            await engine.run(task(QUESTIONS[1], TaskKind.INVESTIGATE, channel="solo"))
+            single = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            recs = await asyncio.gather(*(
+                engine.run(task(QUESTIONS[i % 4], TaskKind.INVESTIGATE, channel=f"C{i}")) for i in range(n)
+            ))
+            many = time.perf_counter() - t0
+        finally:
+            await memory.close()
+    complete = sum(1 for r in recs if r is not None and r.status.value == "complete")
+    return single, many, complete
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="0,10000,100000")
+    parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--concurrent", type=int, default=200)
+    parser.add_argument("--delay", type=float, default=1.0)
+    args = parser.parse_args()
+
+    print("Engine overhead per turn (offline provider as an instant model, no-op platform)")
+    print(f"{'stored turns':>13}  {'what':<20} {'p50 ms':>8} {'p99 ms':>8}")
+    base = None
+    for size in (int(s) for s in args.sizes.split(",")):
+        figures = await overhead(size, args.rounds)
+        for what, (p50, p99) in figures.items():
+            print(f"{size:>13,}  {what:<20} {p50:8.2f} {p99:8.2f}")
+        p50 = figures["conversation turn"][0]
+        base = base if base is not None else p50
+        print(f"{'':>13}  conversation p50 vs 0 stored: {p50 / base:.2f}x")
+
+    single, many, complete = await concurrency(args.concurrent, args.delay)
+    print(f"\nConcurrency with a {args.delay:g} s model (3 model calls an investigation)")
+    print(f"  1 investigation:               {single:6.2f} s")
+    print(f"  {args.concurrent} at once:                {many:6.2f} s  ({complete} complete)")
+    print(f"  ratio:                         {many / single:6.2f}x  (target ≤ 1.2)")
+    print(f"  throughput:                    {complete / many:6.1f} investigations/s")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
