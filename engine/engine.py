@@ -145,12 +145,23 @@ class Engine:
             log.exception("could not report failure of task %s", job.task_id)
 
     async def _dispatch(self, job: Job, named: Persona | None) -> ThreadRecord | None:
+        """Hold the investigation's own lane too: a reply that arrives while the opening turns
+        still run (its platform thread differs from the /investigate event) waits its turn."""
+        rec = await self._thread_of(job.task)
+        rec_id = rec.id if rec else f"inv-{job.task_id}" if job.task.kind == TaskKind.INVESTIGATE else None
+        if rec_id is None:
+            return await self._handle(job, named, None)
+        async with self.lanes.hold(("thread", rec_id)):
+            if rec is not None:
+                rec = await self.memory.get_thread(rec.id)  # it may have moved on while we waited
+            return await self._handle(job, named, rec)
+
+    async def _handle(self, job: Job, named: Persona | None, rec: ThreadRecord | None) -> ThreadRecord | None:
         task, flows = job.task, self.flows
         default = self.personas[self.personas.default]
         unknown = None if named else self.personas.unknown_addressee(task.text)
         if task.persona and not self.personas.get(task.persona):
             unknown = task.persona
-        rec = await self._thread_of(task)
         job.thread = rec
 
         if task.kind in (TaskKind.CHALLENGE, TaskKind.PLAN, TaskKind.CLOSE, TaskKind.CONTINUE):

@@ -34,7 +34,7 @@ def render_critic(f: dict[str, Any]) -> str:
     if f.get("vulnerabilities"):
         lines += ["Vulnerabilities:", *_bullets(f["vulnerabilities"])]
     lines += ["Alternative hypotheses:"]
-    lines += _bullets([f"{a.get('statement')}: {a.get('why')}" for a in f.get("alternatives", [])])
+    lines += _bullets([f"{str(a.get('statement', '')).rstrip('.:; ')}: {a.get('why')}" for a in f.get("alternatives", [])])
     if f.get("risks"):
         lines += ["Risks:", *_bullets(f["risks"])]
     lines += [f"Remaining confidence: {f.get('remaining_confidence', '?')}"]

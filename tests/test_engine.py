@@ -315,3 +315,21 @@ async def test_one_thread_in_order_different_threads_concurrently(memory):
     await asyncio.gather(*(engine.submit(task(f"sophia, q{i}")) for i in range(5)))
     await engine.wait_idle()
     assert active["max"] >= 2
+
+
+async def test_a_reply_during_the_opening_turns_waits_for_them(memory):
+    provider = ScriptedProvider(fallback=by_mode, delay=0.05)
+    engine, outbox = await make(memory, provider)
+    await engine.submit(task("intermittent 401s on checkout", kind=TaskKind.INVESTIGATE))
+    while not outbox.turns():  # the root is out and the first turn posted: the thread is known
+        await asyncio.sleep(0.01)
+    root = outbox.posts[0]
+    await engine.submit(task("it only happens in the EU", thread="m1"))
+    await engine.wait_idle()
+    assert root.kind == ReplyKind.ROOT
+    modes = [r.mode for r in outbox.turns()]
+    # the opening run finishes (researcher, critic, planner) before the reply reopens it
+    assert modes[:3] == ["researcher", "critic", "planner"] and modes[3] == "researcher"
+    rec = await memory.find_thread("test", "W1", "C1", "m1")
+    roles = [t.role for t in await memory.turns(rec.id)]
+    assert roles[:5] == [TurnRole.HUMAN, TurnRole.PERSONA, TurnRole.PERSONA, TurnRole.PERSONA, TurnRole.HUMAN]
