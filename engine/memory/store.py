@@ -99,7 +99,7 @@ CREATE TABLE turns (
     id            INTEGER PRIMARY KEY,
     thread_id     TEXT NOT NULL REFERENCES threads (id) ON DELETE CASCADE,
     seq           INTEGER NOT NULL,
-    doc           INTEGER NOT NULL UNIQUE,      -- FTS rowid: (channel id << 32) + n
+    doc           INTEGER NOT NULL UNIQUE,      -- FTS rowid: (channel id << 32) + 2**32 - 1 - n
     ntok          INTEGER NOT NULL,
     task_id       INTEGER,
     step          INTEGER NOT NULL,
@@ -166,9 +166,10 @@ _UNFINISHED = (TaskStatus.ACCEPTED.value, TaskStatus.RUNNING.value)
 # -- recall tuning ---------------------------------------------------------------------------
 MAX_QUERY_CHARS = 4_000  # only the start of a huge query is read for terms
 MAX_TERMS = 8
-PER_TERM = 48  # newest matches fetched per term: bounds recall's cost whatever the channel size
+PER_TERM = 24  # newest matches per term: bounds what recall reads, whatever the channel size
 BM25_K1, BM25_B = 1.2, 0.75
 HALF_LIFE_DAYS = 30.0
+CHECKPOINT_EVERY = 200  # write transactions between two background WAL checkpoints
 EXCERPT_CHARS = 300
 
 _WORD = re.compile(r"[^\W_]+")
@@ -253,11 +254,108 @@ def _turn(row: Iterable[Any]) -> TurnRecord:
     )
 
 
-def _excerpt(snippet: str | None, text: str) -> str:
-    out = (snippet or text).strip()
-    if len(out) > EXCERPT_CHARS:
-        out = out[: EXCERPT_CHARS - 1].rstrip() + "…"
-    return out
+def excerpt(text: str, terms: list[str], size: int = EXCERPT_CHARS) -> str:
+    """About `size` characters of `text` around the first place a term (or its stem) appears."""
+    text = " ".join(text.split())
+    if len(text) <= size:
+        return text
+    folded = text.casefold()  # same length as text for all but a few exotic characters
+    hits = [folded.find(t[: max(4, len(t) - 3)]) for t in terms]
+    hits = [h for h in hits if h >= 0]
+    start = min(hits) if hits and len(folded) == len(text) else 0
+    start = max(0, start - size // 4)
+    if start:
+        space = text.find(" ", start, start + 40)
+        start = space + 1 if space >= 0 else start
+    end = min(len(text), start + size - 2)
+    if end < len(text):
+        space = text.rfind(" ", end - 40, end)
+        end = space if space > start else end
+    return ("…" if start else "") + text[start:end].strip() + ("…" if end < len(text) else "")
+
+
+_RECALL_BRANCH = """
+    SELECT * FROM (
+        SELECT {i} AS term, rowid AS doc FROM turns_fts
+        WHERE turns_fts MATCH :q{i}
+          AND rowid BETWEEN (SELECT lo FROM ch) AND (SELECT lo FROM ch) + 4294967295
+          AND rowid NOT IN (SELECT doc FROM ex)
+        ORDER BY rowid LIMIT :k)"""
+
+_RECALL = """
+WITH
+ch AS (SELECT id << 32 AS lo, docs AS n, max(1.0, tokens * 1.0 / max(docs, 1)) AS avgdl
+       FROM channels WHERE platform = :p AND workspace = :w AND channel = :c),
+ex AS (SELECT doc FROM turns WHERE thread_id = :ex),
+hits (term, doc) AS ({branches}),
+idf AS (
+    SELECT term, max(1e-6, ln(1 + (n - df + 0.5) / (df + 0.5))) AS w
+    FROM (SELECT term,
+                 CASE WHEN got < :k THEN got
+                      ELSE min(n, got * n * 1.0 / max(1, last - (lo + 4294967295 - n) + 1))
+                 END AS df,
+                 n
+          FROM (SELECT term, count(*) AS got, max(doc) AS last FROM hits GROUP BY term), ch)),
+cand AS (SELECT h.doc, sum(i.w) AS rel FROM hits AS h JOIN idf AS i USING (term) GROUP BY h.doc),
+best AS (
+    SELECT c.doc,
+           c.rel * {k1p1} / (1 + {k1} * (1 - {b} + {b} * t.ntok / (SELECT avgdl FROM ch)))
+             * (0.5 + 0.5 * pow(2, -max(0, julianday('now') - julianday(t.created_at)) / {half}))
+             AS score
+    FROM cand AS c JOIN turns AS t ON t.doc = c.doc
+    ORDER BY score DESC, c.doc LIMIT :limit)
+SELECT b.score, t.thread_id, th.title, t.author, t.mode, t.created_at, t.text
+FROM best AS b JOIN turns AS t ON t.doc = b.doc JOIN threads AS th ON th.id = t.thread_id
+ORDER BY b.score DESC, b.doc
+"""
+
+
+#: Stores one turn: next seq in its thread, next (downward) FTS rowid in its channel; the
+#: triggers index the text and count it in the channel. Parameters: `turn_params`.
+INSERT_TURN = """
+INSERT INTO turns (thread_id, seq, doc, ntok, task_id, step, role, author, mode, text, findings,
+                   structured, confidence, route, input_tokens, output_tokens, model, created_at)
+SELECT th.id,
+       coalesce((SELECT max(seq) FROM turns WHERE thread_id = th.id), 0) + 1,
+       (c.id << 32) + 4294967294 - c.docs,
+       ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+FROM threads AS th JOIN channels AS c ON c.id = th.chan
+WHERE th.id = ?
+RETURNING id, seq
+"""
+
+
+def turn_params(turn: TurnRecord) -> tuple[Any, ...]:
+    return (
+        len(_WORD.findall(turn.text)), turn.task_id, turn.step, turn.role.value, turn.author,
+        turn.mode, turn.text, _json(turn.findings), int(turn.structured), turn.confidence,
+        _json(turn.route), turn.input_tokens, turn.output_tokens, turn.model,
+        _ts(turn.created_at), turn.thread_id,
+    )
+
+
+def _recall_sql(n_terms: int) -> str:
+    """The recall statement for n_terms terms (see `SQLiteMemory.recall`)."""
+    branches = " UNION ALL ".join(_RECALL_BRANCH.format(i=i) for i in range(n_terms))
+    return _RECALL.format(
+        branches=branches, k1=BM25_K1, k1p1=BM25_K1 + 1, b=BM25_B, half=HALF_LIFE_DAYS
+    )
+
+
+def _checkpoint(path: Path) -> None:
+    """Copy the WAL into the database from a short-lived second connection, in a worker thread.
+
+    PASSIVE never blocks the store's own connection, which keeps reading and writing meanwhile;
+    the fsyncs that make checkpoints slow happen here instead of inside someone's add_turn.
+    """
+    try:
+        con = sqlite3.connect(path, timeout=1.0)
+        try:
+            con.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            con.close()
+    except sqlite3.Error as exc:  # the automatic checkpoint is still there as a fallback
+        log.debug("background checkpoint of %s failed: %s", path, exc)
 
 
 class SQLiteMemory:
@@ -269,6 +367,8 @@ class SQLiteMemory:
         self._write_lock = asyncio.Lock()
         self._accept_queue: list[tuple[Task, asyncio.Future[Accepted]]] = []
         self._accept_flusher: asyncio.Task[None] | None = None
+        self._writes = 0
+        self._checkpointer: asyncio.Future[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -284,6 +384,15 @@ class SQLiteMemory:
             await db.execute("PRAGMA busy_timeout = 5000")
             await db.execute("PRAGMA cache_size = -32000")  # 32 MB: the FTS index stays warm
             await db.execute("PRAGMA temp_store = MEMORY")
+            # Checkpoints fsync (~10 ms here): `_checkpoint_soon` runs them beside the hot path;
+            # the automatic one only steps in if that falls far behind.
+            await db.execute("PRAGMA wal_autocheckpoint = 20000")
+            await db.execute("PRAGMA journal_size_limit = 67108864")
+            try:  # recall needs ln() and pow(): built in unless SQLite lacks math functions
+                await db.execute_fetchall("SELECT ln(1.0), pow(2.0, 1.0)")
+            except sqlite3.OperationalError:
+                await db.create_function("ln", 1, math.log, deterministic=True)
+                await db.create_function("pow", 2, math.pow, deterministic=True)
             version = (await db.execute_fetchall("PRAGMA user_version"))[0][0]
             if version == 0:
                 await db.executescript(
@@ -301,7 +410,18 @@ class SQLiteMemory:
     async def close(self) -> None:
         if self._accept_flusher is not None:
             await asyncio.gather(self._accept_flusher, return_exceptions=True)
-        await self._db.close()
+        if self._checkpointer is not None:
+            await asyncio.gather(self._checkpointer, return_exceptions=True)
+        await self._db.close()  # the last connection checkpoints and removes the WAL
+
+    def _wrote(self) -> None:
+        """Count a write transaction; every CHECKPOINT_EVERY, checkpoint off the hot path."""
+        self._writes += 1
+        if self._writes >= CHECKPOINT_EVERY and (
+            self._checkpointer is None or self._checkpointer.done()
+        ):
+            self._writes = 0
+            self._checkpointer = asyncio.ensure_future(asyncio.to_thread(_checkpoint, self.path))
 
     async def _rows(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
         return list(await self._db.execute_fetchall(sql, params))
@@ -309,7 +429,9 @@ class SQLiteMemory:
     async def _write(self, sql: str, params: Any = ()) -> list[Any]:
         """One statement, one transaction (autocommit); RETURNING rows come back."""
         async with self._write_lock:
-            return list(await self._db.execute_fetchall(sql, params))
+            rows = list(await self._db.execute_fetchall(sql, params))
+        self._wrote()
+        return rows
 
     # -- tasks -----------------------------------------------------------------------------------
 
@@ -426,6 +548,7 @@ class SQLiteMemory:
                 """,
                 (rec.platform, rec.workspace, rec.channel, *self._thread_values(rec)),
             )
+        self._wrote()
         return rec
 
     @staticmethod
@@ -529,26 +652,7 @@ class SQLiteMemory:
 
     async def add_turn(self, turn: TurnRecord) -> TurnRecord:
         """Store a turn (next seq in its thread) and index its text. KeyError: unknown thread."""
-        rows = await self._write(
-            """
-            INSERT INTO turns (thread_id, seq, doc, ntok, task_id, step, role, author, mode, text,
-                               findings, structured, confidence, route, input_tokens,
-                               output_tokens, model, created_at)
-            SELECT th.id,
-                   coalesce((SELECT max(seq) FROM turns WHERE thread_id = th.id), 0) + 1,
-                   (c.id << 32) + c.docs + 1,
-                   ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
-            FROM threads AS th JOIN channels AS c ON c.id = th.chan
-            WHERE th.id = ?
-            RETURNING id, seq
-            """,
-            (
-                len(_WORD.findall(turn.text)), turn.task_id, turn.step, turn.role.value,
-                turn.author, turn.mode, turn.text, _json(turn.findings), int(turn.structured),
-                turn.confidence, _json(turn.route), turn.input_tokens, turn.output_tokens,
-                turn.model, _ts(turn.created_at), turn.thread_id,
-            ),
-        )
+        rows = await self._write(INSERT_TURN, turn_params(turn))
         if not rows:
             raise KeyError(f"unknown thread {turn.thread_id}")
         id_, seq = rows[0]
@@ -641,9 +745,10 @@ class SQLiteMemory:
         """Earlier turns of this channel (never another one) that bear on `query`, best first.
 
         Candidates: for each query term (see `fts_terms`), the PER_TERM newest turns of the
-        channel containing it (outside `exclude_thread`). FTS5 walks its doclist newest-first
-        inside the channel's rowid range and stops there, so the cost does not grow with the
-        channel. A rare term brings all its turns, however old; a common one its newest.
+        channel that contain it, outside `exclude_thread`. A channel's turns are numbered
+        downwards inside its own FTS rowid range, so "newest first" is FTS5's natural order: it
+        seeks into the channel, reads PER_TERM entries and stops. The cost does not grow with
+        the channel. A rare term brings all its turns, however old; a common one its newest.
 
         Score of a candidate d, with N turns in the channel and avgdl their mean length in words:
 
@@ -652,105 +757,39 @@ class SQLiteMemory:
                            idf(t) * (k1 + 1) / (1 + k1 * (1 - b + b * len(d) / avgdl))
             score(d)     = relevance(d) * (0.5 + 0.5 * 2 ** (-age_days(d) / 30))
 
-        That is bm25 (k1 = 1.2, b = 0.75) with each found term counted once, and a recency factor
-        that halves the recency bonus every 30 days: a fresh turn counts up to twice an ancient
-        one of the same relevance, so relevance leads and recency breaks near-ties.
-        df(t) is exact when fewer than PER_TERM turns contain t; otherwise it is extrapolated from
-        how far back the PER_TERM newest reach. A term counts as found in d when d came up in that
-        term's candidates (exact for all but common terms, whose idf is small anyway).
-        Weird input never raises: a query with no usable words gives [].
+        That is bm25 (k1 = 1.2, b = 0.75) with each found term counted once, times a recency
+        factor whose bonus halves every 30 days: a fresh turn counts up to twice an ancient one
+        of the same relevance, so relevance leads and recency breaks near-ties (and exact ties go
+        to the newer turn). df(t) is exact when fewer than PER_TERM turns contain t; otherwise it
+        is extrapolated from how far back its PER_TERM newest reach. A term counts as found in d
+        when d is among that term's candidates: exact except for common terms, whose idf is
+        small anyway. FTS5's own bm25() is not used because it ranks every match and computes
+        its idf over the whole table: ~150 ms for a common word among 100k turns.
+
+        One SQL statement, one hop to the database thread. Weird input never raises: a query
+        without usable words, or anything SQLite rejects, gives [].
         """
         try:
             terms = fts_terms(query)
             if not terms or limit <= 0:
                 return []
-            chan = await self._rows(
-                "SELECT id, docs, tokens FROM channels "
-                "WHERE platform = ? AND workspace = ? AND channel = ?",
-                (platform, workspace, channel),
-            )
-            if not chan or not chan[0][1]:
-                return []
-            chan_id, n_docs, n_tokens = chan[0]
-            return await self._recall(
-                chan_id, n_docs, n_tokens, terms, exclude_thread, min(int(limit), 100)
+            rows = await self._rows(
+                _recall_sql(len(terms)),
+                {
+                    "p": platform, "w": workspace, "c": channel, "ex": exclude_thread,
+                    "k": PER_TERM, "limit": min(int(limit), 100),
+                    **{f"q{i}": _phrase(t) for i, t in enumerate(terms)},
+                },
             )
         except (sqlite3.Error, UnicodeError, ValueError, OverflowError) as exc:
-            log.warning("recall failed for %r: %s", query[:80] if isinstance(query, str) else query, exc)
+            log.warning("recall failed (%s): %.80r", exc, query)
             return []
-
-    async def _recall(
-        self,
-        chan_id: int,
-        n_docs: int,
-        n_tokens: int,
-        terms: list[str],
-        exclude_thread: str | None,
-        limit: int,
-    ) -> list[Recollection]:
-        lo, hi = chan_id << 32, (chan_id << 32) + n_docs
-        branch = """
-            SELECT * FROM (
-                SELECT {i} AS term, f.rowid AS doc, t.ntok,
-                       julianday('now') - julianday(t.created_at) AS age
-                FROM turns_fts AS f JOIN turns AS t ON t.doc = f.rowid
-                WHERE turns_fts MATCH :q{i} AND f.rowid BETWEEN :lo AND :hi
-                  AND t.thread_id IS NOT :ex
-                ORDER BY f.rowid DESC LIMIT :k)
-        """
-        sql = " UNION ALL ".join(branch.format(i=i) for i in range(len(terms)))
-        params: dict[str, Any] = {"lo": lo, "hi": hi, "ex": exclude_thread, "k": PER_TERM}
-        params.update({f"q{i}": _phrase(t) for i, t in enumerate(terms)})
-        rows = await self._rows(sql, params)
-        if not rows:
-            return []
-
-        by_term: list[list[int]] = [[] for _ in terms]
-        found: dict[int, list[int]] = {}
-        facts: dict[int, tuple[int, float]] = {}
-        for term, doc, ntok, age in rows:
-            by_term[term].append(doc)
-            found.setdefault(doc, []).append(term)
-            facts[doc] = (ntok, max(0.0, age or 0.0))
-        idf = []
-        for docs in by_term:
-            if len(docs) < PER_TERM:
-                df = float(len(docs))
-            else:  # extrapolate: PER_TERM hits among the turns from the oldest of them to now
-                df = min(float(n_docs), PER_TERM * n_docs / max(1, hi - docs[-1] + 1))
-            idf.append(max(1e-6, math.log(1 + (n_docs - df + 0.5) / (df + 0.5))))
-        avgdl = max(1.0, n_tokens / n_docs)
-        scored = []
-        for doc, hits in found.items():
-            ntok, age = facts[doc]
-            norm = (BM25_K1 + 1) / (1 + BM25_K1 * (1 - BM25_B + BM25_B * ntok / avgdl))
-            relevance = sum(idf[t] for t in hits) * norm
-            score = relevance * (0.5 + 0.5 * 2 ** (-age / HALF_LIFE_DAYS))
-            scored.append((score, doc))
-        scored.sort(reverse=True)
-        best = dict((doc, score) for score, doc in scored[:limit])
-
-        marks = ", ".join("?" * len(best))
-        details = await self._rows(
-            f"""
-            SELECT f.rowid, snippet(turns_fts, 0, '', '', '…', 48), t.thread_id, th.title,
-                   t.author, t.mode, t.created_at,
-                   CASE WHEN length(t.text) <= {EXCERPT_CHARS} THEN t.text
-                        ELSE substr(t.text, 1, {EXCERPT_CHARS}) END
-            FROM turns_fts AS f JOIN turns AS t ON t.doc = f.rowid
-                 JOIN threads AS th ON th.id = t.thread_id
-            WHERE turns_fts MATCH ? AND f.rowid IN ({marks})
-            """,
-            (" OR ".join(_phrase(t) for t in terms), *best),
-        )
-        rank = {doc: i for i, doc in enumerate(best)}  # score, then the newer turn first
-        details.sort(key=lambda row: rank[row[0]])
         return [
             Recollection(
                 thread_id=thread_id, title=title, author=author, mode=mode,
-                text=_excerpt(snippet, head), created_at=_dt(created_at), score=best[doc],
+                text=excerpt(text, terms), created_at=_dt(created_at), score=score,
             )
-            for doc, snippet, thread_id, title, author, mode, created_at, head in details
+            for score, thread_id, title, author, mode, created_at, text in rows
         ]
 
     async def export_channel(self, platform: str, workspace: str, channel: str) -> dict:
@@ -833,4 +872,5 @@ class SQLiteMemory:
                 if self._db.in_transaction:
                     await self._db.execute("ROLLBACK")
                 raise
+        self._wrote()
         return ForgetResult(threads=n_threads, turns=n_turns, tasks=n_tasks)
