@@ -1,6 +1,6 @@
-"""How memory costs grow with a channel's history: recall and the per-turn writes, 0 / 10k / 100k turns.
+"""How memory costs grow with a channel's history: recall and per-turn writes at 0/10k/100k turns.
 
-    cd /work/main && /work/venv/bin/python benchmarks/bench_memory.py [--turns 0,10000,100000] [--rounds 400]
+    /work/venv/bin/python benchmarks/bench_memory.py [--turns 0,10000] [--rounds N]
 
 For each size a fresh temporary database gets that many turns in ONE channel (seeded with
 executemany in one transaction, through the store's own triggers), then each round times what
@@ -30,9 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.memory import SQLiteMemory, TaskStatus, ThreadRecord, TurnRecord, TurnRole  # noqa: E402
-from engine.memory.store import INSERT_TURN, _ts, turn_params  # noqa: E402
-from engine.models import Task, utcnow  # noqa: E402
+from engine.memory import SQLiteMemory, TaskStatus, ThreadRecord, TurnRecord, TurnRole
+from engine.memory.store import INSERT_TURN, _ts, turn_params
+from engine.models import Task, utcnow
 
 PLACE = ("slack", "T01", "C01")
 VOCAB = [f"{a}{b}" for a in ("lat", "cache", "deploy", "query", "index", "shard", "queue", "token",
@@ -82,7 +82,7 @@ def seed(path: Path, n_turns: int, rng: random.Random) -> None:
 
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] * 1000
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))] * 1000
 
 
 async def measure(n_turns: int, rounds: int) -> dict[str, list[float]]:

@@ -1,11 +1,11 @@
-"""SQLiteMemory against real SQLite files: dedupe, durability, turns, posts, recall, export, forget."""
+"""SQLiteMemory on real SQLite files: dedupe, durability, turns, posts, recall, export, forget."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -222,7 +222,7 @@ async def test_turns_get_seq_per_thread_in_order(memory):
 
 async def test_turn_round_trips_every_field(memory):
     await memory.create_thread(thread("inv-1"))
-    when = datetime(2024, 5, 1, 12, 30, 15, 123456, tzinfo=timezone.utc)
+    when = datetime(2024, 5, 1, 12, 30, 15, 123456, tzinfo=UTC)
     original = turn("inv-1", "hypothesis: the cache", task_id=7, step=2, mode="researcher",
                     findings={"hypothesis": "cache", "evidence": ["a", "b"], "n": 3},
                     structured=False, confidence="medium",

@@ -1,4 +1,4 @@
-"""SQLite memory: tasks, threads, turns, posts and per-channel recall, through one aiosqlite connection.
+"""SQLite memory: tasks, threads, turns, posts and per-channel recall, via one aiosqlite connection.
 
 Why it is built this way:
 
@@ -23,9 +23,10 @@ import math
 import re
 import sqlite3
 import unicodedata
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import aiosqlite
 
@@ -173,18 +174,17 @@ CHECKPOINT_EVERY = 200  # write transactions between two background WAL checkpoi
 EXCERPT_CHARS = 300
 
 _WORD = re.compile(r"[^\W_]+")
-_STOPWORDS = frozenset(
-    """
+_STOPWORD_TEXT = """
     a about above after again against all am an and any are as at be because been before being
     below between both but by can could did do does doing down during each few for from further
     had has have having he her here hers herself him himself his how i if in into is it its itself
     just me more most my myself near no nor not now of off on once only or other our ours
-    ourselves out over own same she should so some such than that the their theirs them themselves
-    then there these they this those through to too under until up very was we were what when
-    where which while who whom why will with would you your yours yourself yourselves
-    let lets please hi hey hello thanks thank ok okay yes also get got one can't don't
-    """.split()
-)
+    ourselves out over own same she should so some such than that the their theirs them
+    themselves then there these they this those through to too under until up very was we were
+    what when where which while who whom why will with would you your yours yourself yourselves
+    let lets please hi hey hello thanks thank ok okay yes also get got one don
+"""
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
 def fts_terms(query: str) -> list[str]:
@@ -216,8 +216,8 @@ def _phrase(term: str) -> str:
 def _ts(dt: datetime) -> str:
     """A fixed-width UTC timestamp, so that text order is time order (naive means UTC)."""
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
 def _dt(text: str) -> datetime:
@@ -373,7 +373,7 @@ class SQLiteMemory:
     # -- lifecycle -------------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, path: str | Path) -> "SQLiteMemory":
+    async def open(cls, path: str | Path) -> SQLiteMemory:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         db = await aiosqlite.connect(path, isolation_level=None)  # autocommit: see module doc
@@ -448,7 +448,7 @@ class SQLiteMemory:
             batch, self._accept_queue = self._accept_queue, []
             try:
                 results = await self._accept_batch([task for task, _ in batch])
-            except Exception as exc:  # every caller hears about it, the flusher carries on
+            except Exception as exc:  # noqa: BLE001 - every caller hears it; flusher goes on
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
@@ -515,7 +515,9 @@ class SQLiteMemory:
             raise KeyError(f"unknown task {task_id}")
 
     async def get_task(self, task_id: int) -> StoredTask | None:
-        rows = await self._rows("SELECT id, body, status, error FROM tasks WHERE id = ?", (task_id,))
+        rows = await self._rows(
+            "SELECT id, body, status, error FROM tasks WHERE id = ?", (task_id,)
+        )
         return self._stored_task(rows[0]) if rows else None
 
     async def unfinished_tasks(self) -> list[StoredTask]:
@@ -853,7 +855,8 @@ class SQLiteMemory:
                 )
                 n_turns = cur.rowcount
                 cur = await self._db.execute(
-                    "DELETE FROM threads WHERE platform = ? AND workspace = ? AND channel = ?", place
+                    "DELETE FROM threads WHERE platform = ? AND workspace = ? AND channel = ?",
+                    place,
                 )
                 n_threads = cur.rowcount
                 await self._db.execute(
