@@ -68,8 +68,10 @@ class Flows:
 
     def reply(self, job: Job, kind: ReplyKind, persona: Persona, text: str, *, key: str, thread: str | None, **extra) -> Reply:
         offline = self.provider.name == "offline"
-        if offline and kind in (ReplyKind.TURN, ReplyKind.ANSWER, ReplyKind.QUESTION, ReplyKind.ROOT):
-            text = f"{OFFLINE_MARK}\n{text}"
+        if offline and kind == ReplyKind.ROOT:
+            text = f"{OFFLINE_MARK}\n{text}"  # how to leave the rehearsal: once per thread is enough
+        elif offline and kind in (ReplyKind.TURN, ReplyKind.ANSWER, ReplyKind.QUESTION):
+            text = f"🧪 Offline rehearsal\n{text}"
         t = job.task
         return Reply(
             kind=kind, voice=persona.voice, platform=t.platform, workspace=t.workspace, channel=t.channel,
