@@ -10,8 +10,12 @@ Why it is built this way:
   are then written together, as one INSERT over a JSON array, in one transaction.
 - Recall must cost the same with 100,000 turns in a channel as with none, so it never lets FTS5
   rank every matching row (bm25 over 100k matches takes ~150 ms). Each channel owns a contiguous
-  range of FTS rowids (`channel id << 32` + its n-th turn), which gives isolation for free and lets
-  every search seek straight into its channel; the candidates are bounded (see `recall`).
+  range of FTS rowids (`channel id << 32`, its turns numbered downwards from the top so that the
+  newest comes first in FTS5's natural order), which gives isolation for free and lets every
+  search seek straight into its channel; the candidates are bounded (see `recall`).
+- WAL checkpoints fsync (~10 ms on this disk) and would land inside some unlucky add_turn. Every
+  CHECKPOINT_EVERY writes a PASSIVE checkpoint runs in a worker thread on a short-lived second
+  connection (it never blocks the main one); SQLite's automatic checkpoint remains as a backstop.
 """
 
 from __future__ import annotations
