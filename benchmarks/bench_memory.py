@@ -66,14 +66,14 @@ def seed(path: Path, n_turns: int, rng: random.Random) -> None:
         "inv_type, phase, status, lead, turn_count, created_at, updated_at) "
         "VALUES (?, ?, 'investigation', ?, ?, ?, ?, ?, 'general', 'complete', 'complete', "
         "'sophia', 100, ?, ?)",
-        ((f"inv-{i}", chan, *PLACE, f"17000.{i}", f"question {i}", now, now)
+        ((f"seed-{i}", chan, *PLACE, f"17000.{i}", f"question {i}", now, now)
          for i in range(n_threads)),
     )
     texts = make_texts(rng, n_turns)
     # RETURNING rows are not wanted here (executemany refuses them)
     insert = INSERT_TURN.replace("RETURNING id, seq", "")
     db.executemany(insert, (
-        turn_params(TurnRecord(thread_id=f"inv-{i // 100}", role=TurnRole.PERSONA,
+        turn_params(TurnRecord(thread_id=f"seed-{i // 100}", role=TurnRole.PERSONA,
                                author="sophia", mode="researcher", text=t))
         for i, t in enumerate(texts)))
     db.commit()

@@ -55,7 +55,7 @@ class Engine:
         unfinished = await self.memory.unfinished_tasks()
         for stored in unfinished:
             if stored.task.platform in self.poster.outboxes:
-                self._schedule(stored)
+                self._schedule(stored, resumed=True)
         return len(unfinished)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -92,23 +92,23 @@ class Engine:
         while self._jobs:
             await asyncio.gather(*list(self._jobs), return_exceptions=True)
 
-    def _schedule(self, stored: StoredTask) -> asyncio.Task:
-        job = asyncio.create_task(self._work(stored), name=f"task-{stored.id}")
+    def _schedule(self, stored: StoredTask, resumed: bool = False) -> asyncio.Task:
+        job = asyncio.create_task(self._work(stored, resumed), name=f"task-{stored.id}")
         self._jobs.add(job)
         job.add_done_callback(self._jobs.discard)
         return job
 
-    async def _work(self, stored: StoredTask) -> ThreadRecord | None:
+    async def _work(self, stored: StoredTask, resumed: bool) -> ThreadRecord | None:
         async with self.lanes.hold(stored.task.thread_key):
-            return await self._process(stored)
+            return await self._process(stored, resumed)
 
-    async def _process(self, stored: StoredTask) -> ThreadRecord | None:
+    async def _process(self, stored: StoredTask, resumed: bool = False) -> ThreadRecord | None:
         task = stored.task
         named, rest = self.personas.split_addressee(task.text)
         if task.persona:
             named = self.personas.get(task.persona) or named
         text, clipped = clip_for_model(rest)
-        job = Job(task_id=stored.id, task=task, text=text, clipped=clipped, persona=named)
+        job = Job(task_id=stored.id, task=task, text=text, clipped=clipped, persona=named, resumed=resumed)
         await self.memory.set_task_status(stored.id, TaskStatus.RUNNING)
         try:
             rec = await self._dispatch(job, named)

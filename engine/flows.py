@@ -50,6 +50,11 @@ class Job:
     persona: Persona | None = None  # who is speaking now
     thread: ThreadRecord | None = None
     step: int = 0
+    resumed: bool = False  # picked up again after a restart: look for work already done
+
+    async def earlier_turn(self, memory, step: int):
+        """The turn this task already produced at `step`, if it is being resumed."""
+        return await memory.turn_for_task(self.task_id, step) if self.resumed else None
 
 
 class Flows:
@@ -79,7 +84,7 @@ class Flows:
         )
 
     async def post(self, job: Job, reply: Reply):
-        return await self.poster.post(reply, task_id=job.task_id, thread=job.thread)
+        return await self.poster.post(reply, task_id=job.task_id, thread=job.thread, check_earlier=job.resumed)
 
     async def recall(self, job: Job, rec: ThreadRecord, query: str) -> list[Recollection]:
         t = job.task
@@ -88,7 +93,7 @@ class Flows:
         )
 
     async def human_turn(self, job: Job, rec: ThreadRecord, text: str) -> None:
-        if text and await self.memory.turn_for_task(job.task_id, 0) is None:
+        if text and await job.earlier_turn(self.memory, 0) is None:
             await self.memory.add_turn(
                 TurnRecord(thread_id=rec.id, task_id=job.task_id, step=0, role=TurnRole.HUMAN, author=job.task.user, text=text)
             )
@@ -116,7 +121,7 @@ class Flows:
         job.step = 1
         turns = await self.memory.turns(rec.id)
         await self.human_turn(job, rec, t.text.strip())
-        turn = await self.memory.turn_for_task(job.task_id, 1)
+        turn = await job.earlier_turn(self.memory, 1)
         if turn is None:
             await self.poster.working(t.platform, persona.voice, t.channel, rec.thread)
             recalled = await self.recall(job, rec, job.text)
@@ -195,7 +200,7 @@ class Flows:
         step = 1
         while True:
             job.step = step
-            turn = await self.memory.turn_for_task(job.task_id, step)
+            turn = await job.earlier_turn(self.memory, step)
             turns = await self.memory.turns(rec.id)
             if turn is None:
                 if rec.status not in (ThreadStatus.ACTIVE,):

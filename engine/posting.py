@@ -33,9 +33,15 @@ class Poster:
         except KeyError:
             raise NoOutbox(f"no outbox registered for platform {platform!r}") from None
 
-    async def post(self, reply: Reply, *, task_id: int | None, thread: ThreadRecord | None) -> PostedMessage:
-        """Post once per key. Returns the (possibly earlier) posted message."""
-        if reply.key:
+    async def post(
+        self, reply: Reply, *, task_id: int | None, thread: ThreadRecord | None, check_earlier: bool = True
+    ) -> PostedMessage:
+        """Post once per key. Returns the (possibly earlier) posted message.
+
+        Keys name what is posted (a turn, a root, a notice of one task), so only a task resumed
+        after a restart can meet a key already posted: fresh work skips the lookup.
+        """
+        if reply.key and check_earlier:
             earlier = await self.memory.post_for_key(reply.key)
             if earlier is not None:
                 return PostedMessage(message_id=earlier, thread=reply.thread or earlier)
