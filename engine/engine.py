@@ -109,24 +109,29 @@ class Engine:
             named = self.personas.get(task.persona) or named
         text, clipped = clip_for_model(rest)
         job = Job(task_id=stored.id, task=task, text=text, clipped=clipped, persona=named, resumed=resumed)
-        await self.memory.set_task_status(stored.id, TaskStatus.RUNNING)
+        status, error, rec = TaskStatus.DONE, None, None
         try:
+            await self.memory.set_task_status(stored.id, TaskStatus.RUNNING)
             rec = await self._dispatch(job, named)
         except ProviderError as e:
             await self._report_failure(job, e.reason)
-            await self.memory.set_task_status(stored.id, TaskStatus.FAILED, f"{e.kind}: {e.reason}")
-            return job.thread
+            status, error = TaskStatus.FAILED, f"{e.kind}: {e.reason}"
         except NoOutbox:
             log.error("task %s: no outbox for platform %r", stored.id, task.platform)
-            await self.memory.set_task_status(stored.id, TaskStatus.FAILED, "no outbox for platform")
-            return job.thread
+            status, error = TaskStatus.FAILED, "no outbox for platform"
+        except KeyError as e:
+            # the channel was forgotten while this task ran: its records are gone, and so is the work
+            log.info("task %s: its records were removed while it ran (%s)", stored.id, e)
+            return None
         except Exception as e:  # noqa: BLE001 - a bug must not kill the worker or leak a trace
             log.exception("task %s failed", stored.id)
             await self._report_failure(job, "Something went wrong on my side (the details are in the bot's log).")
-            await self.memory.set_task_status(stored.id, TaskStatus.FAILED, f"internal: {e.__class__.__name__}")
-            return job.thread
-        await self.memory.set_task_status(stored.id, TaskStatus.DONE)
-        return rec
+            status, error = TaskStatus.FAILED, f"internal: {e.__class__.__name__}"
+        try:
+            await self.memory.set_task_status(stored.id, status, error)
+        except KeyError:
+            log.info("task %s: forgotten before it finished", stored.id)
+        return rec if status == TaskStatus.DONE else job.thread
 
     async def _report_failure(self, job: Job, reason: str) -> None:
         """Tell the thread in the speaking persona's voice, and leave the thread resumable."""

@@ -333,3 +333,23 @@ async def test_a_reply_during_the_opening_turns_waits_for_them(memory):
     rec = await memory.find_thread("test", "W1", "C1", "m1")
     roles = [t.role for t in await memory.turns(rec.id)]
     assert roles[:5] == [TurnRole.HUMAN, TurnRole.PERSONA, TurnRole.PERSONA, TurnRole.PERSONA, TurnRole.HUMAN]
+
+
+async def test_forgetting_a_channel_while_a_turn_runs_loses_nothing_else(memory):
+    gate = asyncio.Event()
+
+    async def wait_then_answer(request):
+        await gate.wait()
+        return ModelResponse(text=by_mode(request))
+
+    provider = ScriptedProvider()
+    provider.generate = wait_then_answer  # type: ignore[method-assign]
+    engine, outbox = await make(memory, provider)
+    await engine.submit(task("sophia, a question", channel="doomed"))
+    await asyncio.sleep(0.05)
+    await engine.memory_forget("test", "W1", "doomed")
+    gate.set()
+    await engine.wait_idle()  # no exception escapes the worker
+    assert await memory.list_threads("test", "W1", "doomed") == []
+    await engine.run(task("sophia, still here?", channel="kept"))
+    assert outbox.posts[-1].kind == ReplyKind.ANSWER
