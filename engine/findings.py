@@ -9,6 +9,7 @@ or a list of errors we can send back to the model.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from functools import total_ordering
 from typing import Any
@@ -229,3 +230,24 @@ def validation_problems(error: ValidationError) -> list[str]:
         msg = e["msg"].removeprefix("Value error, ")
         problems.append(f"{where}: {msg}")
     return problems
+
+
+_FENCE_RE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
+
+
+def extract_json(text: str) -> str:
+    """The JSON object inside a reply: strip ```json fences, take the outermost {...}.
+
+    When there is no object, the text comes back as it was: the engine's repair loop will tell
+    the model what was wrong, so nothing here raises.
+    """
+    stripped = text.strip()
+    if stripped.startswith("{") and stripped.endswith("}"):
+        return stripped
+    fenced = _FENCE_RE.search(stripped)
+    if fenced:
+        stripped = fenced.group(1).strip()
+    start, end = stripped.find("{"), stripped.rfind("}")
+    if start == -1:
+        return stripped
+    return stripped[start : end + 1] if end > start else stripped[start:]  # cut off: keep the start

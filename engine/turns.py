@@ -8,13 +8,12 @@ never dropped.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
-from engine.findings import validation_problems
+from engine.findings import extract_json, validation_problems
 from engine.modes import CONVERSATION_MAX_TOKENS, CONVERSATION_TEMPERATURE, MODES, Mode
 from engine.personas import Persona, render_prompt
 from engine.ports import ChatMessage, ModelRequest, ModelResponse, Provider, Usage
@@ -41,17 +40,7 @@ class TurnOutcome:
 
 def parse_json_object(text: str) -> Any:
     """The JSON object in a model's reply, tolerating ```json fences and chatter around it."""
-    stripped = text.strip()
-    fenced = re.search(r"```(?:json)?\s*(.*?)```", stripped, re.DOTALL)
-    if fenced:
-        stripped = fenced.group(1).strip()
-    try:
-        return json.loads(stripped)
-    except json.JSONDecodeError:
-        start, end = stripped.find("{"), stripped.rfind("}")
-        if start == -1 or end <= start:
-            raise
-        return json.loads(stripped[start : end + 1])
+    return json.loads(extract_json(text))
 
 
 def _add(a: Usage, b: Usage) -> Usage:

@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 
 # sk-..., sk-ant-api03-..., sk-proj-..., and bearer tokens: anything that looks like a key.
 _KEY_RE = re.compile(r"\b(?:sk|rk|pk)-[A-Za-z0-9_\-]{6,}|\bBearer\s+[A-Za-z0-9._\-]{8,}", re.IGNORECASE)
-_FENCE_RE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _NAME_RE = re.compile(r"[^a-zA-Z0-9_-]")
 
 #: The longest piece of a provider's own error message we pass on to people.
@@ -53,24 +52,6 @@ def error_message(body: object, fallback: str) -> str:
 def tool_name(schema_name: str | None) -> str:
     """A name both APIs accept for a tool or a response format (^[a-zA-Z0-9_-]{1,64}$)."""
     return (_NAME_RE.sub("_", schema_name or "finding") or "finding")[:64]
-
-
-def extract_json(text: str) -> str:
-    """The JSON object inside a reply: strip ```json fences, take the outermost {...}.
-
-    When there is no object, the text comes back as it was: the engine's repair loop will tell
-    the model what was wrong, so nothing here raises.
-    """
-    stripped = text.strip()
-    if stripped.startswith("{") and stripped.endswith("}"):
-        return stripped
-    fenced = _FENCE_RE.search(stripped)
-    if fenced:
-        stripped = fenced.group(1).strip()
-    start, end = stripped.find("{"), stripped.rfind("}")
-    if start == -1:
-        return stripped
-    return stripped[start : end + 1] if end > start else stripped[start:]  # cut off: keep the start
 
 
 def schema_instructions(schema: dict[str, Any]) -> str:

@@ -23,7 +23,8 @@ from engine.ports import (
     ProviderUnavailable,
     Usage,
 )
-from engine.providers._shared import extract_json, host_of, map_sdk_error, scrub, tool_name
+from engine.findings import extract_json
+from engine.providers._shared import host_of, map_sdk_error, scrub, tool_name
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic

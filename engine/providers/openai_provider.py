@@ -24,9 +24,9 @@ from engine.ports import (
     ProviderUnavailable,
     Usage,
 )
+from engine.findings import extract_json
 from engine.providers._shared import (
     error_message,
-    extract_json,
     host_of,
     map_sdk_error,
     schema_instructions,
