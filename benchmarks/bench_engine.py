@@ -59,17 +59,21 @@ class NullOutbox:
 
 
 class SlowModel:
-    """The offline provider behind a fixed delay: a model that takes `delay` seconds a call."""
+    """A remote model that takes `delay` seconds a call. Its answers are made once up front (by
+    the offline provider), so the model's own work is not counted as the engine's."""
 
     name = "slow"
 
     def __init__(self, delay: float) -> None:
         self.delay = delay
         self.inner = OfflineProvider()
+        self.canned: dict[str | None, ModelResponse] = {}
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
+        if request.schema_name not in self.canned:
+            self.canned[request.schema_name] = await self.inner.generate(request)
         await asyncio.sleep(self.delay)
-        return await self.inner.generate(request)
+        return self.canned[request.schema_name]
 
     async def aclose(self) -> None:
         pass

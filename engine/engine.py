@@ -111,7 +111,8 @@ class Engine:
         job = Job(task_id=stored.id, task=task, text=text, clipped=clipped, persona=named, resumed=resumed)
         status, error, rec = TaskStatus.DONE, None, None
         try:
-            await self.memory.set_task_status(stored.id, TaskStatus.RUNNING)
+            if resumed:  # fresh tasks go straight from accepted to done: one write fewer a task
+                await self.memory.set_task_status(stored.id, TaskStatus.RUNNING)
             rec = await self._dispatch(job, named)
         except ProviderError as e:
             await self._report_failure(job, e.reason)

@@ -51,6 +51,7 @@ class Job:
     thread: ThreadRecord | None = None
     step: int = 0
     resumed: bool = False  # picked up again after a restart: look for work already done
+    recalled: list[Recollection] | None = None  # channel memory found for this task, reused per turn
 
     async def earlier_turn(self, memory, step: int):
         """The turn this task already produced at `step`, if it is being resumed."""
@@ -109,7 +110,8 @@ class Flows:
         if rec is None:
             route = self.personas.route_by_domain(job.text)
             lead = speaker or self.personas[route.persona]
-            rec = await self.memory.get_thread(f"conv-{job.task_id}") or await self.memory.create_thread(
+            earlier = await self.memory.get_thread(f"conv-{job.task_id}") if job.resumed else None
+            rec = earlier or await self.memory.create_thread(
                 ThreadRecord(
                     id=f"conv-{job.task_id}", kind=ThreadKind.CONVERSATION, platform=t.platform, workspace=t.workspace,
                     channel=t.channel, thread=t.thread or t.message_id or t.event_id, title=job.text[:200], lead=lead.name,
@@ -165,7 +167,7 @@ class Flows:
 
     async def open_investigation(self, job: Job, named: Persona | None) -> ThreadRecord:
         t = job.task
-        rec = await self.memory.get_thread(f"inv-{job.task_id}")
+        rec = await self.memory.get_thread(f"inv-{job.task_id}") if job.resumed else None
         if rec is None:
             route = self.personas.route_by_domain(job.text)
             lead = named or self.personas[route.persona]
@@ -198,10 +200,10 @@ class Flows:
         cfg = self.config
         job.thread = rec
         step = 1
+        turns = await self.memory.turns(rec.id)
         while True:
             job.step = step
             turn = await job.earlier_turn(self.memory, step)
-            turns = await self.memory.turns(rec.id)
             if turn is None:
                 if rec.status not in (ThreadStatus.ACTIVE,):
                     break
@@ -235,8 +237,10 @@ class Flows:
         persona = speaker or self.cast(mode)
         job.persona = persona
         await self.poster.working(job.task.platform, persona.voice, job.task.channel, rec.thread)
-        latest = next((t.text for t in reversed(turns) if t.role == TurnRole.HUMAN), rec.title)
-        recalled = await self.recall(job, rec, f"{rec.title} {latest[:500]}")
+        if job.recalled is None:  # the same question all through this task: look it up once
+            latest = next((t.text for t in reversed(turns) if t.role == TurnRole.HUMAN), rec.title)
+            job.recalled = await self.recall(job, rec, f"{rec.title} {latest[:500]}")
+        recalled = job.recalled
         context = (
             f"Investigation {rec.id} ({rec.inv_type}): {rec.title}\n"
             f"Phase: {MODE_PHASE[mode].value}. This is turn {rec.turn_count + 1} of at most {self.config.max_turns}.\n\n"

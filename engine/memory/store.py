@@ -3,9 +3,10 @@
 Why it is built this way:
 
 - One connection in autocommit mode. Almost every write is a single SQL statement (triggers do the
-  bookkeeping), so it is atomic on its own and costs one hop to aiosqlite's worker thread, with no
-  separate COMMIT hop. The few multi-statement writes hold `_write_lock`, and so does every other
-  write, so nothing slips into (or is rolled back with) someone else's transaction.
+  bookkeeping), so it is atomic on its own. Those writes go through group commit (`_write`):
+  alone, a statement is its own transaction with no separate COMMIT hop; under load, the ones
+  that arrived meanwhile share one transaction. The few multi-statement writes hold
+  `_write_lock`, and so does each batch, so nothing slips into someone else's transaction.
 - `accept_task` uses group commit: the calls that arrive while a batch is being written wait and
   are then written together, as one INSERT over a JSON array, in one transaction.
 - Recall must cost the same with 100,000 turns in a channel as with none, so it never lets FTS5
@@ -371,6 +372,8 @@ class SQLiteMemory:
         self._write_lock = asyncio.Lock()
         self._accept_queue: list[tuple[Task, asyncio.Future[Accepted]]] = []
         self._accept_flusher: asyncio.Task[None] | None = None
+        self._write_queue: list[tuple[str, Any, asyncio.Future[list[Any]]]] = []
+        self._write_flusher: asyncio.Task[None] | None = None
         self._writes = 0
         self._checkpointer: asyncio.Future[None] | None = None
 
@@ -412,8 +415,9 @@ class SQLiteMemory:
         return cls(db, path)
 
     async def close(self) -> None:
-        if self._accept_flusher is not None:
-            await asyncio.gather(self._accept_flusher, return_exceptions=True)
+        for flusher in (self._accept_flusher, self._write_flusher):
+            if flusher is not None:
+                await asyncio.gather(flusher, return_exceptions=True)
         if self._checkpointer is not None:
             await asyncio.gather(self._checkpointer, return_exceptions=True)
         await self._db.close()  # the last connection checkpoints and removes the WAL
@@ -431,11 +435,54 @@ class SQLiteMemory:
         return list(await self._db.execute_fetchall(sql, params))
 
     async def _write(self, sql: str, params: Any = ()) -> list[Any]:
-        """One statement, one transaction (autocommit); RETURNING rows come back."""
-        async with self._write_lock:
-            rows = list(await self._db.execute_fetchall(sql, params))
-        self._wrote()
-        return rows
+        """One statement, durable when this returns; RETURNING rows come back.
+
+        Group commit: statements that arrive while a batch is being written are written next,
+        together, in one transaction. Alone, a statement is its own (autocommit) transaction;
+        under load (200 investigations whose model calls all return at once) the commits are
+        shared instead of queueing one by one behind the single connection.
+        """
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._write_queue.append((sql, params, future))
+        if self._write_flusher is None or self._write_flusher.done():
+            self._write_flusher = asyncio.create_task(self._flush_writes())
+        return await future
+
+    async def _flush_writes(self) -> None:
+        while self._write_queue:
+            batch, self._write_queue = self._write_queue, []
+            outcomes: list[tuple[asyncio.Future[list[Any]], Any]] = []
+            try:
+                async with self._write_lock:
+                    if len(batch) == 1:
+                        sql, params, future = batch[0]
+                        try:
+                            outcomes.append((future, list(await self._db.execute_fetchall(sql, params))))
+                        except sqlite3.Error as exc:
+                            outcomes.append((future, exc))
+                    else:
+                        await self._db.execute("BEGIN IMMEDIATE")
+                        try:
+                            for sql, params, future in batch:
+                                try:  # a failing statement is undone alone; the batch goes on
+                                    outcomes.append((future, list(await self._db.execute_fetchall(sql, params))))
+                                except sqlite3.Error as exc:
+                                    outcomes.append((future, exc))
+                            await self._db.execute("COMMIT")
+                        except BaseException:
+                            if self._db.in_transaction:
+                                await self._db.execute("ROLLBACK")
+                            raise
+            except Exception as exc:  # noqa: BLE001 - every caller in the batch hears it
+                outcomes = [(future, exc) for _, _, future in batch]
+            for future, result in outcomes:
+                if future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+            self._wrote()
 
     # -- tasks -----------------------------------------------------------------------------------
 
