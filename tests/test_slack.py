@@ -238,7 +238,7 @@ async def test_a_mention_names_a_persona_in_any_case_and_she_answers_in_the_thre
     [placeholder] = rig.api.posts()
     assert placeholder["thread_ts"] == event["ts"]
     assert placeholder["username"] == persona
-    assert placeholder["icon_url"].endswith(f"{persona.lower()}.png")
+    assert placeholder["icon_emoji"] == rig.engine.personas[persona].avatar.emoji
     assert "thinking" in placeholder["text"]
     [update] = rig.api.of("chat.update")
     assert update["ts"] == placeholder.response["ts"] and update["channel"] == "C0GENERAL"
@@ -260,12 +260,13 @@ async def test_an_unknown_persona_and_an_empty_mention_go_to_the_engine_as_they_
     assert [t.text for t in rig.engine.tasks] == ["bob, what do you think?", ""]
 
 
-async def test_the_persona_icon_falls_back_to_her_emoji_without_an_avatar_url(rig: Rig) -> None:
-    voice = rig.engine.personas["sophia"].voice.model_copy(update={"avatar_url": None})
+async def test_an_avatar_url_replaces_the_emoji(rig: Rig) -> None:
+    url = "https://example.com/sophia.png"
+    voice = rig.engine.personas["sophia"].voice.model_copy(update={"avatar_url": url})
     reply = Reply(kind=ReplyKind.ANSWER, voice=voice, platform="slack", workspace=TEAM, channel="C1", thread="1.1", text="hi")
     await rig.adapter.outbox.post(reply)
     [post] = rig.api.posts()
-    assert post["icon_emoji"] == ":microscope:" and "icon_url" not in post.params and post["username"] == "Sophia"
+    assert post["icon_url"] == url and "icon_emoji" not in post.params and post["username"] == "Sophia"
 
 
 # --- threads, DMs and what is ignored ----------------------------------------------------------
