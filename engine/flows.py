@@ -130,7 +130,7 @@ class Flows:
             outcome = await conversation_turn(
                 self.provider, persona, question=job.text,
                 memory=memory_text(recalled, self.config.context_tokens // 4),
-                history=self._chat_history(turns, self.config.context_tokens // 2),
+                history=self._chat_history([x for x in turns if x.task_id != job.task_id], self.config.context_tokens // 2),
             )
             turn = await self.memory.add_turn(self._turn_record(job, rec, persona, outcome, route={
                 "mode": "conversation", "persona": persona.name, "reasons": [self._why(job, persona, rec)],
@@ -160,7 +160,9 @@ class Flows:
         if job.task.persona or self.personas.split_addressee(job.task.text)[0]:
             return f"{persona.display_name} was named"
         if rec.lead == persona.name:
-            return f"{persona.display_name} leads this thread"
+            route = self.personas.route_by_domain(rec.title)  # deterministic: the same as at the start
+            how = route.reason if route.persona == persona.name else "she was named when it began"
+            return f"{persona.display_name} leads this thread ({how})"
         return f"{persona.display_name} was replied to"
 
     # --- investigations -----------------------------------------------------------------------

@@ -72,8 +72,11 @@ async def test_named_persona_answers_in_the_thread_and_follow_ups_continue(memor
 @pytest.mark.parametrize("text, persona", [("how do we grow sales in Q3?", "karen"), ("analyse this survey data", "sophia"), ("what next?", "cherry")])
 async def test_domain_router_chooses_when_nobody_is_named(memory, text, persona):
     engine, outbox = await make(memory, ScriptedProvider(fallback=by_mode))
-    await engine.run(task(text))
+    rec = await engine.run(task(text))
     assert outbox.posts[-1].voice.name == persona
+    [turn] = [t for t in await memory.turns(rec.id) if t.role == TurnRole.PERSONA]
+    assert turn.route["persona"] == persona
+    assert ("domain words" if persona != "cherry" else "no domain words") in turn.route["reasons"][0]
 
 
 async def test_a_reply_to_a_personas_message_goes_to_her(memory):
