@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.memory import SQLiteMemory, TaskStatus, ThreadRecord, TurnRecord, TurnRole
-from engine.memory.store import INSERT_TURN, _ts, turn_params
+from engine.memory.schema import INSERT_TURN, _ts, turn_params
 from engine.models import Task, utcnow
 
 PLACE = ("slack", "T01", "C01")

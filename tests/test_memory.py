@@ -20,7 +20,8 @@ from engine.memory import (
     TurnRole,
     fts_terms,
 )
-from engine.memory.store import PER_TERM, SCHEMA_VERSION
+from engine.memory.recall import PER_TERM
+from engine.memory.schema import SCHEMA_VERSION
 from engine.models import Task, utcnow
 
 SLACK = ("slack", "T1", "C1")

@@ -1,5 +1,6 @@
 """The engine's memory: SQLite (through aiosqlite) and the records it stores."""
 
+from engine.memory.recall import fts_terms
 from engine.memory.records import (
     ForgetResult,
     Phase,
@@ -13,7 +14,7 @@ from engine.memory.records import (
     TurnRecord,
     TurnRole,
 )
-from engine.memory.store import SQLiteMemory, fts_terms
+from engine.memory.store import SQLiteMemory
 
 __all__ = [
     "ForgetResult",

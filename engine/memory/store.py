@@ -1,5 +1,8 @@
 """SQLite memory: tasks, threads, turns, posts and per-channel recall, via one aiosqlite connection.
 
+The schema and the row <-> record conversion live in `engine.memory.schema`; recall's terms, SQL
+and ranking in `engine.memory.recall`. This module holds `SQLiteMemory`, which runs them.
+
 Why it is built this way:
 
 - One connection in autocommit mode. Almost every write is a single SQL statement (triggers do the
@@ -9,11 +12,6 @@ Why it is built this way:
   `_write_lock`, and so does each batch, so nothing slips into someone else's transaction.
 - `accept_task` uses group commit: the calls that arrive while a batch is being written wait and
   are then written together, as one INSERT over a JSON array, in one transaction.
-- Recall must cost the same with 100,000 turns in a channel as with none, so it never lets FTS5
-  rank every matching row (bm25 over 100k matches takes ~150 ms). Each channel owns a contiguous
-  range of FTS rowids (`channel id << 32`, its turns numbered downwards from the top so that the
-  newest comes first in FTS5's natural order), which gives isolation for free and lets every
-  search seek straight into its channel; the candidates are bounded (see `recall`).
 - WAL checkpoints fsync (~10 ms on this disk) and would land inside some unlucky add_turn. Every
   CHECKPOINT_EVERY writes a PASSIVE checkpoint runs in a worker thread on a short-lived second
   connection (it never blocks the main one); SQLite's automatic checkpoint remains as a backstop.
@@ -25,16 +23,15 @@ import asyncio
 import json
 import logging
 import math
-import re
 import sqlite3
-import unicodedata
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from engine.memory.recall import PER_TERM, _phrase, _recall_sql, excerpt, fts_terms
 from engine.memory.records import (
     ForgetResult,
     Recollection,
@@ -45,306 +42,25 @@ from engine.memory.records import (
     ThreadSummary,
     TurnRecord,
 )
+from engine.memory.schema import (
+    _SCHEMA,
+    _THREAD_COLS,
+    _TURN_COLS,
+    INSERT_TURN,
+    SCHEMA_VERSION,
+    _dt,
+    _thread,
+    _ts,
+    _turn,
+    turn_params,
+)
 from engine.models import Accepted, Task, utcnow
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE tasks (
-    id          INTEGER PRIMARY KEY,
-    platform    TEXT NOT NULL,
-    workspace   TEXT NOT NULL,
-    channel     TEXT NOT NULL,
-    event_id    TEXT NOT NULL,
-    status      TEXT NOT NULL,
-    error       TEXT,
-    body        TEXT NOT NULL,              -- the Task, as JSON
-    created_at  TEXT NOT NULL,
-    updated_at  TEXT NOT NULL,
-    UNIQUE (platform, workspace, event_id)
-);
-CREATE INDEX tasks_unfinished ON tasks (id) WHERE status IN ('accepted', 'running');
-CREATE INDEX tasks_channel ON tasks (platform, workspace, channel);
-
--- One row per channel that has threads: its FTS rowid range and the statistics recall needs.
-CREATE TABLE channels (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a forgotten range stays empty
-    platform    TEXT NOT NULL,
-    workspace   TEXT NOT NULL,
-    channel     TEXT NOT NULL,
-    docs        INTEGER NOT NULL DEFAULT 0,         -- turns numbered so far (the n of the last one)
-    tokens      INTEGER NOT NULL DEFAULT 0,         -- words in them (average length for bm25)
-    UNIQUE (platform, workspace, channel)
-);
-
-CREATE TABLE threads (
-    id          TEXT PRIMARY KEY,
-    chan        INTEGER NOT NULL REFERENCES channels (id),
-    kind        TEXT NOT NULL,
-    platform    TEXT NOT NULL,
-    workspace   TEXT NOT NULL,
-    channel     TEXT NOT NULL,
-    thread      TEXT,
-    title       TEXT NOT NULL,
-    inv_type    TEXT NOT NULL,
-    phase       TEXT NOT NULL,
-    status      TEXT NOT NULL,
-    lead        TEXT,
-    turn_count  INTEGER NOT NULL,
-    created_at  TEXT NOT NULL,
-    updated_at  TEXT NOT NULL
-);
-CREATE INDEX threads_platform_thread ON threads (platform, workspace, channel, thread);
-CREATE INDEX threads_channel ON threads (platform, workspace, channel, updated_at);
-CREATE INDEX threads_stalled ON threads (updated_at)
-    WHERE kind = 'investigation' AND status IN ('active', 'paused');
-
-CREATE TABLE turns (
-    id            INTEGER PRIMARY KEY,
-    thread_id     TEXT NOT NULL REFERENCES threads (id) ON DELETE CASCADE,
-    seq           INTEGER NOT NULL,
-    doc           INTEGER NOT NULL UNIQUE,      -- FTS rowid: (channel id << 32) + 2**32 - 1 - n
-    ntok          INTEGER NOT NULL,
-    task_id       INTEGER,
-    step          INTEGER NOT NULL,
-    role          TEXT NOT NULL,
-    author        TEXT NOT NULL,
-    mode          TEXT,
-    text          TEXT NOT NULL,
-    findings      TEXT,
-    structured    INTEGER NOT NULL,
-    confidence    TEXT,
-    route         TEXT,
-    input_tokens  INTEGER NOT NULL,
-    output_tokens INTEGER NOT NULL,
-    model         TEXT,
-    created_at    TEXT NOT NULL,
-    UNIQUE (thread_id, seq)
-);
-CREATE INDEX turns_task ON turns (task_id, step) WHERE task_id IS NOT NULL;
-
-CREATE VIRTUAL TABLE turns_fts USING fts5(
-    text, content = 'turns', content_rowid = 'doc',
-    tokenize = 'porter unicode61 remove_diacritics 2'
-);
-
-CREATE TRIGGER turns_ai AFTER INSERT ON turns BEGIN
-    INSERT INTO turns_fts (rowid, text) VALUES (new.doc, new.text);
-    UPDATE channels SET docs = docs + 1, tokens = tokens + new.ntok WHERE id = new.doc >> 32;
-END;
-CREATE TRIGGER turns_ad AFTER DELETE ON turns BEGIN
-    INSERT INTO turns_fts (turns_fts, rowid, text) VALUES ('delete', old.doc, old.text);
-END;
-CREATE TRIGGER turns_au AFTER UPDATE OF doc, text ON turns BEGIN
-    INSERT INTO turns_fts (turns_fts, rowid, text) VALUES ('delete', old.doc, old.text);
-    INSERT INTO turns_fts (rowid, text) VALUES (new.doc, new.text);
-END;
-
-CREATE TABLE posts (
-    id          INTEGER PRIMARY KEY,
-    key         TEXT NOT NULL,
-    task_id     INTEGER,
-    platform    TEXT NOT NULL,
-    workspace   TEXT NOT NULL,
-    channel     TEXT NOT NULL,
-    thread      TEXT,
-    message_id  TEXT NOT NULL,
-    persona     TEXT NOT NULL,
-    thread_id   TEXT,
-    created_at  TEXT NOT NULL,
-    UNIQUE (key, message_id)
-);
-CREATE INDEX posts_message ON posts (platform, workspace, channel, message_id);
-"""
-
-_THREAD_COLS = (
-    "id, kind, platform, workspace, channel, thread, title, inv_type, phase, status, lead, "
-    "turn_count, created_at, updated_at"
-)
-_TURN_COLS = (
-    "id, thread_id, seq, task_id, step, role, author, mode, text, findings, structured, "
-    "confidence, route, input_tokens, output_tokens, model, created_at"
-)
 _UNFINISHED = (TaskStatus.ACCEPTED.value, TaskStatus.RUNNING.value)
 
-# -- recall tuning ---------------------------------------------------------------------------
-MAX_QUERY_CHARS = 4_000  # only the start of a huge query is read for terms
-MAX_TERMS = 8
-PER_TERM = 24  # newest matches per term: bounds what recall reads, whatever the channel size
-BM25_K1, BM25_B = 1.2, 0.75
-HALF_LIFE_DAYS = 30.0
 CHECKPOINT_EVERY = 200  # write transactions between two background WAL checkpoints
-EXCERPT_CHARS = 300
-
-_WORD = re.compile(r"[^\W_]+")
-_STOPWORD_TEXT = """
-    a about above after again against all am an and any are as at be because been before being
-    below between both but by can could did do does doing down during each few for from further
-    had has have having he her here hers herself him himself his how i if in into is it its itself
-    just me more most my myself near no nor not now of off on once only or other our ours
-    ourselves out over own same she should so some such than that the their theirs them
-    themselves then there these they this those through to too under until up very was we were
-    what when where which while who whom why will with would you your yours yourself yourselves
-    let lets please hi hey hello thanks thank ok okay yes also get got one don
-"""
-_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
-
-
-def fts_terms(query: str) -> list[str]:
-    """The words of free user text worth searching for: normalised, no stopwords, no FTS syntax.
-
-    Only runs of letters and digits survive, so quotes, `*`, `^`, `:`, parentheses and emoji
-    are gone; operators (NEAR, AND, OR, NOT) are stopwords. At most MAX_TERMS, the longest first
-    when there are more (long words tend to be the specific ones).
-    """
-    if not isinstance(query, str):
-        return []
-    text = unicodedata.normalize("NFKC", query[:MAX_QUERY_CHARS]).casefold()
-    seen: dict[str, None] = {}
-    for word in _WORD.findall(text):
-        if word in _STOPWORDS or len(word) > 40 or (len(word) < 2 and word.isascii()):
-            continue
-        seen.setdefault(word, None)
-    terms = list(seen)
-    if len(terms) > MAX_TERMS:
-        keep = set(sorted(terms, key=len, reverse=True)[:MAX_TERMS])
-        terms = [t for t in terms if t in keep][:MAX_TERMS]
-    return terms
-
-
-def _phrase(term: str) -> str:
-    return '"' + term.replace('"', '""') + '"'
-
-
-def _ts(dt: datetime) -> str:
-    """A fixed-width UTC timestamp, so that text order is time order (naive means UTC)."""
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
-
-
-def _dt(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False, default=str)
-
-
-def _unjson(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def _thread(row: Iterable[Any]) -> ThreadRecord:
-    (id_, kind, platform, workspace, channel, thread, title, inv_type, phase, status, lead,
-     turn_count, created_at, updated_at) = row
-    return ThreadRecord(
-        id=id_, kind=kind, platform=platform, workspace=workspace, channel=channel, thread=thread,
-        title=title, inv_type=inv_type, phase=phase, status=status, lead=lead,
-        turn_count=turn_count, created_at=_dt(created_at), updated_at=_dt(updated_at),
-    )
-
-
-def _turn(row: Iterable[Any]) -> TurnRecord:
-    (id_, thread_id, seq, task_id, step, role, author, mode, text, findings, structured,
-     confidence, route, input_tokens, output_tokens, model, created_at) = row
-    return TurnRecord(
-        id=id_, thread_id=thread_id, seq=seq, task_id=task_id, step=step, role=role,
-        author=author, mode=mode, text=text, findings=_unjson(findings),
-        structured=bool(structured), confidence=confidence, route=_unjson(route),
-        input_tokens=input_tokens, output_tokens=output_tokens, model=model,
-        created_at=_dt(created_at),
-    )
-
-
-def excerpt(text: str, terms: list[str], size: int = EXCERPT_CHARS) -> str:
-    """About `size` characters of `text` around the first place a term (or its stem) appears."""
-    text = " ".join(text.split())
-    if len(text) <= size:
-        return text
-    folded = text.casefold()  # same length as text for all but a few exotic characters
-    hits = [folded.find(t[: max(4, len(t) - 3)]) for t in terms]
-    hits = [h for h in hits if h >= 0]
-    start = min(hits) if hits and len(folded) == len(text) else 0
-    start = max(0, start - size // 4)
-    if start:
-        space = text.find(" ", start, start + 40)
-        start = space + 1 if space >= 0 else start
-    end = min(len(text), start + size - 2)
-    if end < len(text):
-        space = text.rfind(" ", end - 40, end)
-        end = space if space > start else end
-    return ("…" if start else "") + text[start:end].strip() + ("…" if end < len(text) else "")
-
-
-_RECALL_BRANCH = """
-    SELECT * FROM (
-        SELECT {i} AS term, rowid AS doc FROM turns_fts
-        WHERE turns_fts MATCH :q{i}
-          AND rowid BETWEEN (SELECT lo FROM ch) AND (SELECT lo FROM ch) + 4294967295
-          AND rowid NOT IN (SELECT doc FROM ex)
-        ORDER BY rowid LIMIT :k)"""
-
-_RECALL = """
-WITH
-ch AS (SELECT id << 32 AS lo, docs AS n, max(1.0, tokens * 1.0 / max(docs, 1)) AS avgdl
-       FROM channels WHERE platform = :p AND workspace = :w AND channel = :c),
-ex AS (SELECT doc FROM turns WHERE thread_id = :ex),
-hits (term, doc) AS ({branches}),
-idf AS (
-    SELECT term, max(1e-6, ln(1 + (n - df + 0.5) / (df + 0.5))) AS w
-    FROM (SELECT term,
-                 CASE WHEN got < :k THEN got
-                      ELSE min(n, got * n * 1.0 / max(1, last - (lo + 4294967295 - n) + 1))
-                 END AS df,
-                 n
-          FROM (SELECT term, count(*) AS got, max(doc) AS last FROM hits GROUP BY term), ch)),
-cand AS (SELECT h.doc, sum(i.w) AS rel FROM hits AS h JOIN idf AS i USING (term) GROUP BY h.doc),
-best AS (
-    SELECT c.doc,
-           c.rel * {k1p1} / (1 + {k1} * (1 - {b} + {b} * t.ntok / (SELECT avgdl FROM ch)))
-             * (0.5 + 0.5 * pow(2, -max(0, julianday('now') - julianday(t.created_at)) / {half}))
-             AS score
-    FROM cand AS c JOIN turns AS t ON t.doc = c.doc
-    ORDER BY score DESC, c.doc LIMIT :limit)
-SELECT b.score, t.thread_id, th.title, t.author, t.mode, t.created_at, t.text
-FROM best AS b JOIN turns AS t ON t.doc = b.doc JOIN threads AS th ON th.id = t.thread_id
-ORDER BY b.score DESC, b.doc
-"""
-
-
-#: Stores one turn: next seq in its thread, next (downward) FTS rowid in its channel; the
-#: triggers index the text and count it in the channel. Parameters: `turn_params`.
-INSERT_TURN = """
-INSERT INTO turns (thread_id, seq, doc, ntok, task_id, step, role, author, mode, text, findings,
-                   structured, confidence, route, input_tokens, output_tokens, model, created_at)
-SELECT th.id,
-       coalesce((SELECT max(seq) FROM turns WHERE thread_id = th.id), 0) + 1,
-       (c.id << 32) + 4294967294 - c.docs,
-       ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
-FROM threads AS th JOIN channels AS c ON c.id = th.chan
-WHERE th.id = ?
-RETURNING id, seq
-"""
-
-
-def turn_params(turn: TurnRecord) -> tuple[Any, ...]:
-    return (
-        len(_WORD.findall(turn.text)), turn.task_id, turn.step, turn.role.value, turn.author,
-        turn.mode, turn.text, _json(turn.findings), int(turn.structured), turn.confidence,
-        _json(turn.route), turn.input_tokens, turn.output_tokens, turn.model,
-        _ts(turn.created_at), turn.thread_id,
-    )
-
-
-def _recall_sql(n_terms: int) -> str:
-    """The recall statement for n_terms terms (see `SQLiteMemory.recall`)."""
-    branches = " UNION ALL ".join(_RECALL_BRANCH.format(i=i) for i in range(n_terms))
-    return _RECALL.format(
-        branches=branches, k1=BM25_K1, k1p1=BM25_K1 + 1, b=BM25_B, half=HALF_LIFE_DAYS
-    )
 
 
 def _checkpoint(path: Path) -> None:
@@ -797,30 +513,9 @@ class SQLiteMemory:
     ) -> list[Recollection]:
         """Earlier turns of this channel (never another one) that bear on `query`, best first.
 
-        Candidates: for each query term (see `fts_terms`), the PER_TERM newest turns of the
-        channel that contain it, outside `exclude_thread`. A channel's turns are numbered
-        downwards inside its own FTS rowid range, so "newest first" is FTS5's natural order: it
-        seeks into the channel, reads PER_TERM entries and stops. The cost does not grow with
-        the channel. A rare term brings all its turns, however old; a common one its newest.
-
-        Score of a candidate d, with N turns in the channel and avgdl their mean length in words:
-
-            idf(t)       = ln(1 + (N - df(t) + 0.5) / (df(t) + 0.5))          (FTS5's bm25 idf)
-            relevance(d) = sum over query terms t found in d of
-                           idf(t) * (k1 + 1) / (1 + k1 * (1 - b + b * len(d) / avgdl))
-            score(d)     = relevance(d) * (0.5 + 0.5 * 2 ** (-age_days(d) / 30))
-
-        That is bm25 (k1 = 1.2, b = 0.75) with each found term counted once, times a recency
-        factor whose bonus halves every 30 days: a fresh turn counts up to twice an ancient one
-        of the same relevance, so relevance leads and recency breaks near-ties (and exact ties go
-        to the newer turn). df(t) is exact when fewer than PER_TERM turns contain t; otherwise it
-        is extrapolated from how far back its PER_TERM newest reach. A term counts as found in d
-        when d is among that term's candidates: exact except for common terms, whose idf is
-        small anyway. FTS5's own bm25() is not used because it ranks every match and computes
-        its idf over the whole table: ~150 ms for a common word among 100k turns.
-
-        One SQL statement, one hop to the database thread. Weird input never raises: a query
-        without usable words, or anything SQLite rejects, gives [].
+        How candidates are found and scored: see `engine.memory.recall`. One SQL statement, one
+        hop to the database thread. Weird input never raises: a query without usable words, or
+        anything SQLite rejects, gives [].
         """
         try:
             terms = fts_terms(query)

@@ -1,0 +1,202 @@
+"""The memory's SQLite schema, and the conversion between its rows and the records.
+
+Each channel that has threads gets a row in `channels` and, with it, a contiguous range of FTS
+rowids (`channel id << 32`); its turns are numbered downwards from the top of that range, so that
+the newest comes first in FTS5's natural order (why: `engine.memory.recall`). Triggers keep the
+FTS index and the channel's statistics up to date.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from engine.memory.recall import _WORD
+from engine.memory.records import ThreadRecord, TurnRecord
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE tasks (
+    id          INTEGER PRIMARY KEY,
+    platform    TEXT NOT NULL,
+    workspace   TEXT NOT NULL,
+    channel     TEXT NOT NULL,
+    event_id    TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    error       TEXT,
+    body        TEXT NOT NULL,              -- the Task, as JSON
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    UNIQUE (platform, workspace, event_id)
+);
+CREATE INDEX tasks_unfinished ON tasks (id) WHERE status IN ('accepted', 'running');
+CREATE INDEX tasks_channel ON tasks (platform, workspace, channel);
+
+-- One row per channel that has threads: its FTS rowid range and the statistics recall needs.
+CREATE TABLE channels (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a forgotten range stays empty
+    platform    TEXT NOT NULL,
+    workspace   TEXT NOT NULL,
+    channel     TEXT NOT NULL,
+    docs        INTEGER NOT NULL DEFAULT 0,         -- turns numbered so far (the n of the last one)
+    tokens      INTEGER NOT NULL DEFAULT 0,         -- words in them (average length for bm25)
+    UNIQUE (platform, workspace, channel)
+);
+
+CREATE TABLE threads (
+    id          TEXT PRIMARY KEY,
+    chan        INTEGER NOT NULL REFERENCES channels (id),
+    kind        TEXT NOT NULL,
+    platform    TEXT NOT NULL,
+    workspace   TEXT NOT NULL,
+    channel     TEXT NOT NULL,
+    thread      TEXT,
+    title       TEXT NOT NULL,
+    inv_type    TEXT NOT NULL,
+    phase       TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    lead        TEXT,
+    turn_count  INTEGER NOT NULL,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE INDEX threads_platform_thread ON threads (platform, workspace, channel, thread);
+CREATE INDEX threads_channel ON threads (platform, workspace, channel, updated_at);
+CREATE INDEX threads_stalled ON threads (updated_at)
+    WHERE kind = 'investigation' AND status IN ('active', 'paused');
+
+CREATE TABLE turns (
+    id            INTEGER PRIMARY KEY,
+    thread_id     TEXT NOT NULL REFERENCES threads (id) ON DELETE CASCADE,
+    seq           INTEGER NOT NULL,
+    doc           INTEGER NOT NULL UNIQUE,      -- FTS rowid: (channel id << 32) + 2**32 - 1 - n
+    ntok          INTEGER NOT NULL,
+    task_id       INTEGER,
+    step          INTEGER NOT NULL,
+    role          TEXT NOT NULL,
+    author        TEXT NOT NULL,
+    mode          TEXT,
+    text          TEXT NOT NULL,
+    findings      TEXT,
+    structured    INTEGER NOT NULL,
+    confidence    TEXT,
+    route         TEXT,
+    input_tokens  INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    model         TEXT,
+    created_at    TEXT NOT NULL,
+    UNIQUE (thread_id, seq)
+);
+CREATE INDEX turns_task ON turns (task_id, step) WHERE task_id IS NOT NULL;
+
+CREATE VIRTUAL TABLE turns_fts USING fts5(
+    text, content = 'turns', content_rowid = 'doc',
+    tokenize = 'porter unicode61 remove_diacritics 2'
+);
+
+CREATE TRIGGER turns_ai AFTER INSERT ON turns BEGIN
+    INSERT INTO turns_fts (rowid, text) VALUES (new.doc, new.text);
+    UPDATE channels SET docs = docs + 1, tokens = tokens + new.ntok WHERE id = new.doc >> 32;
+END;
+CREATE TRIGGER turns_ad AFTER DELETE ON turns BEGIN
+    INSERT INTO turns_fts (turns_fts, rowid, text) VALUES ('delete', old.doc, old.text);
+END;
+CREATE TRIGGER turns_au AFTER UPDATE OF doc, text ON turns BEGIN
+    INSERT INTO turns_fts (turns_fts, rowid, text) VALUES ('delete', old.doc, old.text);
+    INSERT INTO turns_fts (rowid, text) VALUES (new.doc, new.text);
+END;
+
+CREATE TABLE posts (
+    id          INTEGER PRIMARY KEY,
+    key         TEXT NOT NULL,
+    task_id     INTEGER,
+    platform    TEXT NOT NULL,
+    workspace   TEXT NOT NULL,
+    channel     TEXT NOT NULL,
+    thread      TEXT,
+    message_id  TEXT NOT NULL,
+    persona     TEXT NOT NULL,
+    thread_id   TEXT,
+    created_at  TEXT NOT NULL,
+    UNIQUE (key, message_id)
+);
+CREATE INDEX posts_message ON posts (platform, workspace, channel, message_id);
+"""
+
+_THREAD_COLS = (
+    "id, kind, platform, workspace, channel, thread, title, inv_type, phase, status, lead, "
+    "turn_count, created_at, updated_at"
+)
+_TURN_COLS = (
+    "id, thread_id, seq, task_id, step, role, author, mode, text, findings, structured, "
+    "confidence, route, input_tokens, output_tokens, model, created_at"
+)
+
+
+def _ts(dt: datetime) -> str:
+    """A fixed-width UTC timestamp, so that text order is time order (naive means UTC)."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def _dt(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _unjson(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _thread(row: Iterable[Any]) -> ThreadRecord:
+    (id_, kind, platform, workspace, channel, thread, title, inv_type, phase, status, lead,
+     turn_count, created_at, updated_at) = row
+    return ThreadRecord(
+        id=id_, kind=kind, platform=platform, workspace=workspace, channel=channel, thread=thread,
+        title=title, inv_type=inv_type, phase=phase, status=status, lead=lead,
+        turn_count=turn_count, created_at=_dt(created_at), updated_at=_dt(updated_at),
+    )
+
+
+def _turn(row: Iterable[Any]) -> TurnRecord:
+    (id_, thread_id, seq, task_id, step, role, author, mode, text, findings, structured,
+     confidence, route, input_tokens, output_tokens, model, created_at) = row
+    return TurnRecord(
+        id=id_, thread_id=thread_id, seq=seq, task_id=task_id, step=step, role=role,
+        author=author, mode=mode, text=text, findings=_unjson(findings),
+        structured=bool(structured), confidence=confidence, route=_unjson(route),
+        input_tokens=input_tokens, output_tokens=output_tokens, model=model,
+        created_at=_dt(created_at),
+    )
+
+
+#: Stores one turn: next seq in its thread, next (downward) FTS rowid in its channel; the
+#: triggers index the text and count it in the channel. Parameters: `turn_params`.
+INSERT_TURN = """
+INSERT INTO turns (thread_id, seq, doc, ntok, task_id, step, role, author, mode, text, findings,
+                   structured, confidence, route, input_tokens, output_tokens, model, created_at)
+SELECT th.id,
+       coalesce((SELECT max(seq) FROM turns WHERE thread_id = th.id), 0) + 1,
+       (c.id << 32) + 4294967294 - c.docs,
+       ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+FROM threads AS th JOIN channels AS c ON c.id = th.chan
+WHERE th.id = ?
+RETURNING id, seq
+"""
+
+
+def turn_params(turn: TurnRecord) -> tuple[Any, ...]:
+    return (
+        len(_WORD.findall(turn.text)), turn.task_id, turn.step, turn.role.value, turn.author,
+        turn.mode, turn.text, _json(turn.findings), int(turn.structured), turn.confidence,
+        _json(turn.route), turn.input_tokens, turn.output_tokens, turn.model,
+        _ts(turn.created_at), turn.thread_id,
+    )
+
