@@ -26,6 +26,7 @@ from slack_bolt.response import BoltResponse
 from adapters.slack import SlackAdapter
 from adapters.slack.pacing import ChannelPacer
 from adapters.slack.render import MAX_BLOCKS, MAX_SECTION_CHARS, MAX_TEXT_CHARS
+from adapters.slack.translate import RecentClicks
 from bot.settings import Settings
 from engine.memory.records import ForgetResult, Phase, ThreadKind, ThreadStatus, ThreadSummary
 from engine.models import Accepted, Action, Reply, ReplyKind, Task, TaskKind
@@ -437,6 +438,145 @@ async def test_buttons_on_a_root_post_use_the_post_as_the_thread(rig: Rig) -> No
     assert task.kind is TaskKind.CLOSE and task.thread == "1700000009.000100"
 
 
+ROOT_TS = "1600000000.000100"
+
+
+async def post_turn(rig: Rig, channel: str = "C0GENERAL") -> Any:
+    """A persona's investigation turn with its three buttons, posted through the outbox: the
+    recorded call is the message as a click hands it back (its ts, text and blocks)."""
+    actions = [
+        Action(kind=TaskKind.CHALLENGE, label="Challenge", investigation_id="inv-42"),
+        Action(kind=TaskKind.PLAN, label="Move to planning", investigation_id="inv-42"),
+        Action(kind=TaskKind.CLOSE, label="Close", investigation_id="inv-42"),
+    ]
+    reply = Reply(
+        kind=ReplyKind.TURN, voice=rig.engine.personas["sophia"].voice, platform="slack", workspace=TEAM, channel=channel,
+        thread=ROOT_TS, text="Sophia · researcher\nSign-ups fell on Mondays & only on mobile.", title="Sophia · researcher",
+        mode="researcher", investigation_id="inv-42", actions=actions,
+    )
+    posted = await rig.adapter.outbox.post(reply)
+    [call] = [p for p in rig.api.posts(channel) if p.response["ts"] == posted.message_id]
+    assert any(b["type"] == "actions" for b in call.blocks)
+    return call
+
+
+def click_on(turn: Any, **kw: Any) -> dict[str, Any]:
+    return dict(message_ts=turn.response["ts"], thread_ts=ROOT_TS, channel=turn["channel"], text=turn["text"], blocks=turn.blocks, **kw)
+
+
+def updates_of(rig: Rig, turn: Any, ok_only: bool = True) -> list[Any]:
+    return [c for c in rig.api.of("chat.update", ok_only=ok_only) if c["ts"] == turn.response["ts"]]
+
+
+async def test_a_click_submits_once_and_the_buttons_become_a_line_saying_who_asked(rig: Rig) -> None:
+    turn = await post_turn(rig)
+    response = await rig.click("orchestra_challenge", "inv-42", **click_on(turn))
+    assert response.status == 200
+    await rig.settle()
+
+    [task] = rig.engine.tasks
+    assert task.kind is TaskKind.CHALLENGE and task.message_id == turn.response["ts"] and task.thread == ROOT_TS
+    [update] = updates_of(rig, turn)
+    assert (update["channel"], update["ts"]) == ("C0GENERAL", turn.response["ts"])
+    assert update["text"] == turn["text"]  # the notification fallback, exactly as it was
+    at = next(n for n, b in enumerate(turn.blocks) if b["type"] == "actions")
+    assert update.blocks[:at] == turn.blocks[:at] and update.blocks[at + 1 :] == turn.blocks[at + 1 :]
+    assert update.blocks[at] == {"type": "context", "elements": [{"type": "mrkdwn", "text": "↪ Challenge requested by <@U0ALICE>"}]}
+    assert not any(b["type"] == "actions" for b in update.blocks)
+
+
+async def test_a_double_click_or_two_people_clicking_submit_one_task(rig: Rig) -> None:
+    turn = await post_turn(rig)
+    other = await post_turn(rig)
+    await asyncio.gather(
+        rig.click("orchestra_plan", "inv-42", **click_on(turn)),
+        rig.click("orchestra_plan", "inv-42", **click_on(turn)),  # the same button again
+        rig.click("orchestra_close", "inv-42", user="U0BOB", **click_on(turn)),  # someone else, another button
+    )
+    await rig.settle()
+    [task] = rig.engine.tasks
+    assert task.kind is TaskKind.PLAN and task.user == "U0ALICE"
+    [update] = updates_of(rig, turn)
+    assert "↪ Move to planning requested by <@U0ALICE>" in visible_text(update)
+
+    # the buttons of another message are another choice
+    await rig.click("orchestra_close", "inv-42", user="U0BOB", **click_on(other))
+    await rig.settle()
+    assert [t.kind for t in rig.engine.tasks] == [TaskKind.PLAN, TaskKind.CLOSE]
+    assert "↪ Close requested by <@U0BOB>" in visible_text(updates_of(rig, other)[0])
+
+
+async def test_a_message_counts_as_clicked_only_for_a_short_time(rig: Rig) -> None:
+    now = [100.0]
+    rig.adapter.listeners.clicks = RecentClicks(window=60, clock=lambda: now[0])
+    turn = await post_turn(rig)
+    await rig.click("orchestra_challenge", "inv-42", **click_on(turn))
+    now[0] += 59
+    await rig.click("orchestra_challenge", "inv-42", **click_on(turn))
+    await rig.settle()
+    assert len(rig.engine.tasks) == 1
+    now[0] += 2  # e.g. the update failed and the buttons are still there: a new click counts
+    await rig.click("orchestra_challenge", "inv-42", **click_on(turn))
+    await rig.settle()
+    assert len(rig.engine.tasks) == 2
+
+
+async def test_a_failed_update_never_fails_the_click_or_loses_the_task(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="adapters.slack.listeners")
+    turn = await post_turn(rig)
+    rig.api.fail("chat.update", "cant_update_message", times=2)  # ours, and the engine's answer racing it
+    response = await rig.click("orchestra_challenge", "inv-42", **click_on(turn))
+    await rig.settle()
+    assert response.status == 200
+    [task] = rig.engine.tasks
+    assert task.kind is TaskKind.CHALLENGE
+    [failed] = updates_of(rig, turn, ok_only=False)
+    assert failed.status != 200
+    assert any("cant_update_message" in r.getMessage() and turn.response["ts"] in r.getMessage() for r in caplog.records)
+
+
+async def test_the_update_is_paced_and_a_429_is_waited_out(rig: Rig) -> None:
+    turn = await post_turn(rig)
+    pacer = rig.adapter.outbox.pacer
+    paced: list[str] = []
+    acquire = pacer.acquire
+
+    async def recording(channel: str) -> float:
+        paced.append(channel)
+        return await acquire(channel)
+
+    pacer.acquire = recording  # type: ignore[method-assign]
+    rig.api.rate_limit("chat.update", times=1, retry_after=0)
+    await rig.click("orchestra_close", "inv-42", **click_on(turn))  # our update is the first chat.update
+    await rig.settle()
+    assert len(rig.engine.tasks) == 1
+    assert [c.status for c in updates_of(rig, turn, ok_only=False)] == [429, 200]
+    assert "↪ Close requested by <@U0ALICE>" in visible_text(updates_of(rig, turn)[0])
+    assert paced[0] == "C0GENERAL"  # through the channel's pacer, before the engine's answer
+
+
+async def test_a_click_without_buttons_to_replace_still_submits_and_changes_nothing(rig: Rig) -> None:
+    await rig.click("orchestra_challenge", "inv-42", message_ts="1700000042.000100", blocks=[])
+    await rig.settle()
+    assert len(rig.engine.tasks) == 1
+    assert not [c for c in rig.api.of("chat.update", ok_only=False) if c["ts"] == "1700000042.000100"]
+
+
+async def test_a_refused_click_leaves_the_buttons_for_someone_allowed(slack_api, tmp_path) -> None:
+    rig = await build_rig(slack_api, tmp_path, allowed_users=["U0ALICE"])
+    try:
+        turn = await post_turn(rig)
+        await rig.click("orchestra_challenge", "inv-42", user="U0MALLORY", **click_on(turn))
+        await rig.settle()
+        assert rig.engine.tasks == [] and updates_of(rig, turn) == []
+        await rig.click("orchestra_challenge", "inv-42", **click_on(turn))
+        await rig.settle()
+        assert [t.user for t in rig.engine.tasks] == ["U0ALICE"] and len(updates_of(rig, turn)) == 1
+    finally:
+        await rig.settle()
+        await rig.adapter.stop()
+
+
 async def test_reply_actions_become_buttons_carrying_the_investigation_id(rig: Rig) -> None:
     rig.engine.reply_actions = True
     await rig.event(mention_event("karen, review this"))
@@ -635,7 +775,8 @@ async def test_socket_mode_acknowledges_envelopes_and_answers(rig: Rig) -> None:
     await rig.api.wait_for(lambda: len(rig.engine.tasks) == 3)
     await rig.settle()
     assert [t.kind for t in rig.engine.tasks] == [TaskKind.MESSAGE, TaskKind.INVESTIGATE, TaskKind.PLAN]
-    await rig.api.wait_for(lambda: len(rig.api.of("chat.update")) == 3)
+    # three answers, and the clicked message losing its buttons
+    await rig.api.wait_for(lambda: len(rig.api.of("chat.update")) == 4)
 
 
 async def test_socket_mode_needs_an_app_token(slack_api, tmp_path) -> None:

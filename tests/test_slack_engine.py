@@ -98,13 +98,23 @@ async def test_an_investigation_runs_in_the_thread_of_its_root_post_and_buttons_
     assert inv_id.startswith("inv-") and {b["action_id"] for b in buttons} == {"orchestra_challenge", "orchestra_plan", "orchestra_close"}
 
     before = len(shown(live.api))
-    await live.click("orchestra_challenge", inv_id, message_ts=research["ts"], thread_ts=root_ts)
+    click = {"message_ts": research["ts"], "thread_ts": root_ts, "text": research["text"], "blocks": research.blocks}
+    await live.click("orchestra_challenge", inv_id, **click)
+    await live.click("orchestra_challenge", inv_id, **click)  # a double click: one challenge
     await live.settle()
     after = shown(live.api)[before:]
     assert after and all(thread == root_ts for _, thread, _ in after)
-    assert any(user == "Karen" and "Challenges" in text for user, _, text in after)
+    assert [user for user, _, text in after if "Challenges" in text] == ["Karen"]
+    # the research turn reads as before, its buttons replaced by who asked for what
+    [taken] = [c for c in live.api.of("chat.update") if c["ts"] == research["ts"] and c is not research]
+    assert taken["text"] == research["text"]
+    at = next(n for n, b in enumerate(research.blocks) if b["type"] == "actions")
+    assert taken.blocks[:at] == research.blocks[:at] and taken.blocks[at + 1 :] == research.blocks[at + 1 :]
+    assert taken.blocks[at] == {"type": "context", "elements": [{"type": "mrkdwn", "text": "↪ Challenge requested by <@U0ALICE>"}]}
 
-    await live.click("orchestra_close", inv_id, message_ts=research["ts"], thread_ts=root_ts)
+    later = [c for c in live.api.of("chat.update") if c["ts"] != research["ts"] and any(b["type"] == "actions" for b in c.blocks)]
+    assert later, "a later turn with buttons"
+    await live.click("orchestra_close", inv_id, message_ts=later[-1]["ts"], thread_ts=root_ts, text=later[-1]["text"], blocks=later[-1].blocks)
     await live.settle()
     assert "closed by <@U0ALICE>" in shown(live.api)[-1][2]
 

@@ -15,6 +15,7 @@ from adapters.slack.render import (
     MAX_TEXT_CHARS,
     escape,
     render_reply,
+    replace_actions,
     split_text,
 )
 from engine.models import Action, Reply, ReplyKind, TaskKind
@@ -226,3 +227,19 @@ def test_the_guide_names_every_setting_and_command() -> None:
                  "ORCHESTRA_SLACK_ADMINS", "ORCHESTRA_ALLOWED_CHANNELS", "ORCHESTRA_ALLOWED_USERS",
                  "/investigate", "/personas", "/memory", "/forget", "/invite", "/slack/events", "/health"):
         assert word in guide, word
+
+
+def test_replacing_the_clicked_buttons_keeps_every_other_block() -> None:
+    actions = [Action(kind=TaskKind.CHALLENGE, label="Challenge", investigation_id="inv-1")]
+    [message] = render_reply(reply(mode="researcher", content=research(), actions=actions, title="Sophia · researcher"))
+    theirs = {"type": "actions", "block_id": "other", "elements": [{"type": "button", "action_id": "vote", "text": {"type": "plain_text", "text": "+1"}}]}
+    blocks = [*message.blocks, theirs]
+    at = next(n for n, b in enumerate(blocks) if b.get("block_id") == "orchestra_actions")
+
+    for block_id in ("orchestra_actions", None, "renamed"):  # by the click's block id, else by our action ids
+        taken = replace_actions(blocks, block_id, "↪ Challenge requested by <@U1>")
+        assert taken is not None
+        assert taken[:at] == blocks[:at] and taken[at + 1 :] == blocks[at + 1 :]
+        assert taken[at] == {"type": "context", "elements": [{"type": "mrkdwn", "text": "↪ Challenge requested by <@U1>"}]}
+        assert replace_actions(taken, block_id, "again") is None  # nothing of ours left to replace
+    assert replace_actions([], "orchestra_actions", "x") is None

@@ -3,6 +3,10 @@
 Events are acknowledged by Bolt before our listener runs (`process_before_response=False`);
 commands and buttons call `ack()` as their first line. Everything after that is a quick
 `engine.submit()` (a SQLite insert): the persona's work happens later, in the engine.
+
+A button click is taken once per message: the message's buttons are then replaced by a line
+saying who asked for what (`chat.update`), and a second click on the same message arriving
+before that update lands is dropped here (`RecentClicks`).
 """
 
 from __future__ import annotations
@@ -13,8 +17,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from adapters.slack import translate as tr
-from adapters.slack.outbox import SlackOutbox
-from adapters.slack.render import ACTION_ID_RE, escape
+from adapters.slack.outbox import SlackOutbox, slack_error
+from adapters.slack.render import ACTION_ID_RE, escape, replace_actions
 from engine.memory.records import ForgetResult, ThreadSummary
 from engine.models import Accepted, Task, TaskKind
 
@@ -48,6 +52,7 @@ class SlackListeners:
         self.allowed_users = set(settings.allowed_users)
         self.admins = set(settings.slack_admins)
         self.recent = tr.RecentIds()
+        self.clicks = tr.RecentClicks()
         # channel -> (respond, when): the last /investigate there, to report "I'm not in here"
         self._responders: dict[str, tuple[Callable[..., Awaitable[Any]], float]] = {}
 
@@ -165,7 +170,37 @@ class SlackListeners:
         if not self.allowed(task.channel, task.user):
             await respond(text=tr.REFUSAL, response_type="ephemeral", replace_original=False)
             return
-        await self._submit(task)
+        clicked = tr.clicked_message(body)
+        key = (clicked[0], clicked[1]) if clicked else None
+        if key is not None and not self.clicks.claim(key):
+            log.info("%s click by %s on %s in %s ignored: that message's buttons were just used", task.kind.value, task.user, key[1], key[0])
+            return
+        try:
+            await self._submit(task)
+        except BaseException:
+            if key is not None:
+                self.clicks.release(key)
+            raise
+        if clicked is not None:
+            await self._show_taken(clicked, action, match.group(1), task.user)
+
+    async def _show_taken(
+        self, clicked: tuple[str, str, str, list[dict[str, Any]] | None], action: dict[str, Any], kind: str, user: str
+    ) -> None:
+        """Replace the clicked message's buttons by "↪ Challenge requested by @who". Never raises:
+        the task is already submitted, and a message that keeps its buttons is only cosmetic."""
+        channel, ts, text, blocks = clicked
+        try:
+            if blocks is None:
+                log.info("the click on %s in %s carried no blocks; its buttons stay", ts, channel)
+                return
+            label = (action.get("text") or {}).get("text") or tr.ACTION_WORDS[kind]
+            updated = replace_actions(blocks, action.get("block_id"), tr.action_taken_text(str(label), user))
+            if updated is None:
+                return  # no buttons left to replace
+            await self.outbox.update_message(channel, ts, text, updated)
+        except Exception as e:  # the click is taken either way: a failure is only logged
+            log.warning("could not remove the buttons of %s in %s: %s", ts, channel, slack_error(e) or type(e).__name__)
 
     # --- "I can't post here" ------------------------------------------------------------------
 

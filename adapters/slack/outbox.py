@@ -120,6 +120,13 @@ class SlackOutbox:
         async with self._in_flight():
             await self.client.chat_postEphemeral(**kwargs)
 
+    async def update_message(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
+        """Rewrite one of our messages (a clicked turn loses its buttons), paced like any post.
+        Errors are raised: the caller decides what a failure means."""
+        await self.pacer.acquire(channel)
+        async with self._in_flight():
+            await self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+
     # --- internals ----------------------------------------------------------------------------
 
     async def _post(self, channel: str, thread: str | None, message: SlackMessage, voice: Voice) -> str:

@@ -135,6 +135,22 @@ def action_buttons(actions: list[Action]) -> dict[str, Any]:
     return {"type": "actions", "block_id": "orchestra_actions", "elements": elements[:25]}
 
 
+def replace_actions(blocks: list[dict[str, Any]], block_id: str | None, note: str) -> list[dict[str, Any]] | None:
+    """`blocks` with the clicked buttons (the actions block `block_id`, else any actions block
+    holding our buttons) replaced by the context line `note`; every other block as it was.
+    None when there are no such buttons left (the message was already updated)."""
+
+    def ours(block: dict[str, Any]) -> bool:
+        return any(ACTION_ID_RE.match(str(e.get("action_id", ""))) for e in block.get("elements", []) if isinstance(e, dict))
+
+    actions = [b for b in blocks if isinstance(b, dict) and b.get("type") == "actions"]
+    targets = [b for b in actions if block_id and b.get("block_id") == block_id] or [b for b in actions if ours(b)]
+    if not targets:
+        return None
+    first, rest = id(targets[0]), {id(b) for b in targets[1:]}
+    return [context(note) if id(b) == first else b for b in blocks if id(b) not in rest]
+
+
 # --- findings -------------------------------------------------------------------------------
 
 

@@ -9,11 +9,13 @@ action's `action_ts` and the clicking user.
 from __future__ import annotations
 
 import re
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from adapters.slack.render import escape
+from adapters.slack.render import escape, truncate
 from engine.memory.records import ForgetResult, ThreadSummary
 from engine.models import Task, TaskKind
 
@@ -128,6 +130,57 @@ class RecentIds:
         return True
 
 
+#: How long a message's buttons count as taken after a click: long enough for our chat.update
+#: (paced, 429s waited out) to remove them, short enough that a click after a failed update works.
+CLICK_WINDOW = 60.0
+
+ClickKey = tuple[str, str]  # channel, message ts
+
+
+class RecentClicks:
+    """Messages whose buttons were clicked a moment ago: one click per message is submitted.
+
+    Two clicks on the same message (a double click, two people) can arrive before the update
+    that removes its buttons lands; their action ids differ, so the engine's event-id dedupe
+    does not catch them. This does, for `window` seconds, in this process.
+    """
+
+    def __init__(self, window: float = CLICK_WINDOW, *, clock: Callable[[], float] = time.monotonic, size: int = 10_000):
+        self.window = window
+        self._clock = clock
+        self._size = size
+        self._taken: OrderedDict[ClickKey, float] = OrderedDict()  # oldest first
+
+    def claim(self, key: ClickKey) -> bool:
+        """True for the first click on this message within the window (and record it)."""
+        now = self._clock()
+        while self._taken:
+            oldest, when = next(iter(self._taken.items()))
+            if now - when < self.window and len(self._taken) < self._size:
+                break
+            del self._taken[oldest]
+        if key in self._taken:
+            return False
+        self._taken[key] = now
+        return True
+
+    def release(self, key: ClickKey) -> None:
+        """Forget a click whose task could not be submitted, so that clicking again works."""
+        self._taken.pop(key, None)
+
+
+def clicked_message(body: dict[str, Any]) -> tuple[str, str, str, list[dict[str, Any]] | None] | None:
+    """(channel, ts, text, blocks) of the message whose button was clicked; None without one."""
+    container = body.get("container") or {}
+    message = body.get("message") or {}
+    channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
+    ts = container.get("message_ts") or message.get("ts")
+    if not (channel and ts) or container.get("is_ephemeral"):
+        return None
+    blocks = message.get("blocks")
+    return channel, ts, message.get("text") or "", blocks if isinstance(blocks, list) else None
+
+
 # --- the adapter's own words ----------------------------------------------------------------
 
 
@@ -161,6 +214,15 @@ def unreachable_text(error: str) -> str:
         f"I can't post in this channel (`{error}`). Invite me with `/invite @Orchestra` "
         "(or run the command in a channel I'm in), then try again."
     )
+
+
+#: What a button asked for, when the click's payload does not carry its label.
+ACTION_WORDS = {"challenge": "Challenge", "plan": "Move to planning", "close": "Close"}
+
+
+def action_taken_text(label: str, user: str) -> str:
+    """The context line that replaces a message's buttons once one was clicked."""
+    return f"↪ {escape(truncate(label.strip(), 75))} requested by <@{user}>"
 
 
 def _when(dt: datetime) -> str:

@@ -374,6 +374,24 @@ def command_payload(
     }
 
 
+BUTTON_LABELS = {"orchestra_challenge": "Challenge", "orchestra_plan": "Move to planning", "orchestra_close": "Close"}
+
+
+def turn_blocks(value: str = "inv-1") -> list[dict[str, Any]]:
+    """The blocks of a persona's turn as Slack hands them back: a finding, then our buttons."""
+    return [
+        {"type": "section", "block_id": "Fq2", "text": {"type": "mrkdwn", "text": "a finding", "verbatim": False}},
+        {
+            "type": "actions",
+            "block_id": "orchestra_actions",
+            "elements": [
+                {"type": "button", "action_id": action_id, "text": {"type": "plain_text", "text": label, "emoji": True}, "value": value}
+                for action_id, label in BUTTON_LABELS.items()
+            ],
+        },
+    ]
+
+
 def block_action_payload(
     action_id: str,
     value: str,
@@ -383,8 +401,19 @@ def block_action_payload(
     message_ts: str = "1700000001.000100",
     thread_ts: str | None = None,
     response_url: str = "",
+    text: str = "a finding",
+    blocks: list[dict[str, Any]] | None = None,
+    action_ts: str | None = None,
 ) -> dict[str, Any]:
-    message: dict[str, Any] = {"type": "message", "ts": message_ts, "bot_id": BOT_ID, "text": "a finding"}
+    """A click on one of the buttons of our message `message_ts`; `blocks` are the message's
+    blocks as Slack sends them back (by default `turn_blocks(value)`)."""
+    message: dict[str, Any] = {
+        "type": "message",
+        "ts": message_ts,
+        "bot_id": BOT_ID,
+        "text": text,
+        "blocks": turn_blocks(value) if blocks is None else blocks,
+    }
     if thread_ts:
         message["thread_ts"] = thread_ts
     return {
@@ -402,10 +431,10 @@ def block_action_payload(
             {
                 "action_id": action_id,
                 "block_id": "orchestra_actions",
-                "text": {"type": "plain_text", "text": "Go"},
+                "text": {"type": "plain_text", "text": BUTTON_LABELS.get(action_id, "Go"), "emoji": True},
                 "value": value,
                 "type": "button",
-                "action_ts": f"{time.time():.6f}",
+                "action_ts": action_ts or f"{time.time():.6f}",
             }
         ],
     }
