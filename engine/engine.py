@@ -17,7 +17,7 @@ import asyncio
 import logging
 
 from engine.context import clip_for_model
-from engine.flows import ACTIVE_STATES, EngineConfig, Flows, Job
+from engine.flows import EngineConfig, Flows, Job
 from engine.memory.records import ForgetResult, Phase, StoredTask, TaskStatus, ThreadKind, ThreadRecord, ThreadStatus, ThreadSummary
 from engine.models import MAX_TASK_TEXT, Accepted, ReplyKind, Task, TaskKind
 from engine.modes import Mode
@@ -51,12 +51,14 @@ class Engine:
         self.poster.register(platform, outbox)
 
     async def start(self) -> int:
-        """Resume every task a crash or restart left unfinished. Returns how many."""
-        unfinished = await self.memory.unfinished_tasks()
-        for stored in unfinished:
-            if stored.task.platform in self.poster.outboxes:
-                self._schedule(stored, resumed=True)
-        return len(unfinished)
+        """Resume the unfinished tasks of the platforms that are running. Returns how many.
+
+        Tasks of a platform not running now (Slack work while only the terminal runs) wait for it.
+        """
+        resumable = [s for s in await self.memory.unfinished_tasks() if s.task.platform in self.poster.outboxes]
+        for stored in resumable:
+            self._schedule(stored, resumed=True)
+        return len(resumable)
 
     async def stop(self, grace: float | None = None) -> None:
         """Let running turns finish, for at most `grace` seconds when given.
@@ -305,7 +307,3 @@ class Engine:
             + (f" · speaks as {', '.join(cast)} in investigations" if cast else ""),
             f"Model: {p.model or 'the configured default'}",
         ])
-
-    @staticmethod
-    def is_open(rec: ThreadRecord) -> bool:
-        return rec.status in ACTIVE_STATES

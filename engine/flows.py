@@ -25,7 +25,6 @@ OFFLINE_MARK = (
     "🧪 Offline rehearsal (no model configured: set ANTHROPIC_API_KEY or OPENAI_API_KEY, "
     "or OPENAI_BASE_URL for a local server)"
 )
-ACTIVE_STATES = {ThreadStatus.ACTIVE, ThreadStatus.WAITING, ThreadStatus.PAUSED}
 
 
 @dataclass(frozen=True)
