@@ -124,3 +124,10 @@ class Accepted(BaseModel):
 
     task_id: int
     duplicate: bool = False
+
+
+class TaskRefused(ValueError):
+    """This task can never be stored (text the encoder refuses, a field of the wrong type, a row
+    the database rejects). Raised by `submit` for that task alone; the others in its batch are
+    stored. Retrying cannot help, unlike a transient error (a locked database), which is raised
+    as it is so that the platform retries."""
