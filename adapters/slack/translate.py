@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from adapters.slack.render import escape, truncate
+from adapters.slack.render import escape, mention, truncate
 from engine.memory.records import ForgetResult, ThreadSummary
 from engine.models import Task, TaskKind
 
@@ -291,7 +291,7 @@ ACTION_WORDS = {"challenge": "Challenge", "plan": "Move to planning", "close": "
 
 def action_taken_text(label: str, user: str) -> str:
     """The context line that replaces a message's buttons once one was clicked."""
-    return f"↪ {escape(truncate(label.strip(), 75))} requested by <@{user}>"
+    return f"↪ {escape(truncate(label.strip(), 75))} requested by {mention(user)}"
 
 
 def _when(dt: datetime) -> str:
