@@ -24,6 +24,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.listeners import EnginePort, SlackListeners
+from adapters.slack.translate import envelope_problem
 from adapters.slack.outbox import SlackOutbox
 from adapters.slack.pacing import ChannelPacer
 
@@ -88,6 +89,9 @@ class SlackAdapter:
             # respond()) runs after the ack (`SlackListeners.later`). Socket Mode honours this
             # too: its handler sends the ack after `async_dispatch` returns, and only for a 200.
             process_before_response=True,
+            # an unhandled request reaches `SlackListeners.on_error` (one log line), not Bolt's
+            # multi-line suggestion of code to write
+            raise_error_for_unhandled_request=True,
         )
         self.outbox = SlackOutbox(self.client, pacer)
         self.listeners = SlackListeners(engine, settings, self.outbox)
@@ -145,10 +149,11 @@ class SlackAdapter:
                 bolt_request = AsyncBoltRequest(
                     body=raw.decode("utf-8"), query=request.query_string, headers=dict(request.headers)
                 )
-                if not isinstance(bolt_request.body, dict):
-                    raise ValueError("the body is not an object")
+                problem = envelope_problem(bolt_request.body)
             except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError) as e:
-                log.warning("Slack: refused a signed request whose body cannot be read (%s)", type(e).__name__)
+                problem = f"the body cannot be read ({type(e).__name__})"
+            if problem:
+                log.warning("Slack: refused a signed request: %s", problem)
                 return web.Response(status=400, text="malformed request")
             bolt_response = await self.app.async_dispatch(bolt_request)
             return await to_aiohttp_response(bolt_response)

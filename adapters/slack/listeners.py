@@ -29,6 +29,7 @@ from adapters.slack.render import ACTION_ID_RE, escape, replace_actions
 from engine.memory.records import ForgetResult, ThreadSummary
 from engine.models import Accepted, Task, TaskKind, TaskRefused
 
+from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.response import BoltResponse
 
 if TYPE_CHECKING:
@@ -266,6 +267,12 @@ class SlackListeners:
     async def on_error(self, error: Exception, body: Any) -> BoltResponse:
         """One log line and an answer that tells Slack whether to send it again."""
         what = tr.describe(body)
+        if isinstance(error, BoltUnhandledRequestError):
+            if isinstance(body, dict) and body.get("type") == "event_callback" and isinstance(body.get("event"), dict):
+                log.debug("Slack: %s not handled here", what)  # subscribed but not ours: fine
+                return BoltResponse(status=200, body="")
+            log.warning("Slack: %s not understood", what)
+            return BoltResponse(status=404, body="not found")
         if isinstance(error, TaskRefused):
             # never storable: a retry cannot help, so Slack hears it was received
             log.warning("Slack: %s refused, it can never be stored: %s", what, error)

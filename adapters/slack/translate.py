@@ -71,6 +71,30 @@ def command_team(command: dict[str, Any]) -> str:
     return _text(command.get("team_id"), "command.team_id", required=False)
 
 
+def envelope_problem(body: Any) -> str | None:
+    """Why a parsed request body is not something Slack sends, or None when its shape is fine.
+
+    Checked before Bolt sees it: Bolt reads `body["event"]["type"]` and the like while routing
+    (and while reporting errors), and would fail with a traceback on other shapes.
+    """
+    if not isinstance(body, dict):
+        return "the body is not an object"
+    if "type" in body and not isinstance(body["type"], str):
+        return "type is not text"
+    if "event" in body:
+        event = body["event"]
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            return "the event is not an object with a type"
+    if body.get("type") == "event_callback" and "event" not in body:
+        return "an event_callback without its event"
+    if "command" in body and not isinstance(body["command"], str):
+        return "command is not text"
+    actions = body.get("actions")
+    if actions is not None and not (isinstance(actions, list) and all(isinstance(a, dict) for a in actions)):
+        return "actions is not a list of objects"
+    return None
+
+
 def describe(body: Any) -> str:
     """What a request was, in a few words, for a log line (never its content)."""
     if not isinstance(body, dict):
@@ -107,14 +131,19 @@ def mentions(text: str, bot_user_id: str | None) -> bool:
 
 
 def from_person(event: dict[str, Any], bot_user_id: str | None) -> bool:
-    """False for bots (ours and others'), edits, deletions and other system messages."""
+    """False for bots (ours and others'), edits, deletions and other system messages.
+    Malformed for what claims to be a person's message but names nobody."""
     subtype = event.get("subtype")
-    if not (subtype is None or isinstance(subtype, str)) or subtype not in PERSON_SUBTYPES:
+    if not (subtype is None or isinstance(subtype, str)):
+        raise Malformed("event.subtype is not text")
+    if subtype not in PERSON_SUBTYPES:
         return False
     if event.get("bot_id") or event.get("bot_profile"):
         return False
     user = event.get("user")
-    return isinstance(user, str) and bool(user) and user != bot_user_id
+    if not (isinstance(user, str) and user):
+        raise Malformed("a person's message without event.user")
+    return user != bot_user_id
 
 
 def message_task(
