@@ -323,3 +323,56 @@ async def test_investigate_with_only_a_persona_name_answers_with_usage_privately
     [usage] = rig.responses(rid)
     assert usage["response_type"] == "ephemeral" and "/investigate" in usage["text"]
     assert rig.engine.tasks == [] and rig.api.posts() == []
+
+
+# --- errors speak to people -----------------------------------------------------------------------
+
+
+def chat_texts(rig: Rig) -> str:
+    return "\n".join(
+        t for c in rig.api.calls if c.method in ("chat.postMessage", "chat.update") for t in all_texts(c.params.get("text")) + all_texts(c.blocks)
+    )
+
+
+@pytest.mark.parametrize("sdk", ["anthropic", "openai"])
+@pytest.mark.parametrize("failure", ["refused", "server error", "bad request naming a host"])
+async def test_model_errors_in_chat_name_no_host_port_class_or_zero_retries(slack_api, tmp_path, caplog, sdk: str, failure: str) -> None:  # noqa: F811
+    from engine.providers import AnthropicProvider, OpenAIProvider
+    from tests.servers import anthropic_server as anth
+    from tests.servers import openai_server as oai
+    from tests.servers.anthropic_server import AnthropicServer
+    from tests.servers.openai_server import OpenAIServer
+
+    caplog.set_level(logging.WARNING)
+    server = await (AnthropicServer() if sdk == "anthropic" else OpenAIServer()).start()
+    port = server.port
+    if failure == "refused":
+        await server.stop()  # nothing listens there now: connection refused
+    else:
+        error = anth.error if sdk == "anthropic" else oai.error
+        server.always(error(500, "boom") if failure == "server error" else error(400, "upstream http://10.1.2.3:8080/v1 said: json parse error at line 1"))
+    provider: Any = (
+        AnthropicProvider("sk-ant-test-key-000000", server.base_url, "claude-test", timeout=2, max_retries=0)
+        if sdk == "anthropic"
+        else OpenAIProvider("sk-test-key-000000", server.base_url, "local-model", timeout=2, max_retries=0)
+    )
+    memory = await SQLiteMemory.open(tmp_path / "orchestra.db")
+    engine = Engine(memory, provider, PersonaRegistry.defaults(), EngineConfig())
+    rig = await build_rig(slack_api, tmp_path, engine=engine)
+    try:
+        await rig.event(mention_event("sophia, why did sign-ups drop?"))
+        await rig.settle()
+        shown = chat_texts(rig)
+        assert "couldn't finish this" in shown
+        for leak in ("127.0.0.1", str(port), "10.1.2.3", "8080", "Error", "Exception", "0 retries", "Traceback"):
+            assert leak not in shown, (leak, shown)
+        if failure == "refused":
+            assert any(f"127.0.0.1:{port}" in r.getMessage() for r in caplog.records)  # the log says where
+    finally:
+        await rig.settle()
+        await rig.adapter.stop()
+        await engine.stop()
+        await memory.close()
+        await provider.aclose()
+        if failure != "refused":
+            await server.stop()
