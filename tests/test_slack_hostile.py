@@ -83,6 +83,8 @@ async def test_one_event_that_cannot_be_stored_among_30_leaves_the_29_others_ans
         assert answered == {e["ts"] for n, e in enumerate(events) if n != 11}
         stored = await memory.export_channel("slack", TEAM, "C0GENERAL")
         assert len(stored["tasks"]) == 29
+        [told] = rig.api.of("chat.postEphemeral")  # the person hears it, privately, once
+        assert told["user"] == events[11]["user"] and "couldn't read" in told["text"]
         refused = [r for r in caplog.records if "can never be stored" in r.getMessage() and r.name.startswith("adapters")]
         assert len(refused) == 1 and not any(r.exc_info for r in caplog.records)
     finally:

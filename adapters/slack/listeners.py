@@ -276,6 +276,12 @@ class SlackListeners:
         if isinstance(error, TaskRefused):
             # never storable: a retry cannot help, so Slack hears it was received
             log.warning("Slack: %s refused, it can never be stored: %s", what, error)
+            event = body.get("event") if isinstance(body, dict) else None
+            if isinstance(event, dict) and isinstance(event.get("channel"), str) and isinstance(event.get("user"), str):
+                if self.recent.first_time(f"refused:{event.get('channel')}:{event.get('ts')}"):
+                    self.later(self.outbox.post_ephemeral(event["channel"], event["user"], tr.UNREADABLE), "say a message was unreadable")
+            elif isinstance(body, dict) and body.get("command"):
+                return BoltResponse(status=200, body=tr.UNREADABLE)
             return BoltResponse(status=200, body="")
         if isinstance(error, tr.MALFORMED):
             log.warning("Slack: %s refused as malformed: %s", what, tr.error_line(error))

@@ -296,6 +296,11 @@ REFUSAL = (
     "person (ORCHESTRA_ALLOWED_CHANNELS / ORCHESTRA_ALLOWED_USERS)."
 )
 
+UNREADABLE = (
+    "Sorry, I couldn't read that message (it holds characters I can't store). "
+    "Please send it again, retyped rather than pasted."
+)
+
 FORGET_REFUSAL = (
     "Sorry, only Orchestra's admins can make a channel forget: ask one of them "
     "(they are listed in ORCHESTRA_SLACK_ADMINS)."
