@@ -80,7 +80,7 @@ class Flows:
         t = job.task
         return Reply(
             kind=kind, voice=persona.voice, platform=t.platform, workspace=t.workspace, channel=t.channel,
-            thread=thread, text=text, key=key, offline=offline, **extra,
+            thread=thread, text=text, key=key, offline=offline, asker=t.user, **extra,
         )
 
     async def post(self, job: Job, reply: Reply):

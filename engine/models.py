@@ -108,6 +108,9 @@ class Reply(BaseModel):
     title: str | None = None  # ROOT: the investigation's question; TURN: a heading
     actions: list[Action] = Field(default_factory=list)
     key: str = ""  # unique per task and post; the engine's record of what was posted
+    #: The platform id of the person who asked: the only one an adapter may mention (notify).
+    #: Any other mention in the text, whoever wrote it, is shown without notifying anyone.
+    asker: str | None = None
 
 
 class PostedMessage(BaseModel):
@@ -124,3 +127,10 @@ class Accepted(BaseModel):
 
     task_id: int
     duplicate: bool = False
+
+
+class TaskRefused(ValueError):
+    """This task can never be stored (text the encoder refuses, a field of the wrong type, a row
+    the database rejects). Raised by `submit` for that task alone; the others in its batch are
+    stored. Retrying cannot help, unlike a transient error (a locked database), which is raised
+    as it is so that the platform retries."""

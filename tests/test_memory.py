@@ -474,3 +474,58 @@ async def test_forget_removes_the_channel_and_nothing_else(tmp_path):
     assert hits == 3
     assert con.execute("INSERT INTO turns_fts (turns_fts) VALUES ('integrity-check')") is not None
     con.close()
+
+
+# -- one bad event harms no other -----------------------------------------------------------------
+
+
+async def test_a_task_the_encoder_refuses_is_refused_alone_and_its_batch_is_stored(memory):
+    from engine.models import TaskRefused
+
+    tasks = [task(f"ev{i}", text=f"question {i}") for i in range(30)]
+    tasks[7] = task("ev7", text="lone surrogate \ud800 here")
+    results = await asyncio.gather(*(memory.accept_task(t) for t in tasks), return_exceptions=True)
+    assert isinstance(results[7], TaskRefused)
+    good = [r for i, r in enumerate(results) if i != 7]
+    assert all(not isinstance(r, BaseException) and not r.duplicate for r in good)
+    stored = await memory.unfinished_tasks()  # and every stored row reads back
+    assert sorted(s.task.event_id for s in stored) == sorted(f"ev{i}" for i in range(30) if i != 7)
+
+
+async def test_a_field_of_the_wrong_type_is_refused_alone(memory):
+    from engine.models import TaskRefused
+
+    bad = Task.model_construct(**{**task("evX").model_dump(), "channel": {"not": "text"}})
+    results = await asyncio.gather(memory.accept_task(task("ev1")), memory.accept_task(bad),
+                                   memory.accept_task(task("ev2")), return_exceptions=True)
+    assert isinstance(results[1], TaskRefused)
+    assert [s.task.event_id for s in await memory.unfinished_tasks()] == ["ev1", "ev2"]
+
+
+async def test_a_row_the_database_rejects_is_refused_alone_and_the_others_commit(memory):
+    from engine.models import TaskRefused
+
+    await memory._db.execute(
+        "CREATE TEMP TRIGGER poison BEFORE INSERT ON tasks WHEN NEW.event_id = 'poison' "
+        "BEGIN SELECT RAISE(ABORT, 'no'); END"
+    )
+    names = ["a", "b", "poison", "c", "d"]
+    results = await asyncio.gather(*(memory.accept_task(task(n)) for n in names), return_exceptions=True)
+    assert isinstance(results[2], TaskRefused)
+    assert [s.task.event_id for s in await memory.unfinished_tasks()] == ["a", "b", "c", "d"]
+
+
+async def test_a_locked_database_is_a_transient_error_not_a_refusal(memory, tmp_path):
+    from engine.models import TaskRefused
+
+    await memory._db.execute("PRAGMA busy_timeout = 50")
+    other = sqlite3.connect(tmp_path / "memory.db", isolation_level=None)
+    try:
+        other.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(sqlite3.OperationalError) as caught:
+            await memory.accept_task(task("locked"))
+        assert not isinstance(caught.value, TaskRefused)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert not (await memory.accept_task(task("locked"))).duplicate  # stored once it is free

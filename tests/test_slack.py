@@ -140,20 +140,16 @@ def make_settings(api: SlackApiServer, tmp: Path, **extra: Any) -> Settings:
     )
 
 
-async def settle(engine: Any) -> None:
-    """Wait for Bolt's background listeners and the engine's work to finish."""
+async def settle(engine: Any, adapter: Any = None) -> None:
+    """Wait for what runs after the acks (posts, respond()) and the engine's work to finish."""
     for _ in range(50):
-        listeners = [
-            t
-            for t in asyncio.all_tasks()
-            if "run_ack_function_asynchronously" in getattr(t.get_coro(), "__qualname__", "")
-        ]
-        if listeners:
-            await asyncio.gather(*listeners, return_exceptions=True)
+        busy = bool(adapter is not None and adapter.listeners._after_ack) or bool(getattr(engine, "_jobs", None))
+        if adapter is not None:
+            await adapter.listeners.idle()
         await engine.wait_idle()
-        if not listeners:
+        if not busy:
             await asyncio.sleep(0.01)
-            if not [t for t in asyncio.all_tasks() if "run_ack_function_asynchronously" in getattr(t.get_coro(), "__qualname__", "")]:
+            if not (adapter is not None and adapter.listeners._after_ack) and not getattr(engine, "_jobs", None):
                 return
 
 
@@ -184,7 +180,7 @@ class Rig:
         return await self.dispatch(body, signed_headers(SECRET, body, content_type="application/x-www-form-urlencoded"))
 
     async def settle(self) -> None:
-        await settle(self.engine)
+        await settle(self.engine, self.adapter)
 
     def responses(self, rid: str) -> list[dict[str, Any]]:
         return [r for r in self.api.responses if r["_id"] == rid]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
@@ -111,10 +112,90 @@ def test_a_structured_turn_without_content_falls_back_to_its_text() -> None:
     assert texts(msg.blocks).count("Sophia · researcher") == 1  # the heading is not repeated
 
 
-def test_text_is_escaped_but_mentions_and_links_survive() -> None:
+def test_text_is_escaped_and_no_slack_syntax_survives_in_it() -> None:
     assert escape("a < b & c > d") == "a &lt; b &amp; c &gt; d"
-    assert escape("closed by <@U123ABC> see <https://x.io/a|docs>") == "closed by <@U123ABC> see <https://x.io/a|docs>"
+    assert escape("see <@U123ABC> and <https://x.io/a|docs>") == "see &lt;@U123ABC&gt; and &lt;https://x.io/a|docs&gt;"
     assert escape("<!channel> wake up") == "&lt;!channel&gt; wake up"
+    assert escape("&lt;@U1&gt;") == "&amp;lt;@U1&amp;gt;"  # an entity written as text stays text
+    assert escape("[bank.com](http://evil.example)") == "bank.com (http://evil.example)"
+    assert escape("[https://x.io](https://x.io)") == "https://x.io"
+    assert "@here" not in escape("ping @here and @channel") and "here" in escape("@here")
+
+
+#: Everything a model might write to ping people or relabel a link.
+HOSTILE = (
+    "hi <@U0BOB> <@W0CAROL> <@U0BOB|bob> <!subteam^S0OPS|@ops> <!here> <!channel> <!everyone> <!here|here> "
+    "@here @channel @everyone @Here <#C0SECRET> <http://evil.example|https://bank.com> "
+    "<mailto:a@evil.example|support@bank.com> [bank.com](http://evil.example) [docs](<http://evil.example/x>)"
+)
+
+_PING_RE = re.compile(r"<[@!#]")
+_RELABEL_RE = re.compile(r"<(?!\u2060)[^<>]*\|[^<>]*>")
+_MD_LINK_RE = re.compile(r"\[([^\]]*)\]\(([^)]*)\)")
+_PLAIN_MASS_RE = re.compile(r"(?<![\w\u2060])@(here|channel|everyone)\b", re.IGNORECASE)
+
+
+def pings_and_relabels(text: str, *, asker: str | None = None) -> list[str]:
+    """What in `text` (read by Slack as mrkdwn or plain_text) would notify someone or show a
+    link under a label that is not its target. The asker's own mention is allowed."""
+    if asker:
+        text = text.replace(f"<@{asker}>", "")
+    found = _PING_RE.findall(text) + _RELABEL_RE.findall(text) + _PLAIN_MASS_RE.findall(text)
+    found += [m.group(0) for m in _MD_LINK_RE.finditer(text) if m.group(1).strip() != m.group(2).strip()]
+    return found
+
+
+def all_texts(value: Any) -> list[str]:
+    """Every string a message carries where Slack shows words: text, blocks, labels."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [t for k, v in value.items() if k not in ("action_id", "block_id", "value", "style", "type") for t in all_texts(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in all_texts(v)]
+    return []
+
+
+def assert_harmless(messages: list[Any], *, asker: str | None = None) -> None:
+    for message in messages:
+        for text in all_texts(message.text) + all_texts(message.blocks):
+            assert pings_and_relabels(text, asker=asker) == [], text
+
+
+def test_model_output_notifies_nobody_and_relabels_no_link_in_text_or_blocks() -> None:
+    content = research()
+    content["summary"] = HOSTILE
+    content["evidence"] = [{"claim": HOSTILE, "source": HOSTILE}]
+    content["hypothesis"] = {"statement": HOSTILE, "confidence": HOSTILE}
+    content["gaps"] = [HOSTILE]
+    turn = reply(mode="researcher", content=content, text=HOSTILE, title=HOSTILE,
+                 actions=[Action(kind=TaskKind.CHALLENGE, label=HOSTILE, investigation_id="inv-1")], asker="U0ALICE")
+    unstructured = reply(kind=ReplyKind.ANSWER, text=HOSTILE, structured=False, asker="U0ALICE")
+    for kind in ReplyKind:
+        messages = render_reply(reply(kind=kind, text=HOSTILE, title=HOSTILE, asker="U0ALICE"))
+        assert_harmless(messages)
+    for r in (turn, unstructured):
+        messages = render_reply(r)
+        assert_harmless(messages)
+        shown = "\n".join(all_texts(messages[0].blocks))
+        assert "bank.com (http://evil.example)" in shown  # what the model wrote is still there, as text
+        assert "&lt;@U0BOB&gt;" in shown
+
+
+def test_the_bot_may_mention_the_person_who_asked_and_nobody_else() -> None:
+    [msg] = render_reply(reply(kind=ReplyKind.NOTICE, text="Investigation inv-1 closed by <@U0ALICE>; cc <@U0BOB>", asker="U0ALICE"))
+    shown = "\n".join(all_texts(msg.blocks))
+    assert "closed by <@U0ALICE>" in shown and "&lt;@U0BOB&gt;" in shown
+    assert "<@U0ALICE>" in msg.text and "<@U0BOB>" not in msg.text
+    [unasked] = render_reply(reply(kind=ReplyKind.NOTICE, text="closed by <@U0ALICE>"))  # no asker: no mention
+    assert "<@U0ALICE>" not in "\n".join(all_texts(unasked.blocks)) + unasked.text
+
+
+def test_a_mention_of_300_people_is_never_echoed_back_notifying_them() -> None:
+    crowd = " ".join(f"<@U{n:06d}>" for n in range(300))
+    messages = render_reply(reply(kind=ReplyKind.ANSWER, text=f"you said: {crowd}", asker="U0ALICE"))
+    assert_harmless(messages, asker="U0ALICE")
+    assert sum(t.count("&lt;@U") for m in messages for t in all_texts(m.blocks)) >= 300
 
 
 # --- limits -----------------------------------------------------------------------------------

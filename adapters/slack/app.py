@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -22,6 +24,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.listeners import EnginePort, SlackListeners
+from adapters.slack.translate import envelope_problem
 from adapters.slack.outbox import SlackOutbox
 from adapters.slack.pacing import ChannelPacer
 
@@ -81,8 +84,14 @@ class SlackAdapter:
             client=self.client,
             signing_secret=_secret(settings.slack_signing_secret),
             logger=logger,
-            # Acknowledge events before listeners run: Slack gets its 200 at once.
-            process_before_response=False,
+            # Acknowledge only when the listener returns, i.e. once the task is in SQLite (a few
+            # ms): a kill right after the 200 / Socket Mode ack loses nothing. Slower work (posts,
+            # respond()) runs after the ack (`SlackListeners.later`). Socket Mode honours this
+            # too: its handler sends the ack after `async_dispatch` returns, and only for a 200.
+            process_before_response=True,
+            # an unhandled request reaches `SlackListeners.on_error` (one log line), not Bolt's
+            # multi-line suggestion of code to write
+            raise_error_for_unhandled_request=True,
         )
         self.outbox = SlackOutbox(self.client, pacer)
         self.listeners = SlackListeners(engine, settings, self.outbox)
@@ -119,8 +128,34 @@ class SlackAdapter:
         """`POST /slack/events` for events, commands and buttons; `GET /health` for probes."""
         app = web.Application()
 
+        verifier = SignatureVerifier(_secret(self.settings.slack_signing_secret))
+
         async def events(request: web.Request) -> web.Response:
-            bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
+            """Signature first, then the body: whatever arrives gets a 4xx and one log line, never
+            a 500 or a traceback. Bolt checks the signature again, and answers the rest."""
+            raw = await request.read()
+            try:
+                valid = verifier.is_valid(
+                    body=raw,
+                    timestamp=request.headers.get("X-Slack-Request-Timestamp", ""),
+                    signature=request.headers.get("X-Slack-Signature", ""),
+                )
+            except (ValueError, TypeError, OverflowError):  # a timestamp like "abc" or "1.5"
+                valid = False
+            if not valid:
+                log.warning("Slack: refused a request without a valid signature")
+                return web.Response(status=401, text="invalid request")
+            try:
+                bolt_request = AsyncBoltRequest(
+                    body=raw.decode("utf-8"), query=request.query_string, headers=dict(request.headers)
+                )
+                problem = envelope_problem(bolt_request.body)
+            except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError) as e:
+                problem = f"the body cannot be read ({type(e).__name__})"
+            if problem:
+                log.warning("Slack: refused a signed request: %s", problem)
+                return web.Response(status=400, text="malformed request")
+            bolt_response = await self.app.async_dispatch(bolt_request)
             return await to_aiohttp_response(bolt_response)
 
         async def health(_: web.Request) -> web.Response:
@@ -154,6 +189,7 @@ class SlackAdapter:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self.listeners.idle()  # what was started after an ack (posts, respond())
         if self._session is not None:
             # Posts still under way (the engine finishes its running turns after this) finish
             # on the pooled session; later ones open their own. Then the pool closes.

@@ -1,8 +1,13 @@
-"""Bolt listeners: acknowledge first, translate to a `Task`, hand it to the engine.
+"""Bolt listeners: translate to a `Task`, store it with the engine, then acknowledge.
 
-Events are acknowledged by Bolt before our listener runs (`process_before_response=False`);
-commands and buttons call `ack()` as their first line. Everything after that is a quick
-`engine.submit()` (a SQLite insert): the persona's work happens later, in the engine.
+Bolt runs with `process_before_response=True`: the acknowledgement (the HTTP 200, the Socket
+Mode ack) goes out when the listener returns, so an event is in SQLite (`engine.submit`, a few
+milliseconds) before Slack hears it was received. Anything slower (posts, `respond()`, button
+updates) runs after the ack, in the background (`later`), so the 3 s window is never at risk.
+
+What cannot be taken is answered here (`on_error`): a malformed payload gets a 400 and one log
+line; an event that can never be stored (`TaskRefused`) a 200, so that Slack does not resend it;
+a transient failure (a locked database) a 503, so that Slack retries it.
 
 A button click is taken once per message: the message's buttons are then replaced by a line
 saying who asked for what (`chat.update`), and a second click on the same message arriving
@@ -11,7 +16,9 @@ before that update lands is dropped here (`RecentClicks`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,7 +27,10 @@ from adapters.slack import translate as tr
 from adapters.slack.outbox import SlackOutbox, slack_error
 from adapters.slack.render import ACTION_ID_RE, escape, replace_actions
 from engine.memory.records import ForgetResult, ThreadSummary
-from engine.models import Accepted, Task, TaskKind
+from engine.models import Accepted, Task, TaskKind, TaskRefused
+
+from slack_bolt.error import BoltUnhandledRequestError
+from slack_bolt.response import BoltResponse
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
@@ -55,6 +65,27 @@ class SlackListeners:
         self.clicks = tr.RecentClicks()
         # channel -> (respond, when): the last /investigate there, to report "I'm not in here"
         self._responders: dict[str, tuple[Callable[..., Awaitable[Any]], float]] = {}
+        self._after_ack: set[asyncio.Task[None]] = set()
+
+    # --- after the ack ------------------------------------------------------------------------
+
+    def later(self, work: Awaitable[Any], what: str) -> None:
+        """Run `work` after the acknowledgement: a post or a `respond()` never delays it."""
+
+        async def run() -> None:
+            try:
+                await work
+            except Exception as e:  # noqa: BLE001 - the task is stored; this is only what we say
+                log.warning("Slack: could not %s: %s", what, slack_error(e) or type(e).__name__)
+
+        job = asyncio.create_task(run(), name=f"slack-after-ack: {what}")
+        self._after_ack.add(job)
+        job.add_done_callback(self._after_ack.discard)
+
+    async def idle(self) -> None:
+        """Until the work started after acknowledgements is done (tests, shutdown)."""
+        while self._after_ack:
+            await asyncio.gather(*list(self._after_ack), return_exceptions=True)
 
     # --- policy -------------------------------------------------------------------------------
 
@@ -72,13 +103,14 @@ class SlackListeners:
 
     async def converse(self, event: dict[str, Any], context: Any) -> None:
         """A mention (or a DM): answer in the thread under it, whatever the thread is."""
-        channel, user, ts = event["channel"], event["user"], event["ts"]
+        channel, user, ts = tr.event_place(event)
         bot = context.bot_user_id
         event_id = tr.message_event_id(channel, ts)
         thread = event.get("thread_ts") or ts
         if not self.allowed(channel, user):
             if self.recent.first_time(event_id):
-                await self.outbox.post_ephemeral(channel, user, tr.REFUSAL, thread=thread if event.get("thread_ts") else None)
+                where = thread if event.get("thread_ts") else None
+                self.later(self.outbox.post_ephemeral(channel, user, tr.REFUSAL, thread=where), "refuse privately")
             return
         # An empty mention is submitted too: the engine answers with how to ask and who is who
         # (in SQLite-deduplicated form, so a retry never repeats the hint).
@@ -93,18 +125,18 @@ class SlackListeners:
         bot = context.bot_user_id
         if not tr.from_person(event, bot):
             return  # bots (ours included), edits, deletions, joins…
+        channel, user, ts = tr.event_place(event)
         if event.get("channel_type") == "im":
             await self.converse(event, context)
             return
-        if tr.mentions(event.get("text", ""), bot):
+        if tr.mentions(event.get("text") or "", bot):
             # the app_mention event for this message says the same: both submit the same
             # task (same event id) and the engine keeps one
             await self.converse(event, context)
             return
-        thread, ts = event.get("thread_ts"), event["ts"]
+        thread = event.get("thread_ts")
         if not thread or thread == ts:
             return  # top-level chatter that does not mention us
-        channel, user = event["channel"], event["user"]
         if not self.allowed(channel, user):
             return  # passive messages from people not allowed: silence
         workspace = context.team_id or ""
@@ -115,65 +147,76 @@ class SlackListeners:
     # --- slash commands -----------------------------------------------------------------------
 
     async def on_investigate(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
-        text = (command.get("text") or "").strip()
-        if not text:
+        channel, user = tr.command_place(command)
+        text = tr.command_text(command)
+        if not text or self._only_a_name(text):
             await ack()
-            await respond(text=tr.usage_text(), response_type="ephemeral")
+            self.later(respond(text=tr.usage_text(), response_type="ephemeral"), "send /investigate usage")
             return
-        if not self.allowed(command["channel_id"], command["user_id"]):
+        if not self.allowed(channel, user):
             await ack(text=tr.REFUSAL)
             return
-        await ack(text=f":mag_right: Starting an investigation: _{escape(text[:200])}_")
-        self._remember_responder(command["channel_id"], respond)
+        self._remember_responder(channel, respond)
         await self._submit(tr.command_task(command, TaskKind.INVESTIGATE))
+        # the ack goes out when this returns: after the task is stored
+        await ack(text=f":mag_right: Starting an investigation: _{escape(text[:200])}_")
+
+    def _only_a_name(self, text: str) -> bool:
+        """`/investigate sophia` (or `Karen:`): a persona to lead, but no question for her."""
+        word = text.strip().strip("@:,;.-–—!? \t").strip()
+        return bool(word) and " " not in word and self.engine.persona_card(word) is not None
 
     async def on_personas(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
         await ack()
-        name = (command.get("text") or "").strip().lstrip("@")
+        name = tr.command_text(command).lstrip("@")
         if name:
             card = self.engine.persona_card(name)
             text = card or f"I don't know a persona called *{escape(name)}*.\n\n{self.engine.personas_overview()}"
         else:
             text = self.engine.personas_overview() + "\n\n`/personas NAME` shows one of them in full."
-        await respond(text=text, response_type="ephemeral")
+        self.later(respond(text=text, response_type="ephemeral"), "answer /personas")
 
     async def on_memory(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
+        channel, user = tr.command_place(command)
         await ack()
-        if not self.allowed(command["channel_id"], command["user_id"]):
-            await respond(text=tr.REFUSAL, response_type="ephemeral")
+        if not self.allowed(channel, user):
+            self.later(respond(text=tr.REFUSAL, response_type="ephemeral"), "refuse /memory")
             return
-        summaries = await self.engine.memory_list(tr.PLATFORM, command.get("team_id", ""), command["channel_id"])
-        await respond(text=tr.memory_text(summaries), response_type="ephemeral")
+        summaries = await self.engine.memory_list(tr.PLATFORM, tr.command_team(command), channel)
+        self.later(respond(text=tr.memory_text(summaries), response_type="ephemeral"), "answer /memory")
 
     async def on_forget(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
+        channel, user = tr.command_place(command)
         await ack()
         if not self.admins:
-            await respond(text=tr.FORGET_NO_ADMINS, response_type="ephemeral")
+            self.later(respond(text=tr.FORGET_NO_ADMINS, response_type="ephemeral"), "answer /forget")
             return
-        if command["user_id"] not in self.admins:
-            await respond(text=tr.FORGET_REFUSAL, response_type="ephemeral")
+        if user not in self.admins:
+            self.later(respond(text=tr.FORGET_REFUSAL, response_type="ephemeral"), "refuse /forget")
             return
-        result = await self.engine.memory_forget(tr.PLATFORM, command.get("team_id", ""), command["channel_id"])
-        await respond(text=tr.forget_text(result), response_type="ephemeral")
+        result = await self.engine.memory_forget(tr.PLATFORM, tr.command_team(command), channel)
+        self.later(respond(text=tr.forget_text(result), response_type="ephemeral"), "answer /forget")
 
     # --- buttons ------------------------------------------------------------------------------
 
     async def on_action(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
-        await ack()
-        match = ACTION_ID_RE.match(action.get("action_id", ""))
+        """The ack goes out when this returns: after the click's task is stored."""
+        match = ACTION_ID_RE.match(str(action.get("action_id", "")))
         if not match:
+            await ack()
             return
         task = tr.action_task(body, action, TaskKind(match.group(1)))
         if task is None:
-            log.warning("button click without a message context ignored")
-            return
+            raise tr.Malformed("a button click without its message, channel or user")
         if not self.allowed(task.channel, task.user):
-            await respond(text=tr.REFUSAL, response_type="ephemeral", replace_original=False)
+            await ack()
+            self.later(respond(text=tr.REFUSAL, response_type="ephemeral", replace_original=False), "refuse a click")
             return
         clicked = tr.clicked_message(body)
         key = (clicked[0], clicked[1]) if clicked else None
         if key is not None and not self.clicks.claim(key):
             log.info("%s click by %s on %s in %s ignored: that message's buttons were just used", task.kind.value, task.user, key[1], key[0])
+            await ack()
             return
         try:
             await self._submit(task)
@@ -181,8 +224,9 @@ class SlackListeners:
             if key is not None:
                 self.clicks.release(key)
             raise
+        await ack()
         if clicked is not None:
-            await self._show_taken(clicked, action, match.group(1), task.user)
+            self.later(self._show_taken(clicked, action, match.group(1), task.user), "remove the clicked buttons")
 
     async def _show_taken(
         self, clicked: tuple[str, str, str, list[dict[str, Any]] | None], action: dict[str, Any], kind: str, user: str
@@ -218,10 +262,45 @@ class SlackListeners:
         if entry and time.monotonic() - entry[1] < RESPONSE_URL_TTL:
             await entry[0](text=tr.unreachable_text(error), response_type="ephemeral")
 
+    # --- what could not be taken ---------------------------------------------------------------
+
+    async def on_error(self, error: Exception, body: Any) -> BoltResponse:
+        """One log line and an answer that tells Slack whether to send it again."""
+        what = tr.describe(body)
+        if isinstance(error, BoltUnhandledRequestError):
+            if isinstance(body, dict) and body.get("type") == "event_callback" and isinstance(body.get("event"), dict):
+                log.debug("Slack: %s not handled here", what)  # subscribed but not ours: fine
+                return BoltResponse(status=200, body="")
+            log.warning("Slack: %s not understood", what)
+            return BoltResponse(status=404, body="not found")
+        if isinstance(error, TaskRefused):
+            # never storable: a retry cannot help, so Slack hears it was received
+            log.warning("Slack: %s refused, it can never be stored: %s", what, error)
+            event = body.get("event") if isinstance(body, dict) else None
+            if isinstance(event, dict) and isinstance(event.get("channel"), str) and isinstance(event.get("user"), str):
+                if self.recent.first_time(f"refused:{event.get('channel')}:{event.get('ts')}"):
+                    self.later(self.outbox.post_ephemeral(event["channel"], event["user"], tr.UNREADABLE), "say a message was unreadable")
+            elif isinstance(body, dict) and body.get("command"):
+                return BoltResponse(status=200, body=tr.UNREADABLE)
+            return BoltResponse(status=200, body="")
+        if isinstance(error, tr.MALFORMED):
+            log.warning("Slack: %s refused as malformed: %s", what, tr.error_line(error))
+            return BoltResponse(status=400, body="malformed request")
+        if isinstance(error, (sqlite3.Error, OSError, asyncio.TimeoutError)):
+            # transient: Slack sends it again (HTTP) or re-delivers the envelope (Socket Mode)
+            log.warning("Slack: %s not taken, Slack will retry it: %s", what, tr.error_line(error))
+            return BoltResponse(status=503, body="try again")
+        log.error("Slack: %s failed", what, exc_info=error)
+        return BoltResponse(status=500, body="")
+
     # --- wiring -------------------------------------------------------------------------------
 
     def register(self, app: "AsyncApp") -> None:
         """Closures, not bound methods: Bolt injects arguments by parameter name."""
+
+        @app.error
+        async def error(error: Exception, body: Any) -> BoltResponse:
+            return await self.on_error(error, body)
 
         @app.event("app_mention")
         async def app_mention(event: dict[str, Any], context: Any) -> None:

@@ -114,7 +114,7 @@ class SlackOutbox:
 
     async def post_ephemeral(self, channel: str, user: str, text: str, thread: str | None = None) -> None:
         await self.pacer.acquire(channel)
-        kwargs: dict[str, Any] = {"channel": channel, "user": user, "text": text}
+        kwargs: dict[str, Any] = {"channel": channel, "user": user, "text": text, "link_names": False, "parse": "none"}
         if thread:
             kwargs["thread_ts"] = thread
         async with self._in_flight():
@@ -125,13 +125,16 @@ class SlackOutbox:
         Errors are raised: the caller decides what a failure means."""
         await self.pacer.acquire(channel)
         async with self._in_flight():
-            await self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+            await self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks, link_names=False, parse="none")
 
     # --- internals ----------------------------------------------------------------------------
 
     async def _post(self, channel: str, thread: str | None, message: SlackMessage, voice: Voice) -> str:
         await self.pacer.acquire(channel)
-        kwargs: dict[str, Any] = {"channel": channel, "text": message.text, "blocks": message.blocks, **identity(voice)}
+        # link_names off, parse none: a plain "@here" in a post stays text (render.escape also defuses it)
+        kwargs: dict[str, Any] = {
+            "channel": channel, "text": message.text, "blocks": message.blocks, "link_names": False, "parse": "none", **identity(voice),
+        }
         if thread:
             kwargs["thread_ts"] = thread
         try:
@@ -152,7 +155,7 @@ class SlackOutbox:
         await self.pacer.acquire(channel)
         try:
             async with self._in_flight():
-                await self.client.chat_update(channel=channel, ts=ts, text=message.text, blocks=message.blocks)
+                await self.client.chat_update(channel=channel, ts=ts, text=message.text, blocks=message.blocks, link_names=False, parse="none")
         except Exception as e:
             error = slack_error(e)
             if error in _UPDATE_GONE:

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapters.safe_text import WORD_JOINER, neutral
 from engine.models import Action, Reply, ReplyKind, TaskKind, Voice
 
 MAX_SECTION_CHARS = 3000  # Slack: section text
@@ -39,8 +40,8 @@ class SlackMessage:
 # --- text helpers ---------------------------------------------------------------------------
 
 
-#: Slack tokens kept as they are: a user or channel mention, a link. Never <!here>/<!channel>.
-_KEEP_RE = re.compile(r"(<@[UW][A-Z0-9]+>|<#C[A-Z0-9]+(?:\|[^<>]*)?>|<https?://[^\s<>|]+(?:\|[^<>]*)?>)")
+#: A Slack user id: the only mention we ever write is of one person, checked against this.
+USER_ID_RE = re.compile(r"^[UW][A-Z0-9]{2,30}$")
 
 
 def _escape_plain(text: str) -> str:
@@ -48,9 +49,24 @@ def _escape_plain(text: str) -> str:
 
 
 def escape(text: str) -> str:
-    """Slack mrkdwn needs &, < and > escaped, except in the mentions and links the engine writes."""
-    parts = _KEEP_RE.split(text)
-    return "".join(p if i % 2 else _escape_plain(p) for i, p in enumerate(parts))
+    """Text for a mrkdwn field: notifies nobody and relabels no link, whatever it holds.
+
+    `&`, `<` and `>` are always escaped, so no `<@U…>`, `<!here>`, `<!subteam^…>` or
+    `<http://evil|bank.com>` survives as Slack syntax: it is shown as written. Plain `@here` and
+    markdown links whose label is not their target are neutralised too (`adapters.safe_text`).
+    The one mention the bot may make, of the person who asked, is put back by `render_reply`.
+    """
+    return _escape_plain(neutral(text))
+
+
+def plain(text: str) -> str:
+    """Text for a plain_text field (headers, button labels): the same rules, without entities."""
+    return re.sub(r"<(?=[@!#])", "<" + WORD_JOINER, neutral(text))
+
+
+def mention(user: str) -> str:
+    """`<@U…>` for a real user id; anything else is shown as text."""
+    return f"<@{user}>" if USER_ID_RE.match(user) else escape(user)
 
 
 def _safe_cut(text: str, cut: int) -> int:
@@ -116,7 +132,7 @@ def context(text: str) -> dict[str, Any]:
 
 
 def header(text: str) -> dict[str, Any]:
-    return {"type": "header", "text": {"type": "plain_text", "text": truncate(text, MAX_HEADER_CHARS), "emoji": True}}
+    return {"type": "header", "text": {"type": "plain_text", "text": truncate(plain(text), MAX_HEADER_CHARS), "emoji": True}}
 
 
 def action_buttons(actions: list[Action]) -> dict[str, Any]:
@@ -126,7 +142,7 @@ def action_buttons(actions: list[Action]) -> dict[str, Any]:
         button: dict[str, Any] = {
             "type": "button",
             "action_id": f"{ACTION_PREFIX}{action.kind.value}",
-            "text": {"type": "plain_text", "text": truncate(action.label, 75), "emoji": True},
+            "text": {"type": "plain_text", "text": truncate(plain(action.label), 75), "emoji": True},
             "value": action.investigation_id,
         }
         if action.kind in styles:
@@ -297,8 +313,10 @@ def _block_chars(block: dict[str, Any]) -> int:
 
 
 def _block_text(block: dict[str, Any]) -> str:
+    """The block's words for the message's fallback `text`, which Slack reads as mrkdwn."""
     if "text" in block and isinstance(block["text"], dict):
-        return block["text"].get("text", "")
+        text = block["text"].get("text", "")
+        return escape(text) if block["text"].get("type") == "plain_text" else text
     if block.get("type") == "context":
         return " ".join(e.get("text", "") for e in block["elements"])
     return ""
@@ -336,8 +354,23 @@ def render_reply(reply: Reply) -> list[SlackMessage]:
     # The first message's fallback is what notifications show: make it the reply's own words.
     first = messages[0]
     lead = escape(reply.text.strip()) if reply.text.strip() else first.text
-    first.text = truncate(f"{reply.voice.display_name}: {lead}", MAX_TEXT_CHARS)
+    first.text = truncate(f"{escape(reply.voice.display_name)}: {lead}", MAX_TEXT_CHARS)
+    if reply.asker and USER_ID_RE.match(reply.asker):
+        for message in messages:
+            _mention_asker(message, reply.asker)
     return messages
+
+
+def _mention_asker(message: SlackMessage, asker: str) -> None:
+    """Put back the one mention the bot may make: of the person who asked (`Reply.asker`).
+    Every other mention in the text stayed escaped, whoever wrote it."""
+    escaped, real = f"&lt;@{asker}&gt;", f"<@{asker}>"
+    message.text = message.text.replace(escaped, real)
+    for block in message.blocks:
+        objects = [block.get("text")] + list(block.get("elements") or []) + list(block.get("fields") or [])
+        for obj in objects:
+            if isinstance(obj, dict) and obj.get("type") == "mrkdwn" and isinstance(obj.get("text"), str):
+                obj["text"] = obj["text"].replace(escaped, real)
 
 
 def placeholder(voice: Voice) -> SlackMessage:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from adapters.slack.render import escape, truncate
+from adapters.slack.render import escape, mention, truncate
 from engine.memory.records import ForgetResult, ThreadSummary
 from engine.models import Task, TaskKind
 
@@ -23,6 +23,96 @@ PLATFORM = "slack"
 
 #: Message subtypes a person makes that still count as a message to us.
 PERSON_SUBTYPES = {None, "thread_broadcast", "file_share"}
+
+
+class Malformed(ValueError):
+    """A payload without what we need (a channel, a user, a timestamp) or with the wrong types."""
+
+
+#: What a listener raises on a payload it cannot read: answered with a 400 and one log line.
+#: (pydantic's ValidationError is a ValueError; Bolt's own parsing raises the others.)
+MALFORMED = (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError)
+
+
+def _text(value: Any, what: str, *, required: bool = True) -> str:
+    if isinstance(value, str) and (value or not required):
+        return value
+    if value is None and not required:
+        return ""
+    raise Malformed(f"{what} is {'missing' if value in (None, '') else 'not text'}")
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def event_place(event: Any) -> tuple[str, str, str]:
+    """(channel, user, ts) of a message event; Malformed unless all three are text, and the
+    text and thread fields, when present, are text too."""
+    if not isinstance(event, dict):
+        raise Malformed("the event is not an object")
+    _text(event.get("text"), "event.text", required=False)
+    _text(event.get("thread_ts"), "event.thread_ts", required=False)
+    return _text(event.get("channel"), "event.channel"), _text(event.get("user"), "event.user"), _text(event.get("ts"), "event.ts")
+
+
+def command_place(command: Any) -> tuple[str, str]:
+    """(channel, user) of a slash command; Malformed unless both are there."""
+    if not isinstance(command, dict):
+        raise Malformed("the command is not an object")
+    return _text(command.get("channel_id"), "command.channel_id"), _text(command.get("user_id"), "command.user_id")
+
+
+def command_text(command: dict[str, Any]) -> str:
+    return _text(command.get("text"), "command.text", required=False).strip()
+
+
+def command_team(command: dict[str, Any]) -> str:
+    return _text(command.get("team_id"), "command.team_id", required=False)
+
+
+def envelope_problem(body: Any) -> str | None:
+    """Why a parsed request body is not something Slack sends, or None when its shape is fine.
+
+    Checked before Bolt sees it: Bolt reads `body["event"]["type"]` and the like while routing
+    (and while reporting errors), and would fail with a traceback on other shapes.
+    """
+    if not isinstance(body, dict):
+        return "the body is not an object"
+    if "type" in body and not isinstance(body["type"], str):
+        return "type is not text"
+    if "event" in body:
+        event = body["event"]
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            return "the event is not an object with a type"
+    if body.get("type") == "event_callback" and "event" not in body:
+        return "an event_callback without its event"
+    if "command" in body and not isinstance(body["command"], str):
+        return "command is not text"
+    actions = body.get("actions")
+    if actions is not None and not (isinstance(actions, list) and all(isinstance(a, dict) for a in actions)):
+        return "actions is not a list of objects"
+    return None
+
+
+def describe(body: Any) -> str:
+    """What a request was, in a few words, for a log line (never its content)."""
+    if not isinstance(body, dict):
+        return "a request"
+    event = body.get("event")
+    if isinstance(event, dict):
+        return f"an event ({str(event.get('type'))[:40]})"
+    if body.get("command"):
+        return f"a command ({str(body.get('command'))[:40]})"
+    if body.get("type") == "block_actions":
+        return "a button click"
+    return f"a request ({str(body.get('type'))[:40]})" if body.get("type") else "a request"
+
+
+def error_line(error: BaseException) -> str:
+    """The error on one short line, for the log."""
+    line = " ".join(str(error).split())
+    return f"{type(error).__name__}: {line[:160]}" if line else type(error).__name__
 
 
 def message_event_id(channel: str, ts: str) -> str:
@@ -41,13 +131,19 @@ def mentions(text: str, bot_user_id: str | None) -> bool:
 
 
 def from_person(event: dict[str, Any], bot_user_id: str | None) -> bool:
-    """False for bots (ours and others'), edits, deletions and other system messages."""
-    if event.get("subtype") not in PERSON_SUBTYPES:
+    """False for bots (ours and others'), edits, deletions and other system messages.
+    Malformed for what claims to be a person's message but names nobody."""
+    subtype = event.get("subtype")
+    if not (subtype is None or isinstance(subtype, str)):
+        raise Malformed("event.subtype is not text")
+    if subtype not in PERSON_SUBTYPES:
         return False
     if event.get("bot_id") or event.get("bot_profile"):
         return False
     user = event.get("user")
-    return bool(user) and user != bot_user_id
+    if not (isinstance(user, str) and user):
+        raise Malformed("a person's message without event.user")
+    return user != bot_user_id
 
 
 def message_task(
@@ -57,15 +153,15 @@ def message_task(
     bot_user_id: str | None,
     thread: str | None,
 ) -> Task:
-    channel, ts = event["channel"], event["ts"]
+    channel, user, ts = event_place(event)
     parent = event.get("thread_ts")
     return Task(
         platform=PLATFORM,
         workspace=workspace,
         channel=channel,
         thread=thread,
-        user=event["user"],
-        text=strip_mention(event.get("text", ""), bot_user_id),
+        user=user,
+        text=strip_mention(event.get("text") or "", bot_user_id),
         event_id=message_event_id(channel, ts),
         kind=TaskKind.MESSAGE,
         reply_to=parent if parent and parent != ts else None,
@@ -74,28 +170,30 @@ def message_task(
 
 
 def command_task(command: dict[str, Any], kind: TaskKind = TaskKind.INVESTIGATE) -> Task:
+    channel, user = command_place(command)
+    text = command_text(command)
+    trigger = command.get("trigger_id")
     return Task(
         platform=PLATFORM,
-        workspace=command.get("team_id", ""),
-        channel=command["channel_id"],
+        workspace=command_team(command),
+        channel=channel,
         thread=None,
-        user=command["user_id"],
-        text=(command.get("text") or "").strip(),
-        event_id=command.get("trigger_id") or f"{command['channel_id']}:{command['user_id']}:{command.get('text', '')}",
+        user=user,
+        text=text,
+        event_id=trigger if isinstance(trigger, str) and trigger else f"{channel}:{user}:{text}",
         kind=kind,
     )
 
 
 def action_task(body: dict[str, Any], action: dict[str, Any], kind: TaskKind) -> Task | None:
     """A button click on one of our posts; None when the payload lacks the message context."""
-    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
-    message = body.get("message") or {}
-    container = body.get("container") or {}
+    message, container = _obj(body.get("message")), _obj(body.get("container"))
+    channel = _obj(body.get("channel")).get("id") or container.get("channel_id")
     thread = message.get("thread_ts") or container.get("thread_ts") or message.get("ts") or container.get("message_ts")
-    user = (body.get("user") or {}).get("id")
-    if not (channel and thread and user):
+    user = _obj(body.get("user")).get("id")
+    if not all(isinstance(v, str) and v for v in (channel, thread, user)):
         return None
-    team = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id") or ""
+    team = _obj(body.get("team")).get("id") or _obj(body.get("user")).get("team_id") or ""
     stamp = action.get("action_ts") or body.get("trigger_id") or ""
     return Task(
         platform=PLATFORM,
@@ -171,14 +269,14 @@ class RecentClicks:
 
 def clicked_message(body: dict[str, Any]) -> tuple[str, str, str, list[dict[str, Any]] | None] | None:
     """(channel, ts, text, blocks) of the message whose button was clicked; None without one."""
-    container = body.get("container") or {}
-    message = body.get("message") or {}
-    channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
+    container, message = _obj(body.get("container")), _obj(body.get("message"))
+    channel = _obj(body.get("channel")).get("id") or container.get("channel_id")
     ts = container.get("message_ts") or message.get("ts")
-    if not (channel and ts) or container.get("is_ephemeral"):
+    if not (isinstance(channel, str) and isinstance(ts, str) and channel and ts) or container.get("is_ephemeral"):
         return None
     blocks = message.get("blocks")
-    return channel, ts, message.get("text") or "", blocks if isinstance(blocks, list) else None
+    text = message.get("text")
+    return channel, ts, text if isinstance(text, str) else "", blocks if isinstance(blocks, list) else None
 
 
 # --- the adapter's own words ----------------------------------------------------------------
@@ -196,6 +294,11 @@ def usage_text() -> str:
 REFUSAL = (
     "Sorry, Orchestra isn't enabled for you here. A workspace admin can allow this channel or "
     "person (ORCHESTRA_ALLOWED_CHANNELS / ORCHESTRA_ALLOWED_USERS)."
+)
+
+UNREADABLE = (
+    "Sorry, I couldn't read that message (it holds characters I can't store). "
+    "Please send it again, retyped rather than pasted."
 )
 
 FORGET_REFUSAL = (
@@ -222,7 +325,7 @@ ACTION_WORDS = {"challenge": "Challenge", "plan": "Move to planning", "close": "
 
 def action_taken_text(label: str, user: str) -> str:
     """The context line that replaces a message's buttons once one was clicked."""
-    return f"↪ {escape(truncate(label.strip(), 75))} requested by <@{user}>"
+    return f"↪ {escape(truncate(label.strip(), 75))} requested by {mention(user)}"
 
 
 def _when(dt: datetime) -> str:

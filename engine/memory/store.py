@@ -54,7 +54,7 @@ from engine.memory.schema import (
     _turn,
     turn_params,
 )
-from engine.models import Accepted, Task, utcnow
+from engine.models import Accepted, Task, TaskRefused, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -216,19 +216,73 @@ class SQLiteMemory:
             try:
                 results = await self._accept_batch([task for task, _ in batch])
             except Exception as exc:  # noqa: BLE001 - every caller hears it; flusher goes on
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
+                results = [exc] * len(batch)
             for (_, future), result in zip(batch, results):
-                if not future.done():
+                if future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
                     future.set_result(result)
 
-    async def _accept_batch(self, tasks: list[Task]) -> list[Accepted]:
+    @staticmethod
+    def _encode_task(task: Task) -> list[str]:
+        """The task's row, or TaskRefused when it can never be stored and read back.
+
+        Checked one task at a time, before the batch is written, so that one event the encoder
+        refuses (a lone surrogate in its text, a field of the wrong type) is refused alone.
+        """
+        try:
+            body = task.model_dump_json(warnings="error")
+            Task.model_validate_json(body)  # what start() will read back after a crash
+            row = [task.platform, task.workspace, task.channel, task.event_id, body]
+            if not all(isinstance(v, str) for v in row):
+                raise TypeError("a key field is not text")
+            json.dumps(row, ensure_ascii=False).encode("utf-8")
+        except Exception as exc:  # noqa: BLE001 - whatever the encoder refuses is refused
+            raise TaskRefused(f"event {str(task.event_id)[:80]!r} cannot be stored: {type(exc).__name__}") from exc
+        return row
+
+    async def _accept_batch(self, tasks: list[Task]) -> list[Accepted | BaseException]:
+        """Each task's Accepted, or the exception for that task alone.
+
+        Tasks that cannot be encoded are refused first; the rest go in one statement. Should that
+        statement fail all the same (a row the database rejects), each is written alone, so the
+        others still commit. A transient error (database locked) reaches every caller as it is.
+        """
+        results: list[Accepted | BaseException | None] = [None] * len(tasks)
+        rows: list[list[str]] = []
+        good: list[int] = []
+        for i, task in enumerate(tasks):
+            try:
+                rows.append(self._encode_task(task))
+                good.append(i)
+            except TaskRefused as exc:
+                log.warning("%s", exc)
+                results[i] = exc
+        if rows:
+            try:
+                accepted: list[Accepted | BaseException] = list(await self._accept_rows(rows))
+            except sqlite3.OperationalError as exc:  # locked, busy, disk full: worth retrying
+                accepted = [exc] * len(rows)
+            except sqlite3.Error:
+                accepted = []
+                for row in rows:  # find the one the database rejects; the others commit
+                    try:
+                        accepted += await self._accept_rows([row])
+                    except sqlite3.OperationalError as exc:
+                        accepted.append(exc)
+                    except sqlite3.Error as exc:
+                        refused = TaskRefused(f"event {row[3][:80]!r} cannot be stored: {exc}")
+                        log.warning("%s", refused)
+                        accepted.append(refused)
+            for i, result in zip(good, accepted):
+                results[i] = result
+        return [r for r in results if r is not None]
+
+    async def _accept_rows(self, encoded: list[list[str]]) -> list[Accepted]:
         now = _ts(utcnow())
-        rows = json.dumps(
-            [[t.platform, t.workspace, t.channel, t.event_id, t.model_dump_json()] for t in tasks]
-        )
+        rows = json.dumps(encoded, ensure_ascii=False)
         inserted = await self._write(
             """
             INSERT INTO tasks (platform, workspace, channel, event_id, status, body,
@@ -243,7 +297,7 @@ class SQLiteMemory:
             {"rows": rows, "now": now},
         )
         new = {(p, w, e): id_ for id_, p, w, e in inserted}
-        keys = [(t.platform, t.workspace, t.event_id) for t in tasks]
+        keys = [(r[0], r[1], r[3]) for r in encoded]
         old: dict[tuple[str, str, str], int] = {}
         missing = [list(k) for k in dict.fromkeys(keys) if k not in new]
         if missing:
@@ -255,7 +309,7 @@ class SQLiteMemory:
                  AND t.workspace = json_extract(j.value, '$[1]')
                  AND t.event_id = json_extract(j.value, '$[2]')
                 """,
-                (json.dumps(missing),),
+                (json.dumps(missing, ensure_ascii=False),),
             )
             old = {(p, w, e): id_ for id_, p, w, e in found}
         results: list[Accepted] = []
