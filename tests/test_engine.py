@@ -466,3 +466,36 @@ async def test_forgetting_a_channel_while_a_turn_runs_loses_nothing_else(memory)
     assert await memory.list_threads("test", "W1", "doomed") == []
     await engine.run(task("sophia, still here?", channel="kept"))
     assert outbox.posts[-1].kind == ReplyKind.ANSWER
+
+
+# --- channel memory: evidence only --------------------------------------------------------------
+
+
+async def test_recall_brings_back_what_people_said_and_found_never_filler(memory):
+    """Offline rehearsal turns, unusable replies and empty answers are stored (the thread shows
+    them) but never come back as channel memory; people's words and real findings do."""
+    from engine.providers import OfflineProvider
+
+    offline, _ = await make(memory, OfflineProvider())
+    await offline.run(task("sophia, the zookeeper quorum keeps flapping"))
+    await offline.run(task("zookeeper quorum lost after the kernel upgrade", kind=TaskKind.INVESTIGATE))
+    real = ScriptedProvider(
+        "",  # an empty answer from the model
+        "not json", "still not json",  # a researcher turn that never validates
+        fallback=lambda r: json.dumps(research(summary="Zookeeper quorum drops when the leader's disk stalls"))
+        if r.schema_name == "researcher" else by_mode(r),
+    )
+    engine, _ = await make(memory, real, max_auto_turns=2)
+    await engine.run(task("sophia, what about zookeeper quorum?"))
+    await engine.run(task("zookeeper quorum flaps again", kind=TaskKind.INVESTIGATE))
+    await engine.run(task("zookeeper quorum: is it the leader?", kind=TaskKind.INVESTIGATE))
+
+    found = await memory.recall("test", "W1", "C1", "zookeeper quorum", limit=50)
+    texts = " ".join(r.text for r in found)
+    assert "Offline rehearsal" not in texts and "offline rehearsal" not in texts
+    assert "no answer came back" not in texts and "not json" not in texts
+    assert "leader's disk stalls" in texts  # what a persona really found
+    assert "the zookeeper quorum keeps flapping" in texts and "kernel upgrade" in texts  # what people said
+    assert {r.author for r in found} >= {"U1", "sophia"}
+    everything = [t for rec in await memory.list_threads("test", "W1", "C1") for t in await memory.turns(rec.id)]
+    assert any(t.model == "offline" for t in everything)  # kept in the thread, only not recalled
