@@ -33,6 +33,7 @@ OFFLINE_MARK = (
     "🧪 Offline rehearsal (no model configured: set ANTHROPIC_API_KEY or OPENAI_API_KEY, "
     "or OPENAI_BASE_URL for a local server)"
 )
+OFFLINE_SHORT_MARK = "🧪 Offline rehearsal"
 
 
 @dataclass(frozen=True)
@@ -115,12 +116,13 @@ class Flows:
             critic = self._stand_in([researcher.name]) or critic
         return {"researcher": researcher, "critic": critic, "planner": self.cast(Mode.PLANNER)}
 
-    def reply(self, job: Job, kind: ReplyKind, persona: Persona, text: str, *, key: str, thread: str | None, **extra) -> Reply:
+    def reply(self, job: Job, kind: ReplyKind, persona: Persona, text: str, *, key: str, thread: str | None,
+              first_in_thread: bool = False, **extra) -> Reply:
         offline = self.provider.name == "offline"
-        if offline and kind == ReplyKind.ROOT:
+        if offline and (kind == ReplyKind.ROOT or first_in_thread):
             text = f"{OFFLINE_MARK}\n{text}"  # how to leave the rehearsal: once per thread is enough
         elif offline and kind in (ReplyKind.TURN, ReplyKind.ANSWER, ReplyKind.QUESTION):
-            text = f"🧪 Offline rehearsal\n{text}"
+            text = f"{OFFLINE_SHORT_MARK}\n{text}"
         t = job.task
         return Reply(
             kind=kind, voice=persona.voice, platform=t.platform, workspace=t.workspace, channel=t.channel,
@@ -181,7 +183,9 @@ class Flows:
             }))
             rec.turn_count += 1
             rec = await self.memory.update_thread(rec)
-        await self.post(job, self.reply(job, ReplyKind.ANSWER, persona, turn.text, key=f"turn:{rec.id}:{turn.seq}", thread=rec.thread))
+        first = not any(x.role == TurnRole.PERSONA and x.seq < turn.seq for x in turns)
+        await self.post(job, self.reply(job, ReplyKind.ANSWER, persona, turn.text, key=f"turn:{rec.id}:{turn.seq}",
+                                        thread=rec.thread, first_in_thread=first))
         return rec
 
     def _chat_history(self, turns: list[TurnRecord], budget: int) -> list[ChatMessage]:

@@ -499,3 +499,23 @@ async def test_recall_brings_back_what_people_said_and_found_never_filler(memory
     assert {r.author for r in found} >= {"U1", "sophia"}
     everything = [t for rec in await memory.list_threads("test", "W1", "C1") for t in await memory.turns(rec.id)]
     assert any(t.model == "offline" for t in everything)  # kept in the thread, only not recalled
+
+
+async def test_offline_says_how_to_connect_a_model_once_per_thread(memory):
+    from engine.providers import OfflineProvider
+
+    engine, outbox = await make(memory, OfflineProvider())
+    first = task("sophia, why did signups drop since 00:00 UTC on Monday?")
+    await engine.run(first)
+    await engine.run(task("and on mobile?", thread=first.thread))
+    await engine.run(task("karen, what do customers say?", thread=first.thread))
+    answers = [p.text for p in outbox.posts if p.kind == ReplyKind.ANSWER]
+    assert len(answers) == 3
+    assert "ANTHROPIC_API_KEY" in answers[0]  # the first post of the thread explains
+    assert all(a.startswith("🧪 Offline rehearsal\n") and "API_KEY" not in a for a in answers[1:])  # then a short mark
+    assert "00:00 UTC" in answers[0]  # the person's words, whole
+
+    rec = await investigate(engine, "intermittent 401s on checkout")
+    posts = [p for p in outbox.posts if p.thread == rec.thread or p.kind == ReplyKind.ROOT and p.investigation_id == rec.id]
+    assert sum("API_KEY" in p.text for p in posts) == 1 and "API_KEY" in posts[0].text
+    assert all(p.text.startswith("🧪 Offline rehearsal") for p in posts if p.kind == ReplyKind.TURN)
