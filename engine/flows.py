@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 
 from engine.context import clip_for_model, estimate_tokens, history_text, memory_text
 from engine.findings import Confidence
-from engine.investigation import confidence_of, next_phase, questions_for_people, router_state
+from engine.investigation import (
+    asked_before,
+    confidence_of,
+    next_phase,
+    open_checks,
+    questions_for_people,
+    router_state,
+    stuck_questions,
+)
 from engine.memory.records import Phase, Recollection, ThreadKind, ThreadRecord, ThreadStatus, TurnRecord, TurnRole
 from engine.models import Action, Reply, ReplyKind, Task, TaskKind
 from engine.modes import Mode
@@ -25,6 +33,7 @@ OFFLINE_MARK = (
     "🧪 Offline rehearsal (no model configured: set ANTHROPIC_API_KEY or OPENAI_API_KEY, "
     "or OPENAI_BASE_URL for a local server)"
 )
+OFFLINE_SHORT_MARK = "🧪 Offline rehearsal"
 
 
 @dataclass(frozen=True)
@@ -69,14 +78,51 @@ class Flows:
     # --- helpers ------------------------------------------------------------------------------
 
     def cast(self, mode: Mode) -> Persona:
+        """Who the configuration says speaks this mode."""
         return self.personas.get(self.config.cast.get(mode.value)) or self.personas[self.personas.default]
 
-    def reply(self, job: Job, kind: ReplyKind, persona: Persona, text: str, *, key: str, thread: str | None, **extra) -> Reply:
+    def speaker(self, mode: Mode, turns: list[TurnRecord], named: Persona | None) -> tuple[Persona, str]:
+        """Who really speaks this turn, and why: the named persona, else the cast; never a critic
+        challenging her own finding (then a stand-in does, see `_stand_in`)."""
+        persona = named or self.cast(mode)
+        why = "named by a person" if named else f"the cast's {mode.value}"
+        if mode == Mode.CRITIC:
+            authors = _challenged_authors(turns)
+            if persona.name in authors:
+                other = self._stand_in(authors)
+                if other is not None:
+                    why = (f"{persona.display_name} wrote the finding under challenge, "
+                           f"so {other.display_name} challenges it instead")
+                    persona = other
+        return persona, why
+
+    def _stand_in(self, authors: list[str]) -> Persona | None:
+        """A critic who wrote none of the findings under challenge: whoever prefers the critic mode,
+        then the cast's researcher and planner, then anyone (registry order keeps it deterministic)."""
+        for exclude in (authors, authors[:1]):
+            candidates = [p for p in self.personas if Mode.CRITIC in p.preferred_modes]
+            candidates += [self.cast(Mode.RESEARCHER), self.cast(Mode.PLANNER), *self.personas]
+            for p in candidates:
+                if p.name not in exclude:
+                    return p
+        return None
+
+    def opening_cast(self, named: Persona | None) -> dict[str, Persona]:
+        """Who speaks each mode when the investigation opens: the named lead researches first,
+        and the critic is someone other than her."""
+        researcher = named or self.cast(Mode.RESEARCHER)
+        critic = self.cast(Mode.CRITIC)
+        if critic.name == researcher.name:
+            critic = self._stand_in([researcher.name]) or critic
+        return {"researcher": researcher, "critic": critic, "planner": self.cast(Mode.PLANNER)}
+
+    def reply(self, job: Job, kind: ReplyKind, persona: Persona, text: str, *, key: str, thread: str | None,
+              first_in_thread: bool = False, **extra) -> Reply:
         offline = self.provider.name == "offline"
-        if offline and kind == ReplyKind.ROOT:
+        if offline and (kind == ReplyKind.ROOT or first_in_thread):
             text = f"{OFFLINE_MARK}\n{text}"  # how to leave the rehearsal: once per thread is enough
         elif offline and kind in (ReplyKind.TURN, ReplyKind.ANSWER, ReplyKind.QUESTION):
-            text = f"🧪 Offline rehearsal\n{text}"
+            text = f"{OFFLINE_SHORT_MARK}\n{text}"
         t = job.task
         return Reply(
             kind=kind, voice=persona.voice, platform=t.platform, workspace=t.workspace, channel=t.channel,
@@ -137,7 +183,9 @@ class Flows:
             }))
             rec.turn_count += 1
             rec = await self.memory.update_thread(rec)
-        await self.post(job, self.reply(job, ReplyKind.ANSWER, persona, turn.text, key=f"turn:{rec.id}:{turn.seq}", thread=rec.thread))
+        first = not any(x.role == TurnRole.PERSONA and x.seq < turn.seq for x in turns)
+        await self.post(job, self.reply(job, ReplyKind.ANSWER, persona, turn.text, key=f"turn:{rec.id}:{turn.seq}",
+                                        thread=rec.thread, first_in_thread=first))
         return rec
 
     def _chat_history(self, turns: list[TurnRecord], budget: int) -> list[ChatMessage]:
@@ -182,7 +230,7 @@ class Flows:
         lead = self.personas.get(rec.lead) or self.personas[self.personas.default]
         job.persona = lead
         if rec.thread is None:
-            cast = ", ".join(f"{mode} {self.cast(Mode(mode)).display_name}" for mode in ("researcher", "critic", "planner"))
+            cast = ", ".join(f"{mode} {p.display_name}" for mode, p in self.opening_cast(named).items())
             text = (
                 f"🔎 Investigation {rec.id}: {rec.title}\n"
                 f"Lead: {lead.display_name} · Cast: {cast} · Type: {rec.inv_type}\n"
@@ -233,37 +281,75 @@ class Flows:
         return rec
 
     async def _new_turn(self, job: Job, rec: ThreadRecord, turns: list[TurnRecord], speaker: Persona | None, forced: Mode | None) -> TurnRecord:
-        decision = self.router.decide(router_state(rec, turns, self.config.max_turns, forced))
+        auto_left = self.config.max_auto_turns - job.step + 1
+        decision = self.router.decide(router_state(rec, turns, self.config.max_turns, forced, auto_left=auto_left))
         mode = decision.mode
-        persona = speaker or self.cast(mode)
+        persona, persona_reason = self.speaker(mode, turns, speaker)
         job.persona = persona
         await self.poster.working(job.task.platform, persona.voice, job.task.channel, rec.thread)
         if job.recalled is None:  # the same question all through this task: look it up once
             latest = next((t.text for t in reversed(turns) if t.role == TurnRole.HUMAN), rec.title)
             job.recalled = await self.recall(job, rec, f"{rec.title} {latest[:500]}")
         recalled = job.recalled
+        checks = open_checks(turns) if mode == Mode.PLANNER else []
+        open_part = ("Checks still open (the critic's challenges and the research gaps). The first phase of "
+                     "your plan must cover each of them:\n" + "\n".join(f"- {c}" for c in checks) + "\n\n") if checks else ""
         context = (
             f"Investigation {rec.id} ({rec.inv_type}): {rec.title}\n"
             f"Phase: {MODE_PHASE[mode].value}. This is turn {rec.turn_count + 1} of at most {self.config.max_turns}.\n\n"
             f"Thread so far:\n{history_text(turns, self.config.context_tokens)}\n\n"
-            f"Now do your {mode.value} turn on this investigation."
+            f"{open_part}Now do your {mode.value} turn on this investigation."
         )
         outcome: TurnOutcome = await structured_turn(
             self.provider, persona, mode, task=clip_for_model(rec.title)[0],
             memory=memory_text(recalled, self.config.context_tokens // 4), context=context,
         )
         route = {
-            **decision.as_dict(), "persona": persona.name,
-            "persona_reason": "named by a person" if speaker else f"the cast's {mode.value}",
+            **decision.as_dict(), "persona": persona.name, "persona_reason": persona_reason,
             "recalled": [_recalled(r) for r in recalled],
         }
+        if checks:
+            route["open_checks"] = checks
+            route["reasons"].append(f"planner: the plan must start with the {len(checks)} check(s) still open")
         if not outcome.structured:
             route["problems"] = outcome.problems
         previous = next((t.confidence for t in reversed(turns) if t.confidence), None)
-        return await self.memory.add_turn(self._turn_record(
+        record = self._turn_record(
             job, rec, persona, outcome, route=route,
             confidence=confidence_of(mode, outcome.finding) if mode != Mode.PLANNER or not outcome.finding else (previous or Confidence.HIGH.value),
-        ))
+        )
+        record.route["asks"] = self._asks(rec, turns, record, auto_left)
+        return await self.memory.add_turn(record)
+
+    def _asks(self, rec: ThreadRecord, turns: list[TurnRecord], record: TurnRecord, auto_left: int) -> list[str]:
+        """The questions to put to people after this turn (none asked twice in a thread).
+
+        A low-confidence finding whose gaps only people can answer; or, when this turn leaves the
+        investigation stuck (researcher and critic going round), the open gaps that need people:
+        a precise question rather than another round. Stored with the turn, so a resumed task
+        asks exactly the same.
+        """
+        history = [*turns, record.model_copy(update={"seq": (turns[-1].seq if turns else 0) + 1})]
+        mode = Mode(record.mode)
+        streak = 0
+        for t in reversed([t for t in history if t.role == TurnRole.PERSONA]):
+            if t.mode != Mode.RESEARCHER:
+                break
+            streak += 1
+        asked = asked_before(turns)
+        asks = questions_for_people(mode, record.findings if record.structured else None, streak, asked)
+        if asks:
+            return asks
+        after = router_state(rec, history, self.config.max_turns, auto_left=auto_left - 1)
+        if after.stuck:
+            asks = stuck_questions(history, asked)
+            if asks:
+                record.route["escalation"] = "ask"
+                record.route["reasons"].append(
+                    f"stuck: {after.setbacks} turn(s) without progress since people last wrote; "
+                    "asking the people in the thread what only they can answer instead of another round"
+                )
+        return asks
 
     async def _apply(self, job: Job, rec: ThreadRecord, turn: TurnRecord, turns: list[TurnRecord]) -> ThreadRecord:
         """Move the state machine for a turn and post it. Idempotent: safe to repeat on resume."""
@@ -272,12 +358,16 @@ class Flows:
         rec.turn_count = sum(1 for t in turns if t.role == TurnRole.PERSONA)
         if turn.structured:
             rec.phase = next_phase(mode, turn.findings)
-        streak = 0
-        for t in reversed([t for t in turns if t.role == TurnRole.PERSONA]):
-            if t.mode != Mode.RESEARCHER:
-                break
-            streak += 1
-        questions = questions_for_people(mode, turn.findings if turn.structured else None, streak)
+        route = turn.route or {}
+        if "asks" in route:  # decided when the turn was made (see _asks)
+            questions = list(route["asks"] or [])
+        else:  # a turn stored by an older version
+            streak = 0
+            for t in reversed([t for t in turns if t.role == TurnRole.PERSONA]):
+                if t.mode != Mode.RESEARCHER:
+                    break
+                streak += 1
+            questions = questions_for_people(mode, turn.findings if turn.structured else None, streak)
         if rec.phase == Phase.COMPLETE:
             rec.status = ThreadStatus.COMPLETE
         elif questions:
@@ -301,8 +391,11 @@ class Flows:
         ))
         if questions:
             asks = "\n".join(f"• {q}" for q in questions)
+            opening = ("We've gone round without getting past "
+                       f"{turn.confidence or 'low'} confidence, and another round won't change that. "
+                       if route.get("escalation") == "ask" else "")
             await self.post(job, self.reply(job, ReplyKind.QUESTION, persona, (
-                f"I need your help before going further. Only people here can answer:\n{asks}\n"
+                f"{opening}I need your help before going further. Only people here can answer:\n{asks}\n"
                 "Reply in this thread and I'll pick it up from there."
             ), key=f"ask:{rec.id}:{turn.seq}", thread=rec.thread, investigation_id=rec.id))
         elif rec.status == ThreadStatus.COMPLETE:
@@ -320,6 +413,19 @@ class Flows:
             confidence=confidence, route=route, input_tokens=outcome.usage.input_tokens,
             output_tokens=outcome.usage.output_tokens, model=outcome.model or None,
         )
+
+
+def _challenged_authors(turns: list[TurnRecord]) -> list[str]:
+    """Who wrote what a critic turn now would challenge: the latest hypothesis first, and the plan
+    when the latest turn is one (a person pressed Challenge after it)."""
+    persona_turns = [t for t in turns if t.role == TurnRole.PERSONA and t.structured]
+    authors: list[str] = []
+    research = next((t for t in reversed(persona_turns) if t.mode == Mode.RESEARCHER), None)
+    if research is not None:
+        authors.append(research.author)
+    if persona_turns and persona_turns[-1].mode == Mode.PLANNER and persona_turns[-1].author not in authors:
+        authors.append(persona_turns[-1].author)
+    return authors
 
 
 def _recalled(r: Recollection) -> dict:

@@ -17,6 +17,8 @@ from engine.modes import Mode
 
 PHASE_MODE = {Phase.DISCOVERY: Mode.RESEARCHER, Phase.VALIDATION: Mode.CRITIC, Phase.PLANNING: Mode.PLANNER}
 MODE_PHASE = {mode: phase for phase, mode in PHASE_MODE.items()}
+#: Turns without progress (since people last wrote) after which an investigation is stuck.
+STUCK_AFTER = 2
 
 # Investigation types, recognised by words in the question. Order breaks ties.
 _TYPE_WORDS: dict[str, tuple[str, ...]] = {
@@ -67,6 +69,20 @@ class RouterState:
     new_evidence: bool = False  # a person added something since the last persona turn
     critiqued: bool = False  # a critic turn happened since the last researcher turn
     forced: Mode | None = None  # a person asked for it (challenge / plan)
+    setbacks: int = 0  # researcher/critic turns since people last wrote that left confidence below medium
+    auto_left: int = 99  # turns left before the automatic-turn pause
+
+    @property
+    def stuck(self) -> bool:
+        """Researcher and critic are going round: escalate rather than run another round.
+
+        After STUCK_AFTER turns without progress, or after one when the automatic turns are about
+        to run out (better a plan now than a pause in the middle of the loop). New evidence from
+        people, or a person's request, starts afresh.
+        """
+        if self.new_evidence or self.forced is not None:
+            return False
+        return self.setbacks >= STUCK_AFTER or (self.setbacks >= 1 and self.auto_left <= 1)
 
 
 @dataclass(frozen=True)
@@ -120,6 +136,23 @@ class Router:
 
         for mode, bonus, why in _TYPE_BIAS.get(s.inv_type, []):
             add(mode, bonus, f"{s.inv_type}: {why}")
+
+        # Against ping-pong: another look at the same evidence, or a second challenge of the same
+        # hypothesis, changes nothing. Stuck researcher/critic rounds escalate to a plan whose
+        # first phase is the checks still open (the questions only people can answer were asked
+        # after the turn that got stuck: see engine.investigation.stuck_questions).
+        fresh = s.new_evidence or s.forced is not None
+        if not fresh and s.previous_mode == Mode.RESEARCHER and s.confidence < Confidence.MEDIUM and s.setbacks:
+            add(Mode.RESEARCHER, -1.0, f"her last look left confidence at {s.confidence.value} and nothing new came in")
+            add(Mode.CRITIC, 2.5, "a weak hypothesis needs someone to name what is missing")
+        if not fresh and s.critiqued:
+            add(Mode.CRITIC, -2.5, "the critic already challenged this hypothesis and nothing changed since")
+        if s.stuck:
+            why = (f"{s.setbacks} turns since people last wrote left confidence at {s.confidence.value}"
+                   if s.setbacks >= STUCK_AFTER else
+                   f"confidence is still {s.confidence.value} and only {s.auto_left} automatic turn(s) are left")
+            add(Mode.PLANNER, 6.0, f"stuck: {why}; researcher and critic would only go round again, "
+                "so escalate to a plan that starts with the checks still open")
 
         if s.previous_mode is not None and s.repeats >= 1 and s.forced != s.previous_mode:
             penalty = 2.0 * s.repeats

@@ -130,12 +130,12 @@ async def conversation_turn(
         model=persona.model,
     )
     response = await provider.generate(request)
-    text = response.text.strip() or "(no answer came back; please ask again)"
+    answered = bool(response.text.strip())
     return TurnOutcome(
         mode="conversation",
-        text=text,
+        text=response.text.strip() or "(no answer came back; please ask again)",
         finding=None,
-        structured=True,
+        structured=answered,  # an empty reply is kept, but never recalled as what she said
         usage=response.usage,
         model=response.model,
         offline=response.offline,

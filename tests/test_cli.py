@@ -72,6 +72,24 @@ def test_investigate_twice_in_a_channel_recalls_the_first(tmp_path):
     assert all("401" in (item["title"] + item["excerpt"]) for item in second["recalled"])
 
 
+def test_investigate_json_with_a_named_lead_offline(tmp_path):
+    """What a person sees: Karen leads, someone else challenges her, her evidence is whole, and the
+    second run recalls what people said, not the rehearsal's canned findings."""
+    first = investigate(tmp_path, "karen checkout fails since 00:00 UTC: the gateway returns 502", "--channel", "ops")
+    turns = first["turns"]
+    assert (turns[0]["persona"], turns[0]["mode"]) == ("karen", "researcher")
+    critics = [t for t in turns if t["mode"] == "critic"]
+    assert critics and all(t["persona"] != "karen" for t in critics)
+    assert "wrote the finding under challenge" in critics[0]["route"]["persona_reason"]
+    claims = [e["claim"] for e in turns[0]["findings"]["evidence"]]
+    assert "checkout fails since 00:00 UTC: the gateway returns 502" in claims
+    assert first["status"] == "complete" and turns[-1]["mode"] == "planner"
+
+    second = investigate(tmp_path, "is the 502 from the gateway back?", "--channel", "ops")
+    assert second["recalled"] and all(r["author"] not in ("sophia", "karen", "cherry") for r in second["recalled"])
+    assert not any("rehearsal" in r["excerpt"].lower() for r in second["recalled"])
+
+
 def test_another_channel_recalls_nothing(tmp_path):
     investigate(tmp_path, "intermittent 401s on checkout", "--channel", "ops")
     other = investigate(tmp_path, "checkout 401s again after the deploy", "--channel", "sales")

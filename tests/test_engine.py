@@ -12,7 +12,7 @@ from engine.memory.records import Phase, TaskStatus, ThreadStatus, TurnRole
 from engine.models import ReplyKind, Task, TaskKind
 from engine.personas import PersonaRegistry
 from engine.ports import ModelResponse, ProviderRateLimited, ProviderTimeout
-from tests.fakes import FakeOutbox, ScriptedProvider, by_mode, critique, research
+from tests.fakes import FakeOutbox, ScriptedProvider, by_mode, critique, plan, research
 
 _ids = itertools.count(1)
 
@@ -155,7 +155,27 @@ async def test_named_persona_leads_and_speaks_first(memory):
     rec = await investigate(engine, "karen why are trials not converting")
     assert rec.lead == "karen" and "Lead: Karen" in outbox.posts[0].text
     assert outbox.turns()[0].voice.name == "karen" and outbox.turns()[0].mode == "researcher"
-    assert outbox.turns()[1].voice.name == "karen"  # critic by the cast
+    # Karen is the cast's critic, but she never challenges her own finding: Sophia does
+    assert (outbox.turns()[1].voice.name, outbox.turns()[1].mode) == ("sophia", "critic")
+    # ... and the root names who really speaks each mode, not the configured cast
+    assert "Cast: researcher Karen, critic Sophia, planner Cherry" in outbox.posts[0].text
+    stored = [t for t in await memory.turns(rec.id) if t.role == TurnRole.PERSONA]
+    assert "Karen wrote the finding under challenge" in stored[1].route["persona_reason"]
+
+
+@pytest.mark.parametrize("lead", ["sophia", "karen", "cherry"])
+async def test_a_critic_never_challenges_her_own_finding(memory, lead):
+    """Whoever leads, whatever the cast, and however often the critic speaks."""
+    provider = ScriptedProvider(fallback=stuck(research_conf="medium", critic_conf="low"))
+    engine, outbox = await make(memory, provider, cast={"researcher": "karen", "critic": "karen", "planner": "karen"})
+    rec = await investigate(engine, f"{lead} why are trials not converting")
+    rec = await engine.run(task(kind=TaskKind.CHALLENGE, thread=rec.thread))  # and once more, on request
+    turns = [t for t in await memory.turns(rec.id) if t.role == TurnRole.PERSONA]
+    critics = [i for i, t in enumerate(turns) if t.mode == "critic"]
+    assert len(critics) >= 2
+    for i in critics:
+        challenged = next(t for t in reversed(turns[:i]) if t.mode == "researcher")
+        assert turns[i].author != challenged.author
 
 
 async def test_invalid_finding_is_re_asked_once_with_the_errors(memory):
@@ -222,6 +242,96 @@ async def test_plan_button_jumps_to_planning(memory):
     rec = await investigate(engine, "why do some customers see errors")
     rec = await engine.run(task(kind=TaskKind.PLAN, thread=rec.thread))
     assert outbox.turns()[-1].mode == "planner" and rec.status == ThreadStatus.COMPLETE
+
+
+# --- stuck confidence: no ping-pong ---------------------------------------------------------------
+
+
+def stuck(research_conf="medium", critic_conf="low", *, gaps=None, plans=True):
+    """A model whose confidence never gets anywhere: the critic keeps lowering it, or it stays low."""
+    def answer(request):
+        if request.schema_name == "researcher":
+            return json.dumps(research(research_conf, gaps=gaps))
+        if request.schema_name == "critic":
+            return json.dumps(critique(critic_conf))
+        return json.dumps(plan()) if plans else "no plan"
+    return answer
+
+
+def alternations(modes: list[str]) -> int:
+    return sum(1 for a, b in zip(modes, modes[1:]) if {a, b} == {"researcher", "critic"})
+
+
+STUCK_SCRIPTS = {
+    "critic keeps lowering medium": ("medium", "low"),
+    "critic keeps lowering high": ("high", "low"),
+    "everything stays low": ("low", "low"),
+    "everything stays exploring": ("exploring", "exploring"),
+    "critic lowers to exploring": ("medium", "exploring"),
+}
+
+
+@pytest.mark.parametrize("question", ["why do some orders fail", "intermittent 401s on checkout"])
+@pytest.mark.parametrize("script", list(STUCK_SCRIPTS), ids=list(STUCK_SCRIPTS))
+async def test_stuck_confidence_escalates_to_a_plan_with_the_open_checks(memory, script, question):
+    r_conf, c_conf = STUCK_SCRIPTS[script]
+    provider = ScriptedProvider(fallback=stuck(r_conf, c_conf))
+    engine, outbox = await make(memory, provider)  # the defaults: 10 turns, 4 automatic
+    rec = await investigate(engine, question)
+    modes = [r.mode for r in outbox.turns()]
+    assert rec.status == ThreadStatus.COMPLETE, modes  # a plan, without a person having to push
+    assert modes[-1] == "planner" and "planner" not in modes[:-1]
+    assert alternations(modes) <= 3 and len(modes) <= 4, modes  # r c p, or r c r p at most
+    stored = [t for t in await memory.turns(rec.id) if t.role == TurnRole.PERSONA]
+    assert any(r.startswith("planner +6: stuck") for r in stored[-1].route["reasons"]), stored[-1].route["reasons"]
+    # the plan is asked to start with the checks the critic and the research left open
+    context = provider.requests[-1].messages[-1].content
+    assert "Checks still open" in context and "- no logs from the gateway" in context and "- which region?" in context
+    assert stored[-1].route["open_checks"][:2] == ["no logs from the gateway", "which region?"]
+
+
+async def test_a_working_model_plans_within_the_default_limits(memory):
+    """Plausible findings: a hypothesis, a critique that knocks it down, a second look, ..."""
+    per_mode = {
+        "researcher": [research("medium"), research("medium", summary="Second look")],
+        "critic": [critique("low"), critique("medium")],
+        "planner": [plan()],
+    }
+    provider = ScriptedProvider(fallback=lambda r: json.dumps(per_mode[r.schema_name].pop(0) if len(per_mode[r.schema_name]) > 1 else per_mode[r.schema_name][0]))
+    engine, outbox = await make(memory, provider)
+    rec = await investigate(engine, "checkout is slow for some customers")
+    assert rec.status == ThreadStatus.COMPLETE and rec.turn_count <= 4
+    assert [r.mode for r in outbox.turns()][-1] == "planner"
+
+
+async def test_stuck_with_gaps_only_people_can_fill_asks_them_once_then_plans(memory):
+    gaps = [("Which customers see it?", True), ("which region?", False)]
+    provider = ScriptedProvider(fallback=stuck("medium", "low", gaps=gaps))
+    engine, outbox = await make(memory, provider)
+    rec = await investigate(engine, "why do some orders fail")
+    assert rec.status == ThreadStatus.WAITING
+    question = outbox.posts[-1]
+    assert question.kind == ReplyKind.QUESTION and "Which customers see it?" in question.text
+    assert "gone round" in question.text
+    assert alternations([r.mode for r in outbox.turns()]) <= 2
+    stored = [t for t in await memory.turns(rec.id) if t.role == TurnRole.PERSONA]
+    assert any("asking the people in the thread" in r for r in stored[-1].route["reasons"])
+
+    rec = await engine.run(task("continue", thread=rec.thread))  # nobody knows: plan with what we have
+    assert rec.status == ThreadStatus.COMPLETE and outbox.turns()[-1].mode == "planner"
+    assert sum("Which customers see it?" in p.text for p in outbox.posts if p.kind == ReplyKind.QUESTION) == 1
+
+
+async def test_a_question_for_people_is_not_asked_twice(memory):
+    gaps = [("Which customers see it?", True)]
+    provider = ScriptedProvider(fallback=stuck("low", "low", gaps=gaps))
+    engine, outbox = await make(memory, provider)
+    rec = await investigate(engine, "why do some customers see errors")
+    assert rec.status == ThreadStatus.WAITING
+    rec = await engine.run(task("no idea, sorry", thread=rec.thread))
+    asked = [p for p in outbox.posts if p.kind == ReplyKind.QUESTION]
+    assert len(asked) == 1  # the same gap again: people already had their say
+    assert rec.status == ThreadStatus.COMPLETE and outbox.turns()[-1].mode == "planner"
 
 
 # --- failures and recovery ------------------------------------------------------------------------
@@ -356,3 +466,56 @@ async def test_forgetting_a_channel_while_a_turn_runs_loses_nothing_else(memory)
     assert await memory.list_threads("test", "W1", "doomed") == []
     await engine.run(task("sophia, still here?", channel="kept"))
     assert outbox.posts[-1].kind == ReplyKind.ANSWER
+
+
+# --- channel memory: evidence only --------------------------------------------------------------
+
+
+async def test_recall_brings_back_what_people_said_and_found_never_filler(memory):
+    """Offline rehearsal turns, unusable replies and empty answers are stored (the thread shows
+    them) but never come back as channel memory; people's words and real findings do."""
+    from engine.providers import OfflineProvider
+
+    offline, _ = await make(memory, OfflineProvider())
+    await offline.run(task("sophia, the zookeeper quorum keeps flapping"))
+    await offline.run(task("zookeeper quorum lost after the kernel upgrade", kind=TaskKind.INVESTIGATE))
+    real = ScriptedProvider(
+        "",  # an empty answer from the model
+        "not json", "still not json",  # a researcher turn that never validates
+        fallback=lambda r: json.dumps(research(summary="Zookeeper quorum drops when the leader's disk stalls"))
+        if r.schema_name == "researcher" else by_mode(r),
+    )
+    engine, _ = await make(memory, real, max_auto_turns=2)
+    await engine.run(task("sophia, what about zookeeper quorum?"))
+    await engine.run(task("zookeeper quorum flaps again", kind=TaskKind.INVESTIGATE))
+    await engine.run(task("zookeeper quorum: is it the leader?", kind=TaskKind.INVESTIGATE))
+
+    found = await memory.recall("test", "W1", "C1", "zookeeper quorum", limit=50)
+    texts = " ".join(r.text for r in found)
+    assert "Offline rehearsal" not in texts and "offline rehearsal" not in texts
+    assert "no answer came back" not in texts and "not json" not in texts
+    assert "leader's disk stalls" in texts  # what a persona really found
+    assert "the zookeeper quorum keeps flapping" in texts and "kernel upgrade" in texts  # what people said
+    assert {r.author for r in found} >= {"U1", "sophia"}
+    everything = [t for rec in await memory.list_threads("test", "W1", "C1") for t in await memory.turns(rec.id)]
+    assert any(t.model == "offline" for t in everything)  # kept in the thread, only not recalled
+
+
+async def test_offline_says_how_to_connect_a_model_once_per_thread(memory):
+    from engine.providers import OfflineProvider
+
+    engine, outbox = await make(memory, OfflineProvider())
+    first = task("sophia, why did signups drop since 00:00 UTC on Monday?")
+    await engine.run(first)
+    await engine.run(task("and on mobile?", thread=first.thread))
+    await engine.run(task("karen, what do customers say?", thread=first.thread))
+    answers = [p.text for p in outbox.posts if p.kind == ReplyKind.ANSWER]
+    assert len(answers) == 3
+    assert "ANTHROPIC_API_KEY" in answers[0]  # the first post of the thread explains
+    assert all(a.startswith("🧪 Offline rehearsal\n") and "API_KEY" not in a for a in answers[1:])  # then a short mark
+    assert "00:00 UTC" in answers[0]  # the person's words, whole
+
+    rec = await investigate(engine, "intermittent 401s on checkout")
+    posts = [p for p in outbox.posts if p.thread == rec.thread or p.kind == ReplyKind.ROOT and p.investigation_id == rec.id]
+    assert sum("API_KEY" in p.text for p in posts) == 1 and "API_KEY" in posts[0].text
+    assert all(p.text.startswith("🧪 Offline rehearsal") for p in posts if p.kind == ReplyKind.TURN)

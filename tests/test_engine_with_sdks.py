@@ -87,3 +87,22 @@ async def test_refusal_is_reported(memory, anthropic_server):
     provider = AnthropicProvider(KEY, anthropic_server.base_url, "claude-test", timeout=2, max_retries=0)
     _, outbox = await run(memory, provider, investigation("why is the build flaky"))
     assert outbox.posts[-1].kind == ReplyKind.ERROR and KEY not in outbox.posts[-1].text
+
+
+async def test_stuck_confidence_through_the_openai_client_ends_in_a_plan_with_the_open_checks(memory, openai_server):
+    """The critic keeps knocking the hypothesis down: no endless ping-pong, a plan that starts with
+    what the critic said is still unchecked, all through the real SDK and the wire format."""
+    openai_server.reply_json(research("medium"))
+    openai_server.reply_json(critique("low"))
+    openai_server.reply_json(research("medium"))
+    openai_server.reply_json(plan())
+    provider = OpenAIProvider(KEY, openai_server.base_url, "gpt-test", timeout=2, max_retries=0)
+    engine = Engine(memory, provider, PersonaRegistry.defaults(), EngineConfig())  # default limits
+    outbox = FakeOutbox()
+    engine.register_outbox("test", outbox)
+    rec = await engine.run(investigation("why do some orders fail"))
+    await provider.aclose()
+    assert rec.status == ThreadStatus.COMPLETE
+    assert [r.mode for r in outbox.turns()] == ["researcher", "critic", "researcher", "planner"]
+    planner_prompt = json.dumps(openai_server.requests[-1].body)
+    assert "Checks still open" in planner_prompt and "no logs from the gateway" in planner_prompt

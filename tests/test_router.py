@@ -111,3 +111,32 @@ def test_stop_and_ask_people_only_when_evidence_runs_dry():
     assert questions_for_people(Mode.RESEARCHER, research("medium", gaps=[("Who?", True), ("x", False)]), 1) == []
     assert questions_for_people(Mode.RESEARCHER, research("medium", gaps=[("Who?", True)]), 2) == ["Who?"]
     assert questions_for_people(Mode.CRITIC, critique(), 3) == []
+
+
+def test_router_escalates_stuck_rounds_to_a_plan_and_says_why():
+    r = Router()
+    stuck = RouterState(phase=Phase.DISCOVERY, confidence=Confidence.LOW, previous_mode=Mode.CRITIC, repeats=1,
+                        turn_count=2, critiqued=True, setbacks=2)
+    d = r.decide(stuck)
+    assert d.mode == Mode.PLANNER
+    assert any(reason.startswith("planner +6: stuck: 2 turns") and "checks still open" in reason for reason in d.reasons)
+    # one setback is not stuck yet, unless the automatic turns are about to run out
+    assert r.decide(RouterState(phase=Phase.DISCOVERY, confidence=Confidence.LOW, previous_mode=Mode.CRITIC, repeats=1,
+                                turn_count=2, critiqued=True, setbacks=1)).mode == Mode.RESEARCHER
+    last = r.decide(RouterState(phase=Phase.VALIDATION, confidence=Confidence.MEDIUM, previous_mode=Mode.RESEARCHER,
+                                repeats=1, turn_count=3, setbacks=1, auto_left=1))
+    assert last.mode == Mode.PLANNER and any("1 automatic turn(s) are left" in x for x in last.reasons)
+    # new evidence from people, or a person's request, starts afresh
+    assert not RouterState(phase=Phase.DISCOVERY, setbacks=3, new_evidence=True).stuck
+    assert r.decide(RouterState(phase=Phase.DISCOVERY, setbacks=3, forced=Mode.CRITIC)).mode == Mode.CRITIC
+
+
+def test_router_does_not_look_twice_at_the_same_weak_evidence_or_challenge_twice():
+    r = Router()
+    weak = r.decide(RouterState(phase=Phase.DISCOVERY, confidence=Confidence.LOW, previous_mode=Mode.RESEARCHER,
+                                repeats=1, turn_count=1, setbacks=1, inv_type="debugging"))
+    assert weak.mode == Mode.CRITIC and any("name what is missing" in x for x in weak.reasons)
+    again = r.decide(RouterState(phase=Phase.PLANNING, confidence=Confidence.MEDIUM, previous_mode=Mode.PLANNER,
+                                 repeats=1, turn_count=3, critiqued=True))
+    assert again.mode == Mode.PLANNER  # a failed plan is retried, not sent back to the critic
+    assert any("already challenged" in x for x in again.reasons)

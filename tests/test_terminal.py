@@ -104,7 +104,8 @@ def test_investigate_with_a_lead_and_the_investigation_commands(tmp_path):
     assert result.returncode == 0
     out = result.stdout
     assert "Lead: Karen" in out
-    assert "Karen · critic" in out and "Cherry · planner" in out
+    # Karen leads and researches, so she never challenges her own finding: Sophia does
+    assert "Sophia · critic" in out and "Karen · critic" not in out and "Cherry · planner" in out
     assert "closed by" in out
     (inv,) = export(tmp_path)["threads"]
     assert inv["lead"] == "karen" and inv["status"] == "closed"

@@ -7,7 +7,8 @@ from the top so that the newest comes first in FTS5's natural order; see `engine
 which gives isolation for free and lets every search seek straight into its channel.
 
 Candidates: for each query term (see `fts_terms`), the PER_TERM newest turns of the channel that
-contain it, outside the excluded thread. A channel's turns are numbered downwards inside its own
+contain it, outside the excluded thread, that count as evidence (`EVIDENCE`: people's words and
+real findings; never the offline rehearsal's canned turns or unusable replies). A channel's turns are numbered downwards inside its own
 FTS rowid range, so "newest first" is FTS5's natural order: it seeks into the channel, reads
 PER_TERM entries and stops. The cost does not grow with the channel. A rare term brings all its
 turns, however old; a common one its newest.
@@ -102,13 +103,19 @@ def excerpt(text: str, terms: list[str], size: int = EXCERPT_CHARS) -> str:
     return ("…" if start else "") + text[start:end].strip() + ("…" if end < len(text) else "")
 
 
+#: What counts as evidence: what people said, and findings a model really made. Not the offline
+#: rehearsal's canned turns (model 'offline': they only echo the people's words back, padded with
+#: filler) and not replies that could not be used (unstructured: failed validation, or empty).
+EVIDENCE = "(t.role = 'human' OR (t.structured = 1 AND coalesce(t.model, '') <> 'offline'))"
+
 _RECALL_BRANCH = """
     SELECT * FROM (
-        SELECT {i} AS term, rowid AS doc FROM turns_fts
+        SELECT {i} AS term, turns_fts.rowid AS doc FROM turns_fts CROSS JOIN turns AS t ON t.doc = turns_fts.rowid
         WHERE turns_fts MATCH :q{i}
-          AND rowid BETWEEN (SELECT lo FROM ch) AND (SELECT lo FROM ch) + 4294967295
-          AND rowid NOT IN (SELECT doc FROM ex)
-        ORDER BY rowid LIMIT :k)"""
+          AND turns_fts.rowid BETWEEN (SELECT lo FROM ch) AND (SELECT lo FROM ch) + 4294967295
+          AND turns_fts.rowid NOT IN (SELECT doc FROM ex)
+          AND {evidence}
+        ORDER BY turns_fts.rowid LIMIT :k)"""
 
 _RECALL = """
 WITH
@@ -140,7 +147,7 @@ ORDER BY b.score DESC, b.doc
 
 def _recall_sql(n_terms: int) -> str:
     """The recall statement for n_terms terms (see the module docstring)."""
-    branches = " UNION ALL ".join(_RECALL_BRANCH.format(i=i) for i in range(n_terms))
+    branches = " UNION ALL ".join(_RECALL_BRANCH.format(i=i, evidence=EVIDENCE) for i in range(n_terms))
     return _RECALL.format(
         branches=branches, k1=BM25_K1, k1p1=BM25_K1 + 1, b=BM25_B, half=HALF_LIFE_DAYS
     )

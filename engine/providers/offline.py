@@ -5,7 +5,9 @@ without a model. Findings are built from what it was given: evidence quotes the 
 message and the channel memory in the system prompt, and every finding validates against the
 mode's pydantic model, so an investigation runs through discovery, validation and planning to the
 end. Choices vary with a CRC of the input, never with randomness: the same input gives the same
-output. Prose answers say plainly that this is a rehearsal and how to connect a real model.
+output. Each persona has her own voice (`engine.providers.offline_voices`); prose answers admit in
+that voice that no model is answering, and the engine says how to connect one, once per thread.
+People's words are quoted whole: sentences, or clauses of a long one, never cut inside "00:00".
 """
 
 from __future__ import annotations
@@ -17,15 +19,19 @@ from typing import Any
 
 from engine.findings import Confidence
 from engine.ports import ModelRequest, ModelResponse, Usage
+from engine.providers.offline_voices import Voice, voice_for
 
 _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+|\n+")
-_PHRASE_RE = re.compile(r"\s*(?:[,;:]|\s-\s|\sbut\s|\sand\s)\s*")
+# A long sentence is cited clause by clause: split after , ; : only where a space follows, so
+# "00:00 UTC", "1,000" and "v1.2" stay whole.
+_CLAUSE_RE = re.compile(r"(?<=[,;:])\s+")
+_CHECKS = "Checks still open"
 _PERSONA_RE = re.compile(r"\bYou are ([A-Z][\w'-]*)")
 # A prompt section ends at a blank line followed by the next "Heading:".
 _SECTION_END_RE = re.compile(r"\n[ \t]*\n(?=[A-Z][\w ]{0,40}:)")
 _THREAD = "Thread so far:"
 _HUMAN_RE = re.compile(
-    r"^\[\d+\] Person \([^)\n]*\):\n(.*?)(?=\n\n\[\d+\] |\n\nNow do your |\Z)", re.MULTILINE | re.DOTALL
+    r"^\[\d+\] Person \([^)\n]*\):\n(.*?)(?=\n\n\[\d+\] |\n\nNow do your |\n\nChecks still open|\Z)", re.MULTILINE | re.DOTALL
 )
 # "- 2026-11-22 «title» sophia (researcher): text" → text
 _MEMORY_PREFIX_RE = re.compile(r"^\d{4}-\d\d-\d\d\s+«[^»]*»[^:]*:\s*")
@@ -76,7 +82,7 @@ class _Input:
     investigation's question is the system prompt's "Task:" section.
     """
 
-    __slots__ = ("persona", "question", "earlier", "memory", "seed", "words", "topic")
+    __slots__ = ("persona", "question", "earlier", "memory", "seed", "words", "topic", "voice", "checks")
 
     def __init__(self, request: ModelRequest):
         system = request.system
@@ -85,6 +91,8 @@ class _Input:
         task = _section(system, "\nTask:", same_line=True)
         thread_at = last.find(_THREAD)
         people = [h.strip() for h in _HUMAN_RE.findall(last, thread_at)] if thread_at != -1 else []
+        # "/investigate karen checkout fails": the opening message is the task with its addressee
+        people = [task if task and p != task and p.endswith(task) and len(p[: -len(task)].split()) == 1 else p for p in people]
         if people:  # a structured turn with people's messages in the thread
             self.question = people[-1]
             said = "\n".join(people if task in people else [task, *people])
@@ -95,6 +103,12 @@ class _Input:
         self.earlier = task if task and task != self.question else ""
         found = _PERSONA_RE.search(system)
         self.persona = found.group(1) if found else ""
+        self.voice: Voice = voice_for(self.persona, system)
+        checks_at = last.find(_CHECKS)
+        self.checks = [
+            line.strip()[2:].strip() for line in _section(last[checks_at:], _CHECKS, same_line=False).splitlines()
+            if line.strip().startswith("- ")
+        ] if checks_at != -1 else []
         memory = _section(system, "Channel memory", same_line=False)
         self.memory = "" if memory.lower() in _NO_MEMORY else memory
         # The whole last message is in the seed: the same people's words at a later turn vary.
@@ -133,12 +147,15 @@ def _topic(text: str) -> str:
 
 
 def _quotes(text: str, limit: int) -> list[str]:
-    """Sentences of the text, or its phrases when it is a single sentence."""
-    parts = [p.strip() for p in _SENTENCE_RE.split(text) if len(p.split()) >= 2]
-    if len(parts) < 2:
-        phrases = [p.strip() for p in _PHRASE_RE.split(text) if len(p.split()) >= 3]
-        if len(phrases) > len(parts):
-            parts = phrases
+    """The text's sentences, each whole; a sentence too long to quote is cited clause by clause."""
+    parts: list[str] = []
+    for sentence in (p.strip() for p in _SENTENCE_RE.split(text)):
+        if not sentence:
+            continue
+        if len(sentence) > _QUOTE:
+            parts += [c.strip() for c in _CLAUSE_RE.split(sentence) if len(c.split()) >= 2]
+        elif len(sentence.split()) >= 2 or not parts:
+            parts.append(sentence)
     if not parts and text.strip():
         parts = [text.strip()]
     return [_clip(p, _QUOTE) for p in parts[:limit]]
@@ -157,28 +174,10 @@ def _memory_items(memory: str, limit: int) -> list[str]:
 
 # --- researcher -----------------------------------------------------------------------------
 
-_HYPOTHESES = (
-    "What lies behind {topic} is one recent change rather than a long-standing pattern.",
-    "What lies behind {topic} is a single main cause the evidence already points to.",
-    "The trouble behind {topic} is concentrated in one part of the system or one group of people.",
-    "The trouble behind {topic} is a process gap: nobody owns the step where it goes wrong.",
-)
-_PATTERNS = (
-    "The same concern comes up more than once in what was said.",
-    "The description points to timing: it started or got worse at a particular moment.",
-    "What is described affects some cases and not others, which narrows the search.",
-    "Earlier work in this channel touches the same area.",
-)
-_GAPS = (
-    "When exactly did this start, and what changed around then?",
-    "Which numbers or logs would confirm or rule out the hypothesis?",
-    "Who is affected most, and who is not affected at all?",
-    "What has already been tried, and what happened?",
-)
-
 
 def _research(src: _Input) -> dict[str, Any]:
-    evidence = [{"claim": q, "source": "your message"} for q in _quotes(src.question, 3)]
+    v = src.voice
+    evidence = [{"claim": q, "source": "your message"} for q in _quotes(src.question, v.quotes)]
     evidence += [{"claim": q, "source": "channel memory"} for q in _memory_items(src.memory, 2)]
     if src.earlier and len(evidence) < 4:
         evidence += [{"claim": q, "source": "the question"} for q in _quotes(src.earlier, 1)]
@@ -186,24 +185,22 @@ def _research(src: _Input) -> dict[str, Any]:
         evidence = [{"claim": "The question arrived without details yet.", "source": "your message"}]
     thin = src.words < _THIN and not src.memory
     confidence = Confidence.LOW if thin else Confidence.MEDIUM
-    patterns = [_pick(_PATTERNS[:3], src.seed, 1)]
-    if src.memory:
-        patterns.append(_PATTERNS[3])
-    first_gap = _pick(_GAPS, src.seed, 2)
-    gaps = [{"question": first_gap, "needs_people": thin}]
-    second_gap = _pick(_GAPS, src.seed, 3)
-    if second_gap != first_gap:
-        gaps.append({"question": second_gap, "needs_people": False})
-    hypothesis = _pick(_HYPOTHESES, src.seed).format(topic=src.topic)
+    patterns = [_pick(v.patterns, src.seed, 1)]
+    if src.memory or v.quotes >= 3:
+        second = v.patterns[(v.patterns.index(patterns[0]) + 1) % len(v.patterns)]
+        patterns.append(second)
+    start = src.seed % len(v.gaps)
+    questions = [v.gaps[(start + i) % len(v.gaps)] for i in range(v.gap_count)]
+    gaps = [{"question": q, "needs_people": thin and i == 0} for i, q in enumerate(questions)]
+    n = len(evidence)
     return {
-        "summary": (
-            f"Offline rehearsal: I looked at what you wrote about {src.topic}"
-            + (" and at this channel's memory" if src.memory else "")
-            + f" and found {len(evidence)} piece{'s' if len(evidence) != 1 else ''} of evidence."
+        "summary": v.research_summary.format(
+            topic=src.topic, n=n, s="" if n == 1 else "s", verb="s" if n == 1 else "",
+            memory=" (this channel's memory included)" if src.memory else "",
         ),
         "evidence": evidence,
         "patterns": patterns,
-        "hypothesis": {"statement": hypothesis, "confidence": confidence.value},
+        "hypothesis": {"statement": _pick(v.hypotheses, src.seed).format(topic=src.topic), "confidence": confidence.value},
         "gaps": gaps,
     }
 
@@ -220,26 +217,22 @@ _ALTERNATIVES = (
     ("Several small causes add up; there is no single root cause.",
      "The evidence is consistent with more than one contributor."),
 )
-_CHALLENGES = (
-    "The evidence about {topic} comes from one account; it has not been checked against data.",
-    "The hypothesis about {topic} explains what was seen, but so would other explanations.",
-    "Nothing yet shows when {topic} started, so cause and effect cannot be separated.",
-)
 
 
 def _critique(src: _Input) -> dict[str, Any]:
+    v = src.voice
     start = src.seed % len(_ALTERNATIVES)
     alternatives = [
         {"statement": s, "why": w}
         for s, w in (_ALTERNATIVES[(start + i) % len(_ALTERNATIVES)] for i in range(2))
     ]
     quote = _quotes(src.question, 1)
-    challenges = [_pick(_CHALLENGES, src.seed).format(topic=src.topic)]
+    challenges = [_pick(v.challenges, src.seed).format(topic=src.topic)]
     if quote:
-        challenges.append(f"“{quote[0]}” is a description, not yet a measurement.")
+        challenges.append(v.measurement.format(quote=quote[0]))
     thin = src.words < _THIN and not src.memory
     return {
-        "summary": f"Offline rehearsal: before acting on {src.topic}, test the hypothesis against two alternatives.",
+        "summary": v.critic_summary.format(topic=src.topic),
         "challenges": challenges,
         "vulnerabilities": [
             "Confirmation bias: the first explanation offered tends to stick.",
@@ -259,35 +252,33 @@ def _critique(src: _Input) -> dict[str, Any]:
 # --- planner --------------------------------------------------------------------------------
 
 _DURATIONS = (("1 day", "2-3 days", "1 week"), ("2 days", "3-5 days", "1 week"), ("half a day", "2 days", "1 week"))
+_CRITERIA = (
+    "One explanation is supported by data; the others are ruled out",
+    "The problem no longer reproduces in the small scope",
+    "The metrics hold steady for a week after the roll-out",
+)
 
 
 def _plan(src: _Input) -> dict[str, Any]:
-    d1, d2, d3 = _DURATIONS[src.seed % len(_DURATIONS)]
+    v = src.voice
+    durations = _DURATIONS[src.seed % len(_DURATIONS)]
     quote = _quotes(src.question, 1)
     check = f"Check what was described: “{quote[0]}”" if quote else "Collect the facts behind the question"
+    phases = []
+    for i, (name, steps) in enumerate(zip(v.phase_names, v.phase_steps)):
+        done = [step.format(topic=src.topic, check=check) for step in steps]
+        if i == 0:  # the checks the critic and the research left open come first
+            done = [f"Check: {c}" for c in src.checks] + done
+        phases.append({
+            "name": name,
+            "steps": done,
+            "success_criteria": [_CRITERIA[i] if len(v.phase_names) == 3 or i == 0 else _CRITERIA[2]],
+            "duration": durations[i],
+        })
     return {
-        "summary": f"Offline rehearsal: a three-phase plan for {src.topic}: confirm, fix, then watch.",
-        "phases": [
-            {
-                "name": "Confirm the cause",
-                "steps": [check, "Compare the hypothesis with the two alternatives the critic named"],
-                "success_criteria": ["One explanation is supported by data; the others are ruled out"],
-                "duration": d1,
-            },
-            {
-                "name": "Fix and verify",
-                "steps": [f"Make the smallest change that addresses {src.topic}", "Verify it on a small scope first"],
-                "success_criteria": ["The problem no longer reproduces in the small scope"],
-                "duration": d2,
-            },
-            {
-                "name": "Roll out and watch",
-                "steps": ["Roll the change out to everyone", "Watch the metrics below for a week"],
-                "success_criteria": ["The metrics hold steady for a week after the roll-out"],
-                "duration": d3,
-            },
-        ],
-        "timeline": f"About {d1} + {d2} + {d3}.",
+        "summary": v.plan_summary.format(topic=src.topic),
+        "phases": phases,
+        "timeline": "About " + " + ".join(durations[: len(phases)]) + ".",
         "dependencies": ["Access to the relevant logs or data", "An owner for each phase"],
         "risks": [
             {"risk": "The first phase finds a different cause", "mitigation": "Re-plan the later phases before starting them"},
@@ -326,26 +317,32 @@ def _fill(schema: dict[str, Any], defs: dict[str, Any], text: str, depth: int = 
 
 # --- prose ----------------------------------------------------------------------------------
 
-_VOICES = {
-    "cherry": ("Good question.", "Once a real model is connected, I will turn this into priorities with owners and dates."),
-    "sophia": ("Noted.", "Once a real model is connected, I will look at the evidence and tell you what it supports."),
-    "karen": ("Ooh, love this one!", "Hook me up to a real model and I'll tell you what the customer will think."),
-}
-_DEFAULT_VOICE = ("Thanks for asking.", "Once a real model is connected, you will get a real answer here.")
-_HOW_TO = (
-    "To connect one, set ANTHROPIC_API_KEY or OPENAI_API_KEY, "
-    "or OPENAI_BASE_URL for a local server (Ollama, vLLM, llama.cpp)."
-)
-
 
 def _prose(src: _Input) -> str:
-    opener, promise = _VOICES.get(src.persona.lower(), _DEFAULT_VOICE)
+    """A conversation answer in her voice. How to connect a model is the engine's to say, once
+    per thread (see `engine.flows`), not repeated in every answer."""
+    v = src.voice
     question = _clip(src.question, _QUESTION)
-    asked = f" You asked: “{question}”" + ("" if question[-1:] in ".?!…" else ".") if question else ""
-    return (
-        f"{opener}{asked} This is an offline rehearsal: no language model is answering, "
-        f"so I can only echo the shape of a reply. {promise} {_HOW_TO}"
-    )
+    opener = _pick(v.opener, src.seed)
+    if v.key == "chatty":
+        asked = f" “{question}”: great thing to dig into." if question else ""
+        return f"{opener}{asked} {v.closer} {v.rehearsal}"
+    said = _quotes(src.question, 3)
+    memory = _memory_items(src.memory, 2)
+    if v.key == "analyst":
+        lines = [f"{opener} You asked: “{question}”" if question else opener, ""]
+        lines.append(f"What you provided: {len(said)} statement{'s' if len(said) != 1 else ''}"
+                     + (f"; this channel's memory adds {len(memory)} more." if memory else "."))
+        lines += [f"- {q}" for q in said + memory]
+        lines += ["", f"What I would need before concluding: {_pick(v.gaps, src.seed, 2).lower()}", "", f"{v.closer} {v.rehearsal}"]
+        return "\n".join(lines).strip()
+    lines = [f"{opener} Here is how I would frame {src.topic}:"]
+    lines.append(f"1. What we know: {said[0] if said else 'only the question so far'}"
+                 + (f" (and this channel has worked on it before: {memory[0]})" if memory else ""))
+    lines.append(f"2. What matters most: {_pick(v.gaps, src.seed, 2)}")
+    lines.append(f"3. {v.closer}")
+    lines.append(v.rehearsal)
+    return "\n".join(lines)
 
 
 _BUILDERS = {"researcher": _research, "critic": _critique, "planner": _plan}
