@@ -146,10 +146,11 @@ class TerminalShell:
         finally:
             self._restore()
 
-    async def read(self, prompt: str) -> str | None:
-        """The next message. Piped input is not echoed by a terminal: show what is answered."""
+    async def read(self, prompt: str, *, question: bool = False) -> str | None:
+        """The next message (or the answer to a `question`). Piped input is not echoed by a
+        terminal: show what is being answered."""
         line = await self.reader.read(prompt if self.interactive else "")
-        if line is not None and not self.interactive and line.strip():
+        if line is not None and not self.interactive and (line.strip() or question):
             text = line.strip()
             shown = text if len(text) <= 200 else text[:200] + f"… ({len(text):,} characters)"
             self.write(prompt + shown)
@@ -260,7 +261,8 @@ class TerminalShell:
             self.write(f"#{self.channel} remembers nothing yet.")
             return
         answer = await self.read(
-            f"Forget everything #{self.channel} remembers ({len(threads)} thread(s))? This cannot be undone. [y/N] "
+            f"Forget everything #{self.channel} remembers ({len(threads)} thread(s))? This cannot be undone. [y/N] ",
+            question=True,
         )
         if (answer or "").strip().lower() not in ("y", "yes"):
             self.write("Nothing forgotten.")
