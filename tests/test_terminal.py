@@ -285,6 +285,13 @@ def test_text_wraps_to_columns_keeping_the_indent_and_whole_urls(tmp_path):
     assert max(_columns(line) for line in unwrapped.splitlines() if line.startswith("   ")) > 200
 
 
+def test_help_wraps_each_description_under_itself(tmp_path):
+    out = chat(tmp_path, "/help", env=clean_env(tmp_path, COLUMNS="60")).stdout
+    help_lines = out[out.index("Talk to the personas:"):].splitlines()
+    assert all(_columns(line) <= 60 for line in help_lines), help_lines
+    assert " " * 36 + "current thread (or" in help_lines  # under "follows up in the"
+
+
 def test_after_close_plain_text_starts_a_new_conversation_and_a_second_close_says_so(tmp_path):
     result = chat(tmp_path, "/investigate intermittent 401s on checkout", "/close", "/close", "/plan", "what should we look at next?")
     out = result.stdout

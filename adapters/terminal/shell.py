@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, TextIO
 from adapters.terminal.console import LineReader, TerminalModes
 from adapters.terminal.logfile import LogToFile, log_path_beside, would_redirect
 from adapters.terminal.outbox import PLATFORM, WORKSPACE, TerminalOutbox
-from adapters.terminal.render import Style, color_enabled, terminal_width, wrap_text
+from adapters.terminal.render import Style, color_enabled, terminal_width, wrap_line, wrap_text
 from engine.memory.records import ThreadKind, ThreadRecord, ThreadStatus
 from engine.models import PostedMessage, Reply, ReplyKind, Task, TaskKind
 
@@ -42,6 +42,21 @@ Talk to the personas:
   /forget                           make this channel forget everything (asks first)
   /help                             this text
   /quit                             leave (Ctrl-D works too)"""
+
+_TERM = re.compile(r"^(\s+\S.*\s{2,})(?=\S)")  # "  /new      " before a help line's description
+
+
+
+def help_text(width: int | None) -> str:
+    """HELP wrapped to `width`, each description continuing under itself, not under its command."""
+    out = []
+    for line in HELP.splitlines():
+        term = _TERM.match(line)
+        column = len(term.group(1)) if term else 0
+        hanging = " " * (column if width is None or width - column >= 24 else 6)  # narrow: less indent
+        out += wrap_line(line, width, "", hanging if term else None)
+    return "\n".join(out)
+
 
 ACTIONS = {"challenge": TaskKind.CHALLENGE, "plan": TaskKind.PLAN, "close": TaskKind.CLOSE}
 
@@ -185,7 +200,7 @@ class TerminalShell:
         if command in ("quit", "exit", "q"):
             return False
         if command in ("help", "h", "?"):
-            self.write(HELP)
+            self.write(help_text(self.width()))
             if self.log.path:
                 self.say(self.style.dim(f"Warnings and errors go to {self.log.path} while the chat runs."))
         elif command == "investigate":
@@ -203,7 +218,7 @@ class TerminalShell:
             await self.forget()
         else:
             known = "/investigate, /challenge, /plan, /close, /new, /personas, /memory, /forget, /help, /quit"
-            self.write(f"I don't know /{command}. Commands: {known}. To ask a persona, type @sophia and your question.")
+            self.say(f"I don't know /{command}. Commands: {known}. To ask a persona, type @sophia and your question.")
         return True
 
     # --- tasks --------------------------------------------------------------------------------
@@ -275,13 +290,13 @@ class TerminalShell:
 
     def show_personas(self, name: str) -> None:
         if not name:
-            self.write(self.engine.personas_overview() + "\n" + self.style.dim("/personas NAME shows one in full."))
+            self.say(self.engine.personas_overview() + "\n" + self.style.dim("/personas NAME shows one in full."))
             return
         card = self.engine.persona_card(name)
         if card is None:
-            self.write(f"I don't know a persona called “{name}”.\n{self.engine.personas_overview()}")
+            self.say(f"I don't know a persona called “{name}”.\n{self.engine.personas_overview()}")
         else:
-            self.write(card)
+            self.say(card)
 
     async def show_memory(self) -> None:
         threads = await self.engine.memory_list(PLATFORM, WORKSPACE, self.channel)
