@@ -240,9 +240,14 @@ class Engine:
         kind = job.task.kind
         lead = self.personas.get(rec.lead) or self.personas[self.personas.default]
         if kind == TaskKind.CLOSE:
-            if rec.status != ThreadStatus.CLOSED:
-                rec.status = ThreadStatus.CLOSED
-                rec = await self.memory.update_thread(rec)
+            if rec.status == ThreadStatus.CLOSED:  # a second /close, or two people clicking Close
+                await self.flows.notice(job, lead, (
+                    f"Investigation {rec.id} is already closed. Start a new one with /investigate TEXT; "
+                    "it will remember what we found here."
+                ), "closed")
+                return rec
+            rec.status = ThreadStatus.CLOSED
+            rec = await self.memory.update_thread(rec)
             who = f"<@{job.task.user}>" if job.task.platform == "slack" else job.task.user
             await self.flows.notice(job, lead, (
                 f"Investigation {rec.id} closed by {who} after {rec.turn_count} turns, in the {rec.phase.value} phase. "

@@ -269,7 +269,8 @@ class Flows:
                     rec = await self.memory.update_thread(rec)
                     await self.notice(job, self.personas.get(rec.lead) or self.cast(Mode.PLANNER), (
                         f"That's {cfg.max_auto_turns} turns in a row without hearing from you, so I'm pausing here. "
-                        "Reply in this thread with more evidence (or just 'continue'), or use challenge / plan / close."
+                        "Reply in this thread with more evidence (or just “continue”); the actions under the last turn "
+                        "challenge it, move it to planning or close it."
                     ), "paused")
                     break
                 turn = await self._new_turn(job, rec, turns, speaker if step == 1 else None, forced if step == 1 else None)
@@ -402,7 +403,7 @@ class Flows:
             lead = self.personas.get(rec.lead) or persona
             await self.post(job, self.reply(job, ReplyKind.NOTICE, lead, (
                 f"✅ Investigation {rec.id} is complete after {rec.turn_count} turns. Reply here with new evidence "
-                "to reopen it, or use challenge to have the plan questioned."
+                "to reopen it."
             ), key=f"done:{rec.id}:{turn.seq}", thread=rec.thread, investigation_id=rec.id))
         return rec
 

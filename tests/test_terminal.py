@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import json
 import os
 import pty
 import select
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
+import pyte
+import wcwidth
+
+from engine.memory.store import SQLiteMemory
+from engine.models import Task, TaskKind
 from tests.test_cli import clean_env, orchestra
 
 ANSI = "\x1b["
@@ -160,9 +169,21 @@ def test_channels_and_forget(tmp_path):
     chat(tmp_path, "@cherry what is our roadmap?", args=("--channel", "planning"))
     assert len(export(tmp_path, "planning")["threads"]) == 1
     assert export(tmp_path)["threads"] == []
-    result = chat(tmp_path, "/forget", "/memory", args=("--channel", "planning"))
+    result = chat(tmp_path, "/forget", "y", "/memory", args=("--channel", "planning"))
     assert "forgot 1 thread(s)" in result.stdout and "remembers nothing yet" in result.stdout
     assert export(tmp_path, "planning")["threads"] == []
+
+
+def test_forget_asks_first_and_anything_but_yes_keeps_the_memory(tmp_path):
+    chat(tmp_path, "@cherry what is our roadmap?")
+    result = chat(tmp_path, "/forget", "/memory", "/forget", "no", "/forget", "", "/memory")
+    out = result.stdout
+    assert out.count("Forget everything #terminal remembers (1 thread(s))? This cannot be undone. [y/N]") == 3
+    assert out.count("Nothing forgotten.") == 3  # "/memory" was taken as the answer, not as a command
+    assert "#terminal forgot" not in out
+    assert len(export(tmp_path)["threads"]) == 1
+    result = chat(tmp_path, "/forget", "yes", "/memory")
+    assert "#terminal forgot 1 thread(s)" in result.stdout and "remembers nothing yet" in result.stdout
 
 
 def test_quit_stops_reading(tmp_path):
@@ -240,3 +261,230 @@ def test_ctrl_c_exits_cleanly(tmp_path):
     assert code == 130
     assert "Traceback" not in stderr
     assert "bye" in stderr
+
+
+# --- long text, closed investigations, hints -----------------------------------------------------
+
+def _columns(line: str) -> int:
+    return wcwidth.wcswidth(line)
+
+
+def test_text_wraps_to_columns_keeping_the_indent_and_whole_urls(tmp_path):
+    url = "https://grafana.example.com/d/checkout-errors/overview?orgId=1&from=now-7d&var-region=eu-west-1"
+    question = (
+        f"@sophia why did signups drop 📉 after the checkout redesign 🎉🎉🎉 shipped? The dashboard {url} "
+        "shows 日本語のテキスト errors rising on mobile while desktop stayed flat for the whole week"
+    )
+    wrapped = chat(tmp_path, question, env=clean_env(tmp_path, COLUMNS="48")).stdout
+    answer = wrapped[wrapped.index("🔬 Sophia\n"):].split("\n\n")[0].splitlines()[1:]
+    assert len(answer) > 5
+    for line in answer:
+        assert line.startswith("   "), line  # the persona's indent, on continuation lines too
+        assert _columns(line) <= 48 or " " not in line.strip(), line  # only a lone long word overflows
+    assert any(line.strip() == url for line in answer)  # the URL is whole, on a line of its own
+    unwrapped = chat(tmp_path, question).stdout  # a pipe without COLUMNS: lines as written
+    assert max(_columns(line) for line in unwrapped.splitlines() if line.startswith("   ")) > 200
+
+
+def test_help_wraps_each_description_under_itself(tmp_path):
+    out = chat(tmp_path, "/help", env=clean_env(tmp_path, COLUMNS="60")).stdout
+    help_lines = out[out.index("Talk to the personas:"):].splitlines()
+    assert all(_columns(line) <= 60 for line in help_lines), help_lines
+    assert " " * 36 + "current thread (or" in help_lines  # under "follows up in the"
+
+
+def test_after_close_plain_text_starts_a_new_conversation_and_a_second_close_says_so(tmp_path):
+    result = chat(tmp_path, "/investigate intermittent 401s on checkout", "/close", "/close", "/plan", "what should we look at next?")
+    out = result.stdout
+    assert out.count("closed by") == 1
+    assert "your next message starts a new conversation" in out
+    assert "is already closed. Start a new one with /investigate TEXT" in out
+    assert "is closed; start a new one with /investigate TEXT" in out  # /plan on the closed one
+    threads = {t["kind"]: t for t in export(tmp_path)["threads"]}
+    assert threads["investigation"]["status"] == "closed"
+    assert [t["text"] for t in threads["investigation"]["turns"] if t["role"] == "human"] == ["intermittent 401s on checkout"]
+    assert [t["text"] for t in threads["conversation"]["turns"] if t["role"] == "human"] == ["what should we look at next?"]
+
+
+def test_the_pause_notice_names_no_one_platforms_commands(tmp_path):
+    env = clean_env(tmp_path, ORCHESTRA_MAX_AUTO_TURNS="1")
+    out = chat(tmp_path, "/investigate intermittent 401s on checkout", "the 401s started after the Tuesday deploy", env=env).stdout
+    assert "so I'm pausing here" in out
+    assert "challenge / plan / close" not in out
+    assert "the actions under the last turn" in out
+    assert "→ /challenge · /plan · /close" in out  # what the terminal shows under each turn
+
+
+# --- a real terminal ------------------------------------------------------------------------------
+
+
+def _own_terminal() -> None:
+    """In the child: make the pty its controlling terminal, so Ctrl-C there is a SIGINT."""
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+class Terminal:
+    """`orchestra` in a pseudo-terminal of `columns` (stderr too, when asked), fed to a pyte screen."""
+
+    def __init__(self, tmp_path: Path, *, columns: int = 100, stderr_too: bool = False, **env: str):
+        self.master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli"], cwd=tmp_path, env=clean_env(tmp_path, TERM="xterm", **env),
+            stdin=slave, stdout=slave, stderr=slave if stderr_too else subprocess.PIPE, preexec_fn=_own_terminal,
+        )
+        os.close(slave)
+        self.screen = pyte.Screen(columns, 40)
+        self.stream = pyte.ByteStream(self.screen)
+        self.seen = b""
+
+    def until(self, needle: bytes, timeout: float = 60) -> bytes:
+        """Everything read from now until `needle` (and whatever came with it)."""
+        start = len(self.seen)
+        deadline = time.monotonic() + timeout
+        while needle not in self.seen[start:]:
+            left = deadline - time.monotonic()
+            assert left > 0, f"timed out waiting for {needle!r}; got {self.seen[-2000:]!r}"
+            ready, _, _ = select.select([self.master], [], [], left)
+            if ready:
+                try:
+                    chunk = os.read(self.master, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                self.seen += chunk
+                self.stream.feed(chunk)
+        return self.seen[start:]
+
+    def settle(self, quiet: float = 0.5) -> None:
+        """Read until nothing more comes for `quiet` seconds (readline redraws in pieces)."""
+        while select.select([self.master], [], [], quiet)[0]:
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.seen += chunk
+            self.stream.feed(chunk)
+
+    def type(self, text: str | bytes) -> None:
+        os.write(self.master, text.encode() if isinstance(text, str) else text)
+
+    def finish(self) -> int:
+        try:
+            code = self.proc.wait(timeout=60)
+            while True:  # what was still on its way
+                ready, _, _ = select.select([self.master], [], [], 0.2)
+                if not ready:
+                    break
+                try:
+                    chunk = os.read(self.master, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                self.seen += chunk
+            return code
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            os.close(self.master)
+
+
+
+PROMPT = "you › ".encode()
+
+
+def test_a_multi_line_paste_is_one_message(tmp_path):
+    term = Terminal(tmp_path)
+    start = term.until(PROMPT)
+    assert b"\x1b[?2004h" in start  # the terminal is asked to bracket pastes
+    term.type("\x1b[200~@sophia why did signups drop?\nmobile fell 30%\ndesktop stayed flat\x1b[201~")
+    term.type("\r")
+    answer = term.until(PROMPT)
+    assert answer.count("is thinking…".encode()) == 1
+    term.type(b"\x04")
+    assert term.finish() == 0
+    assert b"\x1b[?2004l" in term.seen[-200:]  # and released on the way out
+    (conv,) = export(tmp_path)["threads"]
+    (human,) = [t["text"] for t in conv["turns"] if t["role"] == "human"]
+    assert human.splitlines() == ["@sophia why did signups drop?", "mobile fell 30%", "desktop stayed flat"]
+
+
+def test_line_editing_and_history_leave_no_stray_characters(tmp_path):
+    term = Terminal(tmp_path, columns=40)
+    term.until(PROMPT)
+    long_line = "@sophia " + " ".join(f"word{i}" for i in range(12))  # wraps at 40 columns
+    term.type(long_line + "\r")
+    term.until(PROMPT)
+    term.type("ab")
+    term.until(b"ab")
+    term.type("\x1b[A")  # up: the long line from history
+    term.until(b"word11")
+    term.type("\x01Z")  # Ctrl-A, then type at the start of the line
+    term.until(b"Z")
+    term.settle()
+    rows = term.screen.display
+    at = max(i for i, row in enumerate(rows) if row.startswith("you › Z"))
+    expected = "you › Z" + long_line  # as readline wraps it: 40 columns a row, then blanks
+    assert "".join(rows[at:at + 3]) == expected.ljust(120), "\n".join(rows)
+    assert (term.screen.cursor.y, term.screen.cursor.x) == (at, len("you › Z")), "the cursor is not after the Z"
+    term.type(b"\x05\x15\x04")  # Ctrl-E, Ctrl-U: an empty line; Ctrl-D: leave
+    assert term.finish() == 0
+
+
+def test_work_resumed_at_start_up_is_printed_before_the_first_prompt(tmp_path):
+    async def leave_an_unfinished_task() -> None:
+        memory = await SQLiteMemory.open(tmp_path / "memory.db")
+        await memory.accept_task(Task(
+            platform="local", workspace="local", channel="terminal", user="ann", text="@sophia did the export run?",
+            kind=TaskKind.MESSAGE, thread="old.1", message_id="old.1", event_id="local:old.1",
+        ))
+        await memory.close()
+
+    asyncio.run(leave_an_unfinished_task())
+    term = Terminal(tmp_path)
+    before_prompt = term.until(PROMPT)
+    assert b"Resuming 1 unfinished task(s)" in before_prompt
+    assert "did the export run?".encode() in before_prompt  # Sophia's answer came first
+    assert PROMPT not in term.seen[: term.seen.index(b"Resuming")]
+    term.type(b"\x04")
+    assert term.finish() == 0
+
+
+def test_log_warnings_go_to_a_file_not_into_the_chat(tmp_path):
+    term = Terminal(
+        tmp_path, stderr_too=True, OPENAI_API_KEY="sk-test-0123456789abcdef", OPENAI_BASE_URL="http://127.0.0.1:9/v1",
+        ORCHESTRA_MODEL_MAX_RETRIES="0", ORCHESTRA_MODEL_TIMEOUT="5",
+    )
+    log = (tmp_path / "orchestra.log").resolve()
+    banner = term.until(PROMPT)
+    assert f"log in {log})".encode() in banner  # the banner says where the log is
+    term.type("@sophia why did signups drop?\r")
+    term.until("couldn't finish this".encode())
+    term.until(PROMPT)
+    term.type("/help\r")
+    assert str(log).encode() in term.until(PROMPT)  # and so does /help
+    term.type(b"\x04")
+    assert term.finish() == 0
+    assert b"request failed" not in term.seen and b"WARNING" not in term.seen
+    logged = log.read_text()
+    assert "WARNING" in logged and "request failed" in logged
+    assert "sk-test-0123456789abcdef" not in logged
+
+
+def test_ctrl_c_at_the_prompt_gives_the_terminal_back_as_it_was(tmp_path):
+    term = Terminal(tmp_path, stderr_too=True)
+    term.until(PROMPT)
+    term.type("half a thought")
+    term.until(b"thought")
+    term.type(b"\x03")  # Ctrl-C
+    assert term.proc.wait(timeout=60) == 130
+    lflag = termios.tcgetattr(term.master)[3]
+    assert lflag & termios.ECHO and lflag & termios.ICANON, "the terminal was left without echo or line editing"
+    assert term.finish() == 130
+    assert b"\x1b[?2004l" in term.seen  # bracketed paste released
+    assert b"Traceback" not in term.seen and b"bye" in term.seen

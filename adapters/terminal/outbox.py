@@ -15,7 +15,8 @@ class TerminalOutbox:
     """Implements `engine.ports.Outbox` by printing.
 
     `write=None` prints nothing (the CLI's `--json` mode); `on_posted` lets the shell follow the
-    thread of what was just posted (a ROOT post opens a new thread: its own id).
+    thread of what was just posted (a ROOT post opens a new thread: its own id); `width` says how
+    wide to wrap, asked on every post (None, or a function returning None: no wrapping).
     """
 
     def __init__(
@@ -26,7 +27,9 @@ class TerminalOutbox:
         new_id: Callable[[], str],
         channel: str | None = None,
         on_posted: Callable[[Reply, PostedMessage], None] | None = None,
+        width: Callable[[], int | None] | None = None,
     ):
+        self._width = width
         self._write = write
         self.style = style
         self._new_id = new_id
@@ -37,7 +40,7 @@ class TerminalOutbox:
         message_id = self._new_id()
         posted = PostedMessage(message_id=message_id, thread=reply.thread or message_id)
         if self._write is not None:
-            self._write(render_reply(reply, self.style, channel=self.channel))
+            self._write(render_reply(reply, self.style, channel=self.channel, width=self._width() if self._width else None))
         if self._on_posted is not None:
             self._on_posted(reply, posted)
         return posted

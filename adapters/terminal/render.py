@@ -2,11 +2,19 @@
 
 Colour follows the usual conventions: on when stdout is a terminal, off when it is not or when
 NO_COLOR is set, and on regardless when FORCE_COLOR is set (CI logs, tests, `less -R`).
+
+Text is wrapped to the terminal's width at word boundaries, continuation lines keeping the
+persona's indent (and a bullet's hanging indent), so a paragraph never runs into column 0
+mid-word. See `terminal_width` for when wrapping applies.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import textwrap
+import unicodedata
 from collections.abc import Mapping
 from typing import TextIO
 
@@ -24,6 +32,72 @@ _CODES = {
 ACTION_COMMANDS = {TaskKind.CHALLENGE: "/challenge", TaskKind.PLAN: "/plan", TaskKind.CLOSE: "/close"}
 
 INDENT = "   "
+
+#: Below this many columns wrapping does more harm than good: leave lines to the terminal.
+MIN_WIDTH = 20
+
+_BULLET = re.compile(r"^(\s*)((?:[-*•·→]|\d{1,3}[.)])\s+)?")
+
+
+def terminal_width(stream: TextIO, environ: Mapping[str, str] | None = None) -> int | None:
+    """The width to wrap to, or None for no wrapping.
+
+    A terminal: its current width (`shutil.get_terminal_size`, which lets COLUMNS override it),
+    asked on every post so a resized window is followed. Not a terminal (a pipe, a file):
+    COLUMNS when it is set to a number, else None, because whatever reads a pipe (a file, `grep`,
+    another program) is better served by the lines as written than by hard line breaks.
+    """
+    env = os.environ if environ is None else environ
+    columns = env.get("COLUMNS", "").strip()
+    if columns.isdigit() and int(columns) > 0:
+        return max(int(columns), MIN_WIDTH)
+    try:
+        if not stream.isatty():
+            return None
+        return max(os.get_terminal_size(stream.fileno()).columns or shutil.get_terminal_size().columns, MIN_WIDTH)
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def display_width(text: str) -> int:
+    """Columns `text` takes: East Asian wide characters and most emoji take two."""
+    return sum(
+        0 if unicodedata.combining(c) or c in "\u200d\ufe0f" else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )
+
+
+def wrap_line(line: str, width: int | None, indent: str = "", hanging: str | None = None) -> list[str]:
+    """`indent + line`, wrapped to `width` columns at spaces; continuation lines get `hanging`.
+
+    `hanging` defaults to `indent` plus the line's own leading space and bullet ("• ", "- ",
+    "2. "), so a wrapped bullet lines up under its text. Words longer than a line (URLs, paths)
+    are never split: they overflow and the terminal shows them whole.
+    """
+    if not line.strip():
+        return [""]
+    if width is None or display_width(indent + line) <= width:
+        return [indent + line]
+    if hanging is None:
+        m = _BULLET.match(line)
+        hanging = indent + " " * (len(m.group(1)) + len(m.group(2) or ""))
+    target = width
+    while True:
+        lines = textwrap.wrap(
+            line, width=target, initial_indent=indent, subsequent_indent=hanging,
+            break_long_words=False, break_on_hyphens=False, drop_whitespace=True,
+        )
+        # wide characters (emoji, CJK) take two columns where textwrap counts one: narrow the
+        # target until they fit; a line holding one long word (a URL) is left to overflow
+        over = max((display_width(w) - width for w in lines if " " in w.strip()), default=0)
+        if over <= 0 or target - over < len(hanging) + MIN_WIDTH // 2:
+            return lines or [indent + line]
+        target -= over
+
+
+def wrap_text(text: str, width: int | None, indent: str = "") -> str:
+    """Every line of `text` wrapped with `wrap_line`."""
+    return "\n".join(w for line in text.splitlines() for w in wrap_line(line, width, indent))
 
 
 def color_enabled(stream: TextIO, environ: Mapping[str, str] | None = None) -> bool:
@@ -70,19 +144,21 @@ def _tag(reply: Reply) -> str:
     return {ReplyKind.ANSWER: "", ReplyKind.QUESTION: "asks you", ReplyKind.ERROR: "problem"}.get(reply.kind, reply.kind.value)
 
 
-def render_reply(reply: Reply, style: Style, *, channel: str | None = None) -> str:
-    """A header line with the persona's name, then the text, indented. Ends with a blank line."""
+def render_reply(reply: Reply, style: Style, *, channel: str | None = None, width: int | None = None) -> str:
+    """A header line with the persona's name, then the text, indented and wrapped to `width`
+    (None: not wrapped). Ends with a blank line."""
     where = f"#{reply.channel} " if channel is not None and reply.channel != channel else ""
     tag = _tag(reply)
     header = style.dim(where) + style.name(reply.voice) + (style.dim(f" · {tag}") if tag else "")
     lines = reply.text.splitlines() or [""]
     if reply.kind == ReplyKind.TURN and reply.title:
         lines = [line for line in lines if line.strip() != reply.title.strip()]
-    body = "\n".join(INDENT + line if line else "" for line in lines)
+    body = "\n".join(wrapped for line in lines for wrapped in wrap_line(line, width, INDENT))
     out = f"{header}\n{body}"
     commands = [ACTION_COMMANDS[a.kind] for a in reply.actions if a.kind in ACTION_COMMANDS]
     if commands:
-        out += "\n" + style.dim(f"{INDENT}→ {' · '.join(commands)} · or reply to add evidence")
+        hint = f"→ {' · '.join(commands)} · or reply to add evidence"
+        out += "\n" + "\n".join(style.dim(line) for line in wrap_line(hint, width, INDENT, INDENT + "  "))
     return out + "\n"
 
 

@@ -1,24 +1,30 @@
 """A chat with the personas in the terminal (the Hubot/Errbot "shell" adapter).
 
-It translates only: a typed line becomes a `Task`, a `Reply` becomes printed text. Lines are
+It translates only: a typed line becomes a `Task`, a `Reply` becomes printed text. Messages are
 handled one at a time, and the next prompt appears when the engine has finished the last one,
-so the conversation reads in order. Standard input may be a terminal or a pipe; it is read on a
-daemon thread, so the event loop never blocks on it and Ctrl-C is never stuck behind a read.
+so the conversation reads in order and nothing is ever printed over a half-typed line: work
+resumed at start-up finishes before the first prompt too. Standard input may be a terminal (a
+multi-line paste is one message, see `console`) or a pipe (one message a line).
+
+While the chat runs, log records meant for the terminal go to a file (`logfile`), and the
+terminal's modes are restored on every way out.
 """
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import os
-import queue
+import re
 import sys
-import threading
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from adapters.terminal.console import LineReader, TerminalModes
+from adapters.terminal.logfile import LogToFile, log_path_beside, would_redirect
 from adapters.terminal.outbox import PLATFORM, WORKSPACE, TerminalOutbox
-from adapters.terminal.render import Style, color_enabled
+from adapters.terminal.render import Style, color_enabled, terminal_width, wrap_line, wrap_text
+from engine.memory.records import ThreadKind, ThreadRecord, ThreadStatus
 from engine.models import PostedMessage, Reply, ReplyKind, Task, TaskKind
 
 if TYPE_CHECKING:
@@ -33,9 +39,24 @@ Talk to the personas:
   /new                              leave the current thread; the next message starts a new one
   /personas [NAME]                  who is who
   /memory                           what this channel remembers
-  /forget                           make this channel forget everything
+  /forget                           make this channel forget everything (asks first)
   /help                             this text
   /quit                             leave (Ctrl-D works too)"""
+
+_TERM = re.compile(r"^(\s+\S.*\s{2,})(?=\S)")  # "  /new      " before a help line's description
+
+
+
+def help_text(width: int | None) -> str:
+    """HELP wrapped to `width`, each description continuing under itself, not under its command."""
+    out = []
+    for line in HELP.splitlines():
+        term = _TERM.match(line)
+        column = len(term.group(1)) if term else 0
+        hanging = " " * (column if width is None or width - column >= 24 else 6)  # narrow: less indent
+        out += wrap_line(line, width, "", hanging if term else None)
+    return "\n".join(out)
+
 
 ACTIONS = {"challenge": TaskKind.CHALLENGE, "plan": TaskKind.PLAN, "close": TaskKind.CLOSE}
 
@@ -45,68 +66,6 @@ def default_user() -> str:
         return os.environ.get("USER") or getpass.getuser() or "you"
     except Exception:  # noqa: BLE001 - no passwd entry in some containers
         return "you"
-
-
-class LineReader:
-    """Reads one line when asked, on a daemon thread: `await read(prompt)` → str, or None at EOF."""
-
-    def __init__(self, stream: TextIO, *, interactive: bool):
-        self._stream = stream
-        self._interactive = interactive
-        self._requests: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._eof = False
-
-    def _loop(self) -> None:
-        while True:
-            loop, future, prompt = self._requests.get()
-            try:
-                line = self._read(prompt)
-            except BaseException as e:  # noqa: BLE001 - hand every failure to the event loop
-                loop.call_soon_threadsafe(_settle, future, None, e)
-                continue
-            loop.call_soon_threadsafe(_settle, future, line, None)
-
-    def _read(self, prompt: str) -> str | None:
-        if self._interactive:
-            try:
-                return input(prompt)
-            except EOFError:
-                return None
-        buffer = getattr(self._stream, "buffer", None)
-        raw = buffer.readline() if buffer is not None else self._stream.readline()
-        if not raw:
-            return None
-        line = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
-        return line.rstrip("\r\n")
-
-    async def read(self, prompt: str = "") -> str | None:
-        if self._eof:
-            return None
-        if self._thread is None:
-            if self._interactive:
-                try:
-                    import readline  # noqa: F401 - line editing and history for input()
-                except ImportError:
-                    pass
-            self._thread = threading.Thread(target=self._loop, name="terminal-stdin", daemon=True)
-            self._thread.start()
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future = loop.create_future()
-        self._requests.put((loop, future, prompt))
-        line = await future
-        if line is None:
-            self._eof = True
-        return line
-
-
-def _settle(future: asyncio.Future, line: str | None, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is not None and not isinstance(error, (EOFError, KeyboardInterrupt)):
-        future.set_exception(error)
-    else:
-        future.set_result(line)
 
 
 class TerminalShell:
@@ -133,19 +92,32 @@ class TerminalShell:
         self.session = uuid.uuid4().hex[:10]
         self._count = 0
         self.thread: str | None = None  # the thread the next plain line goes to
+        self.closed_thread: str | None = None  # the investigation just closed: /close again says so
         self.outbox = TerminalOutbox(
-            self.write, self.style, new_id=self.new_id, channel=channel, on_posted=self._follow
+            self.write, self.style, new_id=self.new_id, channel=channel, on_posted=self._follow, width=self.width
         )
         interactive = _isatty(self.stdin) and _isatty(self.stdout)
         self.reader = LineReader(self.stdin, interactive=interactive)
         self.interactive = interactive
+        self.modes = TerminalModes(self.stdin, self.stdout, paste=self.reader.readline is not None) if interactive else None
+        path = log_path_beside(getattr(getattr(engine, "memory", None), "path", None))
+        self.log = LogToFile(path if would_redirect() else None)
         self._stopping = False
 
     @property
     def description(self) -> str:
-        return f"terminal (channel #{self.channel}, you are {self.user}; /help for commands)"
+        log = f"; log in {self.log.path}" if self.log.path else ""
+        return f"terminal (channel #{self.channel}, you are {self.user}; /help for commands{log})"
 
     # --- output -------------------------------------------------------------------------------
+
+    def width(self) -> int | None:
+        """Columns to wrap to (see `render.terminal_width`): asked on every post, to follow resizes."""
+        return terminal_width(self.stdout)
+
+    def say(self, text: str) -> None:
+        """Write the shell's own text, wrapped like the personas' posts."""
+        self.write(wrap_text(text, self.width()))
 
     def write(self, text: str) -> None:
         try:
@@ -167,23 +139,46 @@ class TerminalShell:
     # --- the loop -----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Read and handle lines until /quit or end of input, then let the engine finish."""
-        while not self._stopping:
-            line = await self.reader.read(self.style.bold("you › ") if self.interactive else "")
-            if line is None:
-                break
-            if not self.interactive and line.strip():
-                # piped input is not echoed by a terminal: show what is being answered
-                shown = line.strip() if len(line.strip()) <= 200 else line.strip()[:200] + f"… ({len(line.strip()):,} characters)"
-                self.write(self.style.bold("you › ") + shown)
-            if not await self.handle(line):
-                break
-        await self.engine.wait_idle()
-        if self.interactive:
-            self.write("")
+        """Read and handle messages until /quit or end of input, then let the engine finish.
+
+        Work resumed at start-up (`engine.start()` ran just before) is printed before the
+        first prompt, so it never lands on a line the person is typing.
+        """
+        self.log.start()
+        if self.modes is not None:
+            self.modes.enter()
+        try:
+            await self.engine.wait_idle()
+            while not self._stopping:
+                line = await self.read(self.style.bold("you › "))
+                if line is None:
+                    break
+                if not await self.handle(line):
+                    break
+            await self.engine.wait_idle()
+            if self.interactive:
+                self.write("")
+        finally:
+            self._restore()
+
+    async def read(self, prompt: str, *, question: bool = False) -> str | None:
+        """The next message (or the answer to a `question`). Piped input is not echoed by a
+        terminal: show what is being answered."""
+        line = await self.reader.read(prompt if self.interactive else "")
+        if line is not None and not self.interactive and (line.strip() or question):
+            text = line.strip()
+            shown = text if len(text) <= 200 else text[:200] + f"… ({len(text):,} characters)"
+            self.write(prompt + shown)
+        return line
+
+    def _restore(self) -> None:
+        if self.modes is not None:
+            self.modes.restore()
+        self.log.stop()
 
     async def stop(self) -> None:
         self._stopping = True
+        self._restore()
 
     async def handle(self, line: str) -> bool:
         """One line from the person. False: they asked to leave."""
@@ -191,8 +186,8 @@ class TerminalShell:
         if not text:
             return True
         if text.startswith("/") and not text.startswith("//"):
-            command, _, rest = text[1:].partition(" ")
-            return await self.command(command.lower(), rest.strip())
+            command, *rest = re.split(r"\s+", text[1:], maxsplit=1)  # a pasted block may follow a newline
+            return await self.command(command.lower(), rest[0].strip() if rest else "")
         personas = self.engine.personas
         named, _ = personas.split_addressee(text)
         if named is not None or personas.unknown_addressee(text):
@@ -205,25 +200,25 @@ class TerminalShell:
         if command in ("quit", "exit", "q"):
             return False
         if command in ("help", "h", "?"):
-            self.write(HELP)
+            self.write(help_text(self.width()))
+            if self.log.path:
+                self.say(self.style.dim(f"Warnings and errors go to {self.log.path} while the chat runs."))
         elif command == "investigate":
             await self.investigate(rest)
         elif command in ACTIONS:
             await self.act(ACTIONS[command])
         elif command == "new":
-            self.thread = None
+            self.thread = self.closed_thread = None
             self.write(self.style.dim("Left the thread: your next message starts a new one."))
         elif command == "personas":
             self.show_personas(rest.lstrip("@"))
         elif command == "memory":
             await self.show_memory()
         elif command == "forget":
-            result = await self.engine.memory_forget(PLATFORM, WORKSPACE, self.channel)
-            self.thread = None
-            self.write(f"#{self.channel} forgot {result.threads} thread(s), {result.turns} turn(s) and {result.tasks} task(s).")
+            await self.forget()
         else:
             known = "/investigate, /challenge, /plan, /close, /new, /personas, /memory, /forget, /help, /quit"
-            self.write(f"I don't know /{command}. Commands: {known}. To ask a persona, type @sophia and your question.")
+            self.say(f"I don't know /{command}. Commands: {known}. To ask a persona, type @sophia and your question.")
         return True
 
     # --- tasks --------------------------------------------------------------------------------
@@ -243,7 +238,7 @@ class TerminalShell:
             self.thread = task.thread
         else:
             task = self._task(TaskKind.MESSAGE, text, thread=self.thread)
-        await self.engine.run(task)
+        self._after(await self.engine.run(task))
 
     async def investigate(self, rest: str) -> None:
         first, _, after = rest.partition(" ")
@@ -252,25 +247,56 @@ class TerminalShell:
         if not text:
             self.write("Usage: /investigate TEXT, or /investigate karen TEXT to choose who leads.")
             return
-        await self.engine.run(self._task(TaskKind.INVESTIGATE, text, thread=None, persona=persona.name if persona else None))
+        self._after(await self.engine.run(self._task(TaskKind.INVESTIGATE, text, thread=None, persona=persona.name if persona else None)))
 
     async def act(self, kind: TaskKind) -> None:
-        if self.thread is None:
+        thread = self.thread or self.closed_thread  # /close twice: the engine says it is closed already
+        if thread is None:
             self.write("There is no current thread. Start an investigation with /investigate TEXT.")
             return
-        await self.engine.run(self._task(kind, "", thread=self.thread))
+        self._after(await self.engine.run(self._task(kind, "", thread=thread)))
+
+    def _after(self, rec: ThreadRecord | None) -> None:
+        """Leave an investigation once it is closed: plain text then starts a new conversation."""
+        if rec is None or rec.kind != ThreadKind.INVESTIGATION or rec.status != ThreadStatus.CLOSED:
+            return
+        if rec.thread == self.thread:
+            self.thread = None
+        if rec.thread != self.closed_thread:
+            self.closed_thread = rec.thread
+            self.say(self.style.dim(
+                f"Investigation {rec.id} is closed: your next message starts a new conversation "
+                "(/investigate TEXT starts a new investigation)."
+            ))
+
+    async def forget(self) -> None:
+        """Ask first, as `orchestra memory forget` does: anything but y or yes keeps the memory."""
+        threads = await self.engine.memory_list(PLATFORM, WORKSPACE, self.channel)
+        if not threads:
+            self.write(f"#{self.channel} remembers nothing yet.")
+            return
+        answer = await self.read(
+            f"Forget everything #{self.channel} remembers ({len(threads)} thread(s))? This cannot be undone. [y/N] ",
+            question=True,
+        )
+        if (answer or "").strip().lower() not in ("y", "yes"):
+            self.write("Nothing forgotten.")
+            return
+        result = await self.engine.memory_forget(PLATFORM, WORKSPACE, self.channel)
+        self.thread = self.closed_thread = None
+        self.write(f"#{self.channel} forgot {result.threads} thread(s), {result.turns} turn(s) and {result.tasks} task(s).")
 
     # --- queries ------------------------------------------------------------------------------
 
     def show_personas(self, name: str) -> None:
         if not name:
-            self.write(self.engine.personas_overview() + "\n" + self.style.dim("/personas NAME shows one in full."))
+            self.say(self.engine.personas_overview() + "\n" + self.style.dim("/personas NAME shows one in full."))
             return
         card = self.engine.persona_card(name)
         if card is None:
-            self.write(f"I don't know a persona called “{name}”.\n{self.engine.personas_overview()}")
+            self.say(f"I don't know a persona called “{name}”.\n{self.engine.personas_overview()}")
         else:
-            self.write(card)
+            self.say(card)
 
     async def show_memory(self) -> None:
         threads = await self.engine.memory_list(PLATFORM, WORKSPACE, self.channel)
