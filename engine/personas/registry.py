@@ -12,6 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from engine.personas.model import Persona
+from engine.text import visible
 
 DEFAULT_PERSONA = "cherry"
 
@@ -125,10 +126,15 @@ class PersonaRegistry:
         return re.compile(rf"^\s*@?({alternatives})\b[\s,:;.!?\-–—]*", re.IGNORECASE)
 
     def split_addressee(self, text: str) -> tuple[Persona | None, str]:
-        """A persona named at the start of the text, and the rest of the text."""
-        m = self._address_re.match(text or "")
+        """A persona named at the start of the text, and the rest of the text.
+
+        Read through `visible()`: invisible characters (`@so\u200bphia`) never hide a name, and
+        the rest comes back without them (empty when nothing readable is left).
+        """
+        text = visible(text).strip()
+        m = self._address_re.match(text)
         if not m:
-            return None, (text or "").strip()
+            return None, text
         return self.get(m.group(1)), text[m.end() :].strip()
 
     def unknown_addressee(self, text: str) -> str | None:
@@ -136,7 +142,7 @@ class PersonaRegistry:
 
         Only the '@' form counts: "So, why…" must not read as a persona called "So".
         """
-        m = re.match(r"^\s*@([\w-]{2,32})\b", text or "")
+        m = re.match(r"^\s*@([\w-]{2,32})\b", visible(text))
         if not m or self.get(m.group(1)):
             return None
         return m.group(1)
