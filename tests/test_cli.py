@@ -273,6 +273,10 @@ def test_invisible_characters_do_not_hide_a_persona(tmp_path):
     assert report["lead"] == "sophia"
     report = investigate(tmp_path, "Ka\u200dren: why did trial conversions drop")
     assert report["lead"] == "karen" and report["title"] == "why did trial conversions drop"
+    report = investigate(tmp_path, "why did trial conversions drop", "--persona", "@so\u200bphia")
+    assert report["lead"] == "sophia"
+    shown = orchestra(tmp_path, "personas", "show", "kar\u200ben")
+    assert shown.returncode == 0 and "Karen" in shown.stdout
 
 
 def test_invisible_characters_in_the_terminal_chat(tmp_path):

@@ -214,9 +214,9 @@ class PersonaRegistry:
         return list(self._by_name)
 
     def get(self, name: str | None) -> Persona | None:
-        if not name:
+        key = visible(name).strip().lower()  # "so\u200bphia" is still Sophia
+        if not key:
             return None
-        key = name.strip().lower()
         if key in self._by_name:
             return self._by_name[key]
         for p in self._by_name.values():
