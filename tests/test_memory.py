@@ -517,6 +517,8 @@ async def test_a_version_1_memory_is_migrated_and_keeps_its_ids(tmp_path):
             "status, lead, turn_count, created_at, updated_at) VALUES (?, 1, 'investigation', 'local', 'local', "
             "'inv', 't', 'old', 'general', 'discovery', 'active', 'cherry', 0, '2024-01-01T00:00:00.000000+00:00', "
             "'2024-01-01T00:00:00.000000+00:00')", (id_,))
+    con.execute("INSERT INTO tasks (id, platform, workspace, channel, event_id, status, body, created_at, updated_at) "
+                "VALUES (12, 'local', 'local', 'inv', 'e12', 'done', '{}', 'x', 'x')")
     con.commit()
     con.close()
     mem = await SQLiteMemory.open(path)
@@ -524,9 +526,10 @@ async def test_a_version_1_memory_is_migrated_and_keeps_its_ids(tmp_path):
         assert await mem.thread_id_for_task(8, "x-") == "inv-8"  # a task resumed after the upgrade
         assert await mem.thread_id_for_task(9, "x-c") == "conv-9"
         assert (await mem.get_thread("inv-8")).title == "old"
-        for n in range(1, 8):
-            assert await mem.thread_id_for_task(100 + n, "inv-") == f"inv-{n}"
-        assert await mem.thread_id_for_task(200, "inv-") == "inv-9"  # inv-8 is taken
+        # version 1 gave inv-N / conv-N for task N: those numbers are never given again
+        assert await mem.thread_id_for_task(100, "inv-") == "inv-13"
+        assert await mem.thread_id_for_task(101, "conv-c") == "conv-c1"
+        assert await mem.thread_id_for_task(102, "conv-") == "conv-13"
     finally:
         await mem.close()
     con = sqlite3.connect(path)

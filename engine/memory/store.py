@@ -46,6 +46,7 @@ from engine.memory.schema import (
     _SCHEMA,
     _THREAD_COLS,
     _TURN_COLS,
+    ALLOCATE_THREAD_ID,
     INSERT_TURN,
     MIGRATE_1_TO_2,
     SCHEMA_VERSION,
@@ -315,7 +316,10 @@ class SQLiteMemory:
         channel is forgotten; one already taken by some other thread (a version 1 id such as
         `inv-8`) is skipped, so ids stay unique across platforms and workspaces.
         """
-        rows = await self._rows("SELECT thread_id FROM thread_ids WHERE task_id = ?", (task_id,))
+        try:  # the usual case: one statement, through group commit
+            rows = await self._write(ALLOCATE_THREAD_ID, {"task": task_id, "stem": stem})
+        except sqlite3.IntegrityError:  # the next id is taken already: find a free one below
+            rows = []  # (no row at all: the task has its id already, or a thread has that id)
         if rows:
             return rows[0][0]
         async with self._write_lock:
@@ -324,7 +328,7 @@ class SQLiteMemory:
                 rows = await self._db.execute_fetchall(
                     "SELECT thread_id FROM thread_ids WHERE task_id = ?", (task_id,)
                 )
-                if rows:
+                if rows:  # given earlier (a resumed task)
                     thread_id = rows[0][0]
                 else:
                     rows = await self._db.execute_fetchall(
@@ -339,13 +343,8 @@ class SQLiteMemory:
                         n += 1
                     thread_id = f"{stem}{n}"
                     await self._db.execute(
-                        "INSERT INTO id_counters (stem, last) VALUES (?, ?) "
-                        "ON CONFLICT (stem) DO UPDATE SET last = excluded.last",
-                        (stem, n),
-                    )
-                    await self._db.execute(
-                        "INSERT INTO thread_ids (task_id, thread_id) VALUES (?, ?)",
-                        (task_id, thread_id),
+                        "INSERT INTO thread_ids (task_id, thread_id, stem, n) VALUES (?, ?, ?, ?)",
+                        (task_id, thread_id, stem, n),
                     )
                 await self._db.execute("COMMIT")
             except BaseException:
