@@ -2,9 +2,10 @@
 
     orchestra                                   Slack if configured, else a chat in this terminal
     orchestra --slack-http --port 3000          Slack over HTTP (Events API) instead of Socket Mode
-    orchestra investigate TEXT [--json]         one investigation, start to end
+    orchestra investigate TEXT [--channel NAME] [--json]   one investigation, printed
+    orchestra reply ID TEXT | challenge ID | plan ID | close ID   continue it (ids: payments-1)
     orchestra personas list | show NAME
-    orchestra memory list | export | forget --channel NAME
+    orchestra memory list | export | forget [--channel NAME]
 
 Only the standard library is imported at module level, so `orchestra --help` answers at once;
 pydantic, SQLite, the model SDKs and slack_bolt load inside the command that needs them.
@@ -19,6 +20,32 @@ from typing import Any
 EXIT_USAGE = 2  # bad settings, unknown persona, wrong flags: the same code argparse uses
 EXIT_INTERRUPTED = 130
 LOCAL = "local"
+DEFAULT_CHANNEL = "terminal"  # the terminal chat's, `investigate`'s and `memory`'s: one memory
+
+
+def channel_arg(raw: str) -> str:
+    """`--channel '#payments'` and `--channel payments` are the same channel."""
+    from engine.text import channel_name  # standard library only: cheap while parsing
+
+    name = channel_name(raw)
+    if not name:
+        raise argparse.ArgumentTypeError("give a channel name, e.g. --channel payments")
+    return name
+
+
+def thread_id_arg(raw: str) -> str:
+    """Ids are lower case and readable (payments-1); what was pasted around them does not count."""
+    from engine.text import visible
+
+    name = visible(raw).strip().lower()
+    if not name:
+        raise argparse.ArgumentTypeError("give an investigation id, e.g. payments-1 (see `orchestra memory list`)")
+    return name
+
+
+def channel_of(args: argparse.Namespace) -> str:
+    """A command's --channel, else the one given before the command, else the default."""
+    return getattr(args, "channel", None) or args.terminal_channel or DEFAULT_CHANNEL
 
 EPILOG = """\
 Settings come from the environment, a .env file, and an optional YAML file (ORCHESTRA_CONFIG):
@@ -66,15 +93,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_VersionAction)
     parser.add_argument("--slack-http", action="store_true", help="serve Slack over HTTP (Events API) instead of Socket Mode")
     parser.add_argument("--port", type=int, default=3000, help="port for --slack-http (default 3000)")
-    parser.add_argument("--channel", dest="terminal_channel", default="terminal", metavar="NAME",
-                        help="the terminal chat's channel, for memory (default: terminal)")
+    parser.add_argument("--channel", dest="terminal_channel", default=DEFAULT_CHANNEL, metavar="NAME", type=channel_arg,
+                        help=f"the channel whose memory the terminal chat and the commands use (default: {DEFAULT_CHANNEL})")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    json_help = "print one JSON object instead of the conversation"
+    channel_help = f"channel whose memory to use, with or without '#' (default: {DEFAULT_CHANNEL})"
 
-    inv = commands.add_parser("investigate", help="run one investigation to its end and print it")
-    inv.add_argument("text", nargs="+", help="what to investigate")
+    inv = commands.add_parser("investigate", help="run one investigation and print it (then reply, challenge, plan, close)")
+    inv.add_argument("text", nargs="*", help="what to investigate")
     inv.add_argument("--persona", help="who leads (default: chosen by the topic)")
-    inv.add_argument("--channel", default="terminal", help="channel whose memory to use and extend (default: terminal)")
-    inv.add_argument("--json", action="store_true", help="print one JSON object instead of the conversation")
+    inv.add_argument("--channel", type=channel_arg, metavar="NAME", help=channel_help)
+    inv.add_argument("--json", action="store_true", help=json_help)
+
+    reply = commands.add_parser("reply", help="add evidence to an investigation: it goes on, and prints the new turns")
+    reply.add_argument("id", type=thread_id_arg, help="the investigation's id (payments-1; `orchestra memory list` shows them)")
+    reply.add_argument("text", nargs="*", help="the new evidence, or 'continue'")
+    reply.add_argument("--json", action="store_true", help=json_help)
+    for name, text in (
+        ("challenge", "send an investigation to the critic"),
+        ("plan", "move an investigation to planning"),
+        ("close", "close an investigation (the channel remembers it)"),
+    ):
+        act = commands.add_parser(name, help=text)
+        act.add_argument("id", type=thread_id_arg, help="the investigation's id (payments-1; `orchestra memory list` shows them)")
+        act.add_argument("--json", action="store_true", help=json_help)
 
     per = commands.add_parser("personas", help="list the personas, or show one in full")
     per_actions = per.add_subparsers(dest="action", metavar="ACTION")
@@ -85,13 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
     mem = commands.add_parser("memory", help="what a channel remembers: list, export, forget")
     mem_actions = mem.add_subparsers(dest="action", metavar="ACTION", required=True)
     for name, text in (
-        ("list", "the channel's threads"),
+        ("list", "the channel's threads and their ids"),
         ("export", "everything the channel remembers, as JSON"),
         ("forget", "delete everything the channel remembers"),
     ):
         sub = mem_actions.add_parser(name, help=text)
-        sub.add_argument("--channel", required=True, help="channel name (the terminal's is 'terminal')")
-        sub.add_argument("--platform", default=LOCAL, help="platform (default: local; Slack: slack)")
+        sub.add_argument("--channel", type=channel_arg, metavar="NAME", help=channel_help)
+        sub.add_argument("--platform", default=LOCAL, type=str.lower, help="platform (default: local; Slack: slack)")
         sub.add_argument("--workspace", default=LOCAL, help="workspace (default: local; Slack: the team id)")
         if name == "forget":
             sub.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
@@ -105,7 +147,10 @@ def main(argv: list[str] | None = None) -> int:
             stream.reconfigure(errors="replace")  # an emoji must never crash an ASCII terminal
         except (AttributeError, ValueError):
             pass
-    handler = {"investigate": cmd_investigate, "personas": cmd_personas, "memory": cmd_memory}.get(args.command, cmd_run)
+    handler = {
+        "investigate": cmd_investigate, "reply": cmd_continue, "challenge": cmd_continue, "plan": cmd_continue,
+        "close": cmd_continue, "personas": cmd_personas, "memory": cmd_memory,
+    }.get(args.command, cmd_run)
     try:
         return _guarded(handler, args)
     except KeyboardInterrupt:
@@ -199,97 +244,74 @@ async def _run(settings, args: argparse.Namespace) -> int:
         await app.aclose(grace=None if finished else 5.0)
 
 
-# --- orchestra investigate --------------------------------------------------------------------
+# --- orchestra investigate | reply | challenge | plan | close -----------------------------------
 
 
 def cmd_investigate(args: argparse.Namespace) -> int:
     import asyncio
 
+    from engine.text import is_blank
+
+    text = " ".join(args.text).strip()
+    if is_blank(text):  # before settings and memory: nothing to do, say what to pass
+        return _usage(args.command, 'say what to investigate, e.g. orchestra investigate "intermittent 401s on checkout"')
     settings = _settings()
     return asyncio.run(_investigate(settings, args))
 
 
 async def _investigate(settings, args: argparse.Namespace) -> int:
-    import json
-    import uuid
+    from bot.oneshot import Request
+    from engine.models import TaskKind
 
-    from adapters.terminal import Style, TerminalOutbox, color_enabled
-    from adapters.terminal.shell import default_user
+    return await _one_shot(settings, args, Request(
+        kind=TaskKind.INVESTIGATE, text=" ".join(args.text).strip(), persona=args.persona,
+        channel=channel_of(args), as_json=args.json,
+    ))
+
+
+def cmd_continue(args: argparse.Namespace) -> int:
+    """`orchestra reply ID TEXT`, `challenge ID`, `plan ID`, `close ID`: the investigation goes on."""
+    import asyncio
+
+    from bot.oneshot import ACTIONS, Request
+    from engine.models import TaskKind
+    from engine.text import is_blank
+
+    if args.command == "reply":
+        text = " ".join(args.text).strip()
+        if is_blank(text):
+            return _usage("reply", f'say what is new, e.g. orchestra reply {args.id} "it only happens in the EU" '
+                                   f"(or: orchestra reply {args.id} continue)")
+        request = Request(kind=TaskKind.MESSAGE, text=text, thread_id=args.id, as_json=args.json)
+    else:
+        request = Request(kind=ACTIONS[args.command], thread_id=args.id, as_json=args.json)
+    settings = _settings()
+    return asyncio.run(_one_shot(settings, args, request))
+
+
+async def _one_shot(settings, args: argparse.Namespace, request) -> int:
     from bot.bootstrap import bootstrap
-    from engine.models import Task, TaskKind
+    from bot.oneshot import UsageError, run_request
 
-    text = " ".join(args.text).strip()
     app = await bootstrap(settings)
     try:
-        persona = None
-        if args.persona:
-            found = app.personas.get(args.persona.lstrip("@"))
-            if found is None:
-                print(f"orchestra: unknown persona {args.persona!r} (known: {', '.join(app.personas.names)})", file=sys.stderr)
-                return EXIT_USAGE
-            persona = found.name
-        session = uuid.uuid4().hex[:10]
-        counter = iter(range(1, 1_000_000))
-        posts: list = []
-        show = None if args.json else (lambda s: print(s, flush=True))
-        outbox = TerminalOutbox(
-            show, Style(color_enabled(sys.stdout)), new_id=lambda: f"{session}.{next(counter)}",
-            channel=args.channel, on_posted=lambda reply, posted: posts.append(reply),
-        )
-        app.engine.register_outbox(LOCAL, outbox)
-        message_id = f"{session}.0"
-        rec = await app.engine.run(Task(
-            kind=TaskKind.INVESTIGATE, platform=LOCAL, workspace=LOCAL, channel=args.channel, user=default_user(),
-            text=text, persona=persona, event_id=f"{LOCAL}:{message_id}", message_id=message_id,
-        ))
-        if rec is None:
-            print("orchestra: the investigation did not start (see the messages above)", file=sys.stderr)
-            return 1
-        turns = await app.memory.turns(rec.id)
-        failed = any(p.kind.value == "error" for p in posts)
-        if args.json:
-            print(json.dumps(investigation_report(rec, turns, posts), ensure_ascii=False, default=str))
-        else:
-            print(f"Investigation {rec.id} · {rec.status.value} · phase {rec.phase.value} · {rec.turn_count} turn(s) "
-                  f"· thread {rec.thread} in #{rec.channel} (platform {LOCAL})")
-        return 1 if failed else 0
+        return await run_request(app, request)
+    except UsageError as e:
+        return _usage(args.command, str(e))
     finally:
         await app.aclose()
 
 
+def _usage(command: str, message: str) -> int:
+    print(f"orchestra {command}: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def investigation_report(rec, turns, posts) -> dict:
-    """The investigation as one JSON object: its state, its persona turns, and what it recalled."""
-    persona_turns = [t for t in turns if t.role.value == "persona"]
-    recalled: dict[tuple, dict] = {}
-    for turn in persona_turns:
-        for item in (turn.route or {}).get("recalled", []):
-            key = (item.get("thread_id"), item.get("author"), item.get("excerpt"))
-            if key not in recalled or item.get("score", 0) > recalled[key].get("score", 0):
-                recalled[key] = item
-    return {
-        "id": rec.id,
-        "status": rec.status.value,
-        "phase": rec.phase.value,
-        "lead": rec.lead,
-        "type": rec.inv_type,
-        "title": rec.title,
-        "platform": rec.platform,
-        "workspace": rec.workspace,
-        "channel": rec.channel,
-        "thread": rec.thread,
-        "turn_count": rec.turn_count,
-        "turns": [
-            {
-                "seq": t.seq, "persona": t.author, "mode": t.mode, "confidence": t.confidence,
-                "structured": t.structured, "findings": t.findings, "route": t.route, "text": t.text,
-                "model": t.model, "input_tokens": t.input_tokens, "output_tokens": t.output_tokens,
-            }
-            for t in persona_turns
-        ],
-        "human_turns": [{"seq": t.seq, "author": t.author, "text": t.text} for t in turns if t.role.value == "human"],
-        "recalled": sorted(recalled.values(), key=lambda r: -r.get("score", 0)),
-        "posts": [{"kind": p.kind.value, "persona": p.voice.name, "text": p.text} for p in posts],
-    }
+    """The investigation as one JSON object (see `bot.oneshot.investigation_report`)."""
+    from bot.oneshot import investigation_report as report
+
+    return report(rec, turns, posts)
 
 
 # --- orchestra personas -----------------------------------------------------------------------
@@ -316,6 +338,7 @@ def cmd_personas(args: argparse.Namespace) -> int:
 def cmd_memory(args: argparse.Namespace) -> int:
     import asyncio
 
+    args.channel = channel_of(args)
     settings = _settings()
     if args.action == "forget" and not args.yes and not _confirm(
         f"Forget everything #{args.channel} ({args.platform}/{args.workspace}) remembers? [y/N] "
@@ -344,6 +367,8 @@ async def _memory(settings, args: argparse.Namespace) -> int:
             threads = await app.engine.memory_list(*place)
             if not threads:
                 print(f"#{args.channel} remembers nothing.")
+                if args.channel == DEFAULT_CHANNEL:
+                    print(f"(#{DEFAULT_CHANNEL} is the default; --channel NAME lists another channel.)", file=sys.stderr)
             for t in threads:
                 print(f"{t.id}\t{t.kind.value}\t{t.status.value}\t{t.phase.value}\t{t.lead or '-'}\t"
                       f"{t.turns} turn(s)\t{t.updated_at:%Y-%m-%d %H:%M}\t{t.title[:100]}")

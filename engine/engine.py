@@ -156,7 +156,10 @@ class Engine:
         """Hold the investigation's own lane too: a reply that arrives while the opening turns
         still run (its platform thread differs from the /investigate event) waits its turn."""
         rec = await self._thread_of(job.task)
-        rec_id = rec.id if rec else f"inv-{job.task_id}" if job.task.kind == TaskKind.INVESTIGATE else None
+        rec_id = rec.id if rec else None
+        if rec is None and job.task.kind == TaskKind.INVESTIGATE and job.text:
+            # the id the investigation will have (given now, kept for it): its follow-ups queue here
+            rec_id = await self.flows.thread_id(job, ThreadKind.INVESTIGATION)
         if rec_id is None:
             return await self._handle(job, named, None)
         async with self.lanes.hold(("thread", rec_id)):

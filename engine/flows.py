@@ -27,6 +27,7 @@ from engine.personas import Persona, PersonaRegistry
 from engine.ports import ChatMessage, Provider
 from engine.posting import Poster
 from engine.router import MODE_PHASE, Router, classify
+from engine.text import slug
 from engine.turns import TurnOutcome, conversation_turn, structured_turn
 
 OFFLINE_MARK = (
@@ -148,6 +149,19 @@ class Flows:
         thread = job.thread.thread if job.thread else (job.task.thread or job.task.message_id)
         await self.post(job, self.reply(job, kind, persona, text, key=f"{tag}:{job.task_id}", thread=thread))
 
+    # --- thread ids ---------------------------------------------------------------------------
+
+    async def thread_id(self, job: Job, kind: ThreadKind) -> str:
+        """The readable id of the thread this task opens, the same if the task is resumed.
+
+        Investigations are numbered per channel name: the first in #payments is `payments-1`,
+        then `payments-2`; conversations are `payments-c1`, `payments-c2`. Slack channel ids
+        become lower case (`c0123abc-1`). Ids are shown to people (`orchestra reply payments-1`,
+        `memory list`) and are unique across platforms and workspaces: see
+        `SQLiteMemory.thread_id_for_task`.
+        """
+        return await self.memory.thread_id_for_task(job.task_id, thread_id_stem(job.task.channel, kind))
+
     # --- conversations ------------------------------------------------------------------------
 
     async def converse(self, job: Job, rec: ThreadRecord | None, speaker: Persona | None) -> ThreadRecord:
@@ -155,10 +169,11 @@ class Flows:
         if rec is None:
             route = self.personas.route_by_domain(job.text)
             lead = speaker or self.personas[route.persona]
-            earlier = await self.memory.get_thread(f"conv-{job.task_id}") if job.resumed else None
+            thread_id = await self.thread_id(job, ThreadKind.CONVERSATION)
+            earlier = await self.memory.get_thread(thread_id) if job.resumed else None
             rec = earlier or await self.memory.create_thread(
                 ThreadRecord(
-                    id=f"conv-{job.task_id}", kind=ThreadKind.CONVERSATION, platform=t.platform, workspace=t.workspace,
+                    id=thread_id, kind=ThreadKind.CONVERSATION, platform=t.platform, workspace=t.workspace,
                     channel=t.channel, thread=t.thread or t.message_id or t.event_id, title=job.text[:200], lead=lead.name,
                 )
             )
@@ -216,13 +231,14 @@ class Flows:
 
     async def open_investigation(self, job: Job, named: Persona | None) -> ThreadRecord:
         t = job.task
-        rec = await self.memory.get_thread(f"inv-{job.task_id}") if job.resumed else None
+        thread_id = await self.thread_id(job, ThreadKind.INVESTIGATION)
+        rec = await self.memory.get_thread(thread_id) if job.resumed else None
         if rec is None:
             route = self.personas.route_by_domain(job.text)
             lead = named or self.personas[route.persona]
             rec = await self.memory.create_thread(
                 ThreadRecord(
-                    id=f"inv-{job.task_id}", kind=ThreadKind.INVESTIGATION, platform=t.platform, workspace=t.workspace,
+                    id=thread_id, kind=ThreadKind.INVESTIGATION, platform=t.platform, workspace=t.workspace,
                     channel=t.channel, thread=None, title=job.text[:200], inv_type=classify(job.text), lead=lead.name,
                 )
             )
@@ -427,6 +443,14 @@ def _challenged_authors(turns: list[TurnRecord]) -> list[str]:
     if persona_turns and persona_turns[-1].mode == Mode.PLANNER and persona_turns[-1].author not in authors:
         authors.append(persona_turns[-1].author)
     return authors
+
+
+def thread_id_stem(channel: str, kind: ThreadKind) -> str:
+    """`payments-` for investigations, `payments-c` for conversations (then the number).
+
+    The number is always last and digits only, so two stems can never produce the same id.
+    """
+    return f"{slug(channel)}-" + ("c" if kind == ThreadKind.CONVERSATION else "")
 
 
 def _recalled(r: Recollection) -> dict:

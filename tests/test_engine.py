@@ -519,3 +519,49 @@ async def test_offline_says_how_to_connect_a_model_once_per_thread(memory):
     posts = [p for p in outbox.posts if p.thread == rec.thread or p.kind == ReplyKind.ROOT and p.investigation_id == rec.id]
     assert sum("API_KEY" in p.text for p in posts) == 1 and "API_KEY" in posts[0].text
     assert all(p.text.startswith("🧪 Offline rehearsal") for p in posts if p.kind == ReplyKind.TURN)
+
+
+# --- readable ids ---------------------------------------------------------------------------------
+
+
+async def test_investigation_ids_are_numbered_per_channel_and_unique_across_platforms(memory):
+    engine, _ = await make(memory, ScriptedProvider(fallback=by_mode))
+    engine.register_outbox("slack", FakeOutbox())
+    first = await investigate(engine, "intermittent 401s on checkout", channel="#payments")
+    second = await investigate(engine, "checkout 401s again", channel="payments")
+    slack = await investigate(engine, "checkout 401s in slack", channel="PAYMENTS", platform="slack")
+    assert (first.id, second.id, slack.id) == ("payments-1", "payments-2", "payments-3")
+    chat = await engine.run(task("sophia, hello there", channel="payments"))
+    assert chat.id == "payments-c1"
+
+
+async def test_a_resumed_investigation_keeps_its_id(tmp_path):
+    path = tmp_path / "crash.db"
+    mem = await SQLiteMemory.open(path)
+    gate = asyncio.Event()
+    calls: list = []
+
+    async def hang(request):
+        calls.append(request)
+        await gate.wait()  # the process "dies" during the first turn
+
+    provider = ScriptedProvider()
+    provider.generate = hang  # type: ignore[method-assign]
+    engine, outbox1 = await make(mem, provider)
+    await engine.submit(task("intermittent 401s on checkout", kind=TaskKind.INVESTIGATE, channel="ops"))
+    while not calls:
+        await asyncio.sleep(0.01)
+    for job in list(engine._jobs):
+        job.cancel()
+    await asyncio.gather(*engine._jobs, return_exceptions=True)
+    await mem.close()
+    assert outbox1.posts[0].investigation_id == "ops-1"
+
+    mem2 = await SQLiteMemory.open(path)
+    try:
+        engine2, outbox2 = await make(mem2, ScriptedProvider(fallback=by_mode))
+        await engine2.wait_idle()
+        assert {r.investigation_id for r in outbox2.posts if r.investigation_id} == {"ops-1"}
+        assert [t.id for t in await mem2.list_threads("test", "W1", "ops")] == ["ops-1"]
+    finally:
+        await mem2.close()

@@ -529,3 +529,64 @@ async def test_a_locked_database_is_a_transient_error_not_a_refusal(memory, tmp_
         other.execute("ROLLBACK")
         other.close()
     assert not (await memory.accept_task(task("locked"))).duplicate  # stored once it is free
+
+
+# -- readable thread ids ---------------------------------------------------------------------------
+
+
+async def test_thread_ids_count_per_stem_and_stay_with_their_task(memory):
+    assert await memory.thread_id_for_task(1, "payments-") == "payments-1"
+    assert await memory.thread_id_for_task(2, "payments-") == "payments-2"
+    assert await memory.thread_id_for_task(3, "payments-c") == "payments-c1"
+    assert await memory.thread_id_for_task(4, "ops-") == "ops-1"
+    assert await memory.thread_id_for_task(1, "payments-") == "payments-1"  # resumed: the same id
+    ids = await asyncio.gather(*(memory.thread_id_for_task(10 + i, "load-") for i in range(20)))
+    assert sorted(ids, key=lambda s: int(s.split("-")[1])) == [f"load-{i}" for i in range(1, 21)]
+
+
+async def test_thread_ids_never_come_back_after_forget(memory):
+    accepted = await memory.accept_task(task("e1", channel="payments"))
+    first = await memory.thread_id_for_task(accepted.task_id, "payments-")
+    await memory.create_thread(thread(first, place=("slack", "T1", "payments")))
+    await memory.forget_channel("slack", "T1", "payments")
+    again = await memory.accept_task(task("e2", channel="payments"))
+    assert again.task_id == accepted.task_id  # SQLite reuses the forgotten task's id...
+    assert await memory.thread_id_for_task(again.task_id, "payments-") == "payments-2"  # ...never its thread id
+
+
+async def test_a_taken_id_is_skipped(memory):
+    await memory.create_thread(thread("general-1", place=("local", "local", "general")))
+    assert await memory.thread_id_for_task(7, "general-") == "general-2"
+
+
+async def test_a_version_1_memory_is_migrated_and_keeps_its_ids(tmp_path):
+    from engine.memory.schema import _SCHEMA, _THREAD_IDS
+
+    path = tmp_path / "v1.db"
+    con = sqlite3.connect(path)
+    con.executescript(_SCHEMA.replace(_THREAD_IDS, "") + "PRAGMA user_version = 1;")
+    con.execute("INSERT INTO channels (platform, workspace, channel) VALUES ('local', 'local', 'inv')")
+    for id_ in ("inv-8", "conv-9"):
+        con.execute(
+            "INSERT INTO threads (id, chan, kind, platform, workspace, channel, thread, title, inv_type, phase, "
+            "status, lead, turn_count, created_at, updated_at) VALUES (?, 1, 'investigation', 'local', 'local', "
+            "'inv', 't', 'old', 'general', 'discovery', 'active', 'cherry', 0, '2024-01-01T00:00:00.000000+00:00', "
+            "'2024-01-01T00:00:00.000000+00:00')", (id_,))
+    con.execute("INSERT INTO tasks (id, platform, workspace, channel, event_id, status, body, created_at, updated_at) "
+                "VALUES (12, 'local', 'local', 'inv', 'e12', 'done', '{}', 'x', 'x')")
+    con.commit()
+    con.close()
+    mem = await SQLiteMemory.open(path)
+    try:
+        assert await mem.thread_id_for_task(8, "x-") == "inv-8"  # a task resumed after the upgrade
+        assert await mem.thread_id_for_task(9, "x-c") == "conv-9"
+        assert (await mem.get_thread("inv-8")).title == "old"
+        # version 1 gave inv-N / conv-N for task N: those numbers are never given again
+        assert await mem.thread_id_for_task(100, "inv-") == "inv-13"
+        assert await mem.thread_id_for_task(101, "conv-c") == "conv-c1"
+        assert await mem.thread_id_for_task(102, "conv-") == "conv-13"
+    finally:
+        await mem.close()
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    con.close()

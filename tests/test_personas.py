@@ -124,3 +124,18 @@ def test_domain_routing(registry, text, persona):
 def test_domain_tie_goes_to_default(registry):
     route = registry.route_by_domain("sales data")
     assert route.persona == "cherry" and "tie" in route.reason
+
+
+def test_a_file_reports_repeated_keys_bad_yaml_and_list_entries(tmp_path):
+    from engine.personas.registry import load_yaml
+
+    problems: list[str] = []
+    load_yaml("sophia:\n  humor: 0.2\n  humor: 0.3\n", problems)
+    assert problems == ["line 3: 'humor' is given twice in the same place; the later one would silently replace the first"]
+    problems = []
+    assert load_yaml("a: [1,\n", problems) is None and problems[0].startswith("not valid YAML at line")
+    with pytest.raises(PersonaConfigError) as err:
+        PersonaRegistry.from_mapping([_entry(name="sophia", color="Bright Blue"), _entry(display_name="X", color="mauve")])
+    assert err.value.problems[0] == "entry 2: the persona has no name"
+    assert any(p.startswith("entry 2.color: unknown colour 'mauve'") for p in err.value.problems)
+    assert len(err.value.problems) == 2  # "Bright Blue" is bright_blue: fine

@@ -95,7 +95,7 @@ async def test_an_investigation_runs_in_the_thread_of_its_root_post_and_buttons_
     assert "Evidence" in visible_text(research) and "Hypothesis" in visible_text(research)
     buttons = next(b for b in research.blocks if b["type"] == "actions")["elements"]
     inv_id = buttons[0]["value"]
-    assert inv_id.startswith("inv-") and {b["action_id"] for b in buttons} == {"orchestra_challenge", "orchestra_plan", "orchestra_close"}
+    assert inv_id == "c0general-1" and {b["action_id"] for b in buttons} == {"orchestra_challenge", "orchestra_plan", "orchestra_close"}
 
     before = len(shown(live.api))
     click = {"message_ts": research["ts"], "thread_ts": root_ts, "text": research["text"], "blocks": research.blocks}

@@ -89,7 +89,7 @@ def test_an_investigation_runs_its_cast_and_a_follow_up_stays_in_its_thread(tmp_
     )
     assert result.returncode == 0
     out = result.stdout
-    assert "Investigation inv-" in out  # the root post
+    assert "Investigation terminal-1: intermittent 401s" in out  # the root post, its readable id
     for shown in ("Sophia · researcher", "Karen · critic", "Cherry · planner"):
         assert shown in out
     threads = export(tmp_path)["threads"]

@@ -50,7 +50,7 @@ class ThreadStatus(StrEnum):
 class ThreadRecord(BaseModel):
     """An investigation or a conversation: everything that happens in one platform thread."""
 
-    id: str  # "inv-7f3a2c" / "conv-91b0e4"
+    id: str  # "payments-1" (investigation), "payments-c1" (conversation); older: "inv-8", "conv-3"
     kind: ThreadKind
     platform: str
     workspace: str

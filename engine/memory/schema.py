@@ -16,7 +16,56 @@ from typing import Any
 from engine.memory.recall import _WORD
 from engine.memory.records import ThreadRecord, TurnRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: Readable thread ids (version 2). `thread_ids` remembers which id each task's thread got, so a
+#: task resumed after a crash finds its thread again; `id_counters` hands out the numbers per
+#: stem ("payments-" → payments-1, payments-2, ...). Neither is touched when a channel is
+#: forgotten, except that the forgotten tasks' rows go with them: a counter never goes back,
+#: so an old id can never come to name new work.
+_THREAD_IDS = """
+CREATE TABLE IF NOT EXISTS id_counters (
+    stem        TEXT PRIMARY KEY,           -- "payments-" (investigations), "payments-c" (conversations)
+    last        INTEGER NOT NULL            -- the last number handed out; never decreases
+);
+CREATE TABLE IF NOT EXISTS thread_ids (
+    task_id     INTEGER PRIMARY KEY,        -- the task that opened the thread
+    thread_id   TEXT NOT NULL UNIQUE,       -- stem || n
+    stem        TEXT NOT NULL,
+    n           INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS thread_ids_count AFTER INSERT ON thread_ids BEGIN
+    INSERT INTO id_counters (stem, last) VALUES (new.stem, new.n)
+    ON CONFLICT (stem) DO UPDATE SET last = max(last, excluded.last);
+END;
+"""
+
+#: Gives task :task the next id of :stem in one statement (group commit, no extra round trips);
+#: the trigger advances the counter. No row back: the task has its id already (or the id is taken).
+ALLOCATE_THREAD_ID = """
+INSERT INTO thread_ids (task_id, thread_id, stem, n)
+SELECT :task, :stem || n, :stem, n
+FROM (SELECT coalesce((SELECT last FROM id_counters WHERE stem = :stem), 0) + 1 AS n)
+WHERE NOT EXISTS (SELECT 1 FROM threads WHERE id = :stem || n)
+ON CONFLICT (task_id) DO NOTHING
+RETURNING thread_id
+"""
+
+#: Version 1 → 2. Threads of version 1 keep their ids (inv-8, conv-3); their tasks are noted so
+#: that a task interrupted before the upgrade resumes on the same thread, and the counters of
+#: "inv-" and "conv-" start past every task id, so even a forgotten old id is never given again.
+MIGRATE_1_TO_2 = _THREAD_IDS + """
+INSERT OR IGNORE INTO thread_ids (task_id, thread_id, stem, n)
+    SELECT CAST(substr(id, 5) AS INTEGER), id, 'inv-', CAST(substr(id, 5) AS INTEGER)
+    FROM threads WHERE id GLOB 'inv-[0-9]*'
+    UNION ALL
+    SELECT CAST(substr(id, 6) AS INTEGER), id, 'conv-', CAST(substr(id, 6) AS INTEGER)
+    FROM threads WHERE id GLOB 'conv-[0-9]*';
+INSERT INTO id_counters (stem, last)
+    SELECT stem, (SELECT coalesce(max(id), 0) FROM tasks) FROM (SELECT 'inv-' AS stem UNION ALL SELECT 'conv-')
+    WHERE true
+    ON CONFLICT (stem) DO UPDATE SET last = max(last, excluded.last);
+"""
 
 _SCHEMA = """
 CREATE TABLE tasks (
@@ -124,7 +173,7 @@ CREATE TABLE posts (
     UNIQUE (key, message_id)
 );
 CREATE INDEX posts_message ON posts (platform, workspace, channel, message_id);
-"""
+""" + _THREAD_IDS
 
 _THREAD_COLS = (
     "id, kind, platform, workspace, channel, thread, title, inv_type, phase, status, lead, "

@@ -46,7 +46,9 @@ from engine.memory.schema import (
     _SCHEMA,
     _THREAD_COLS,
     _TURN_COLS,
+    ALLOCATE_THREAD_ID,
     INSERT_TURN,
+    MIGRATE_1_TO_2,
     SCHEMA_VERSION,
     _dt,
     _thread,
@@ -121,7 +123,12 @@ class SQLiteMemory:
                 await db.executescript(
                     f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
                 )
-            elif version != SCHEMA_VERSION:
+            elif version == 1:
+                await db.executescript(
+                    f"BEGIN IMMEDIATE;{MIGRATE_1_TO_2}PRAGMA user_version = 2;COMMIT;"
+                )
+                version = 2
+            if version not in (0, SCHEMA_VERSION):
                 raise RuntimeError(
                     f"{path}: memory schema version {version}, this code knows {SCHEMA_VERSION}"
                 )
@@ -354,6 +361,52 @@ class SQLiteMemory:
         return StoredTask(id=id_, task=Task.model_validate_json(body), status=status, error=error)
 
     # -- threads ---------------------------------------------------------------------------------
+
+    async def thread_id_for_task(self, task_id: int, stem: str) -> str:
+        """The id of the thread that task `task_id` opens: `{stem}{n}`, the next n for the stem.
+
+        Given once per task and the same on every later call (a task resumed after a crash finds
+        its thread under the same id). Numbers are never handed out twice, even after the
+        channel is forgotten; one already taken by some other thread (a version 1 id such as
+        `inv-8`) is skipped, so ids stay unique across platforms and workspaces.
+        """
+        try:  # the usual case: one statement, through group commit
+            rows = await self._write(ALLOCATE_THREAD_ID, {"task": task_id, "stem": stem})
+        except sqlite3.IntegrityError:  # the next id is taken already: find a free one below
+            rows = []  # (no row at all: the task has its id already, or a thread has that id)
+        if rows:
+            return rows[0][0]
+        async with self._write_lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = await self._db.execute_fetchall(
+                    "SELECT thread_id FROM thread_ids WHERE task_id = ?", (task_id,)
+                )
+                if rows:  # given earlier (a resumed task)
+                    thread_id = rows[0][0]
+                else:
+                    rows = await self._db.execute_fetchall(
+                        "SELECT last FROM id_counters WHERE stem = ?", (stem,)
+                    )
+                    n = (rows[0][0] if rows else 0) + 1
+                    while await self._db.execute_fetchall(
+                        "SELECT 1 FROM threads WHERE id = ?1 UNION ALL "
+                        "SELECT 1 FROM thread_ids WHERE thread_id = ?1",
+                        (f"{stem}{n}",),
+                    ):
+                        n += 1
+                    thread_id = f"{stem}{n}"
+                    await self._db.execute(
+                        "INSERT INTO thread_ids (task_id, thread_id, stem, n) VALUES (?, ?, ?, ?)",
+                        (task_id, thread_id, stem, n),
+                    )
+                await self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    await self._db.execute("ROLLBACK")
+                raise
+        self._wrote()
+        return thread_id
 
     async def create_thread(self, rec: ThreadRecord) -> ThreadRecord:
         """Raises sqlite3.IntegrityError if the id exists."""
@@ -659,6 +712,12 @@ class SQLiteMemory:
                     place,
                 )
                 n_threads = cur.rowcount
+                # the forgotten tasks' ids may be given to new tasks: their threads' ids must not
+                await self._db.execute(
+                    "DELETE FROM thread_ids WHERE task_id IN (SELECT id FROM tasks "
+                    "WHERE platform = ? AND workspace = ? AND channel = ?)",
+                    place,
+                )
                 await self._db.execute(
                     "DELETE FROM posts WHERE platform = ? AND workspace = ? AND channel = ?", place
                 )

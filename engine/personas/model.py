@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engine.models import Voice
 from engine.modes import Mode
@@ -17,6 +18,18 @@ PLACEHOLDER_RE = re.compile(r"\[([a-z_]+)\]")
 
 HIGH = 0.7
 LOW = 0.3
+
+#: The colour names a persona may use (what terminals can show; `adapters/terminal/render.py`
+#: maps each to its code). Spaces and dashes count as underscores: "bright blue" is bright_blue.
+COLORS = frozenset({
+    "black", "red", "green", "yellow", "blue", "magenta", "cyan", "white", "gray", "grey",
+    "bright_red", "bright_green", "bright_yellow", "bright_blue", "bright_magenta", "bright_cyan",
+    "bright_white", "orange", "pink", "purple",
+})
+
+
+def color_key(name: str) -> str:
+    return name.strip().lower().replace(" ", "_").replace("-", "_")
 
 
 class Traits(BaseModel):
@@ -55,6 +68,22 @@ class Persona(BaseModel):
     preferred_modes: list[Mode] = Field(default_factory=list)
     model: str | None = None
     template: str
+
+    @field_validator("color")
+    @classmethod
+    def _known_color(cls, value: str) -> str:
+        if color_key(value) not in COLORS:
+            close = difflib.get_close_matches(color_key(value), sorted(COLORS), n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise ValueError(f"unknown colour {value!r}; {hint}known: {', '.join(sorted(COLORS))}")
+        return value
+
+    @field_validator("name", "display_name")
+    @classmethod
+    def _named(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
 
     @property
     def voice(self) -> Voice:
