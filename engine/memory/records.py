@@ -128,3 +128,22 @@ class ForgetResult(BaseModel):
     threads: int
     turns: int
     tasks: int
+
+
+class Placeholder(BaseModel):
+    """A "thinking" message shown in a thread for a persona, until her next post replaces it.
+
+    `message_id` is None between writing the row and the platform's answer: after a crash there,
+    the platform may or may not show it, and the poster looks for it by `key` before going on.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    task_id: int | None
+    platform: str
+    workspace: str
+    channel: str
+    thread: str | None
+    persona: str
+    message_id: str | None = None

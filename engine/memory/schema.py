@@ -16,7 +16,41 @@ from typing import Any
 from engine.memory.recall import _WORD
 from engine.memory.records import ThreadRecord, TurnRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: Version n-1 -> n: the statements that bring a database from the previous version to this one.
+#: A new database runs the version-1 schema, then every step, so both paths end up the same.
+MIGRATIONS: dict[int, str] = {
+    # 2: posting without losing or doubling (see engine.posting). An intent is written before a
+    # post goes out, so a resumed task knows to look for a post the platform may have accepted
+    # before the crash; a placeholder ("Sophia is thinking…") is written before it is shown,
+    # and replaced by the next post of that persona in that thread, even after a restart.
+    2: """
+CREATE TABLE intents (
+    key         TEXT PRIMARY KEY,
+    task_id     INTEGER,
+    platform    TEXT NOT NULL,
+    workspace   TEXT NOT NULL,
+    channel     TEXT NOT NULL,
+    thread      TEXT,
+    created_at  TEXT NOT NULL
+);
+CREATE INDEX intents_channel ON intents (platform, workspace, channel);
+CREATE TABLE placeholders (
+    key         TEXT PRIMARY KEY,
+    task_id     INTEGER,
+    platform    TEXT NOT NULL,
+    workspace   TEXT NOT NULL,
+    channel     TEXT NOT NULL,
+    thread      TEXT NOT NULL,              -- '' for none
+    persona     TEXT NOT NULL,
+    message_id  TEXT,                       -- NULL: about to be posted (or posted, unrecorded)
+    created_at  TEXT NOT NULL,
+    UNIQUE (platform, workspace, channel, thread, persona)
+);
+CREATE INDEX placeholders_task ON placeholders (task_id);
+""",
+}
 
 _SCHEMA = """
 CREATE TABLE tasks (
@@ -124,7 +158,7 @@ CREATE TABLE posts (
     UNIQUE (key, message_id)
 );
 CREATE INDEX posts_message ON posts (platform, workspace, channel, message_id);
-"""
+""" + "\n".join(step for _, step in sorted(MIGRATIONS.items()))
 
 _THREAD_COLS = (
     "id, kind, platform, workspace, channel, thread, title, inv_type, phase, status, lead, "
