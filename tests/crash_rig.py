@@ -48,6 +48,7 @@ class Model(OpenAIServer):
     def __init__(self) -> None:
         super().__init__()
         self.hang_on: set[int] = set()
+        self.latency: tuple[float, float] = (0.0, 0.0)  # a random think time per request
         self.always(self._answer)
 
     def _answer(self, body: Any) -> Scripted:
@@ -57,7 +58,10 @@ class Model(OpenAIServer):
         from engine.ports import ModelRequest
 
         text = by_mode(ModelRequest(system="", messages=[], schema_name=name))
-        return Scripted(body=completion(text), delay=HANG if n in self.hang_on else 0.0)
+        import random
+
+        delay = HANG if n in self.hang_on else random.uniform(*self.latency)
+        return Scripted(body=completion(text), delay=delay)
 
 
 @dataclass
@@ -65,6 +69,7 @@ class Sent:
     kind: str  # "mention" or "investigate"
     text: str
     ts: str = ""  # a mention's ts: its answer goes in that thread
+    envelope: dict[str, Any] | None = None  # Socket Mode: sent again until acknowledged, as Slack does
 
 
 @dataclass
@@ -189,15 +194,27 @@ class Orchestra:
         if self.http:
             await self.post_http(json.dumps(body), "application/json")
         else:
-            await self.slack.send_envelope(socket_envelope("events_api", body))
+            sent.envelope = socket_envelope("events_api", body)
+            await self.slack.send_envelope(sent.envelope)
         return sent
 
     async def investigate(self, text: str) -> Sent:
         sent = Sent("investigate", text)
         self.sent.append(sent)
         payload = command_payload("/investigate", text, response_url=self.slack.response_url())
-        await self.slack.send_envelope(socket_envelope("slash_commands", payload))
+        sent.envelope = socket_envelope("slash_commands", payload)
+        await self.slack.send_envelope(sent.envelope)
         return sent
+
+    async def resend_unacknowledged(self) -> int:
+        """What Slack does after a reconnection: envelopes never acknowledged come again."""
+        again = [s for s in self.sent if s.envelope and s.envelope["envelope_id"] not in self.slack.acks]
+        for sent in again:
+            assert sent.envelope is not None
+            sent.envelope = {**sent.envelope, "retry_attempt": sent.envelope.get("retry_attempt", 0) + 1,
+                             "retry_reason": "timeout"}
+            await self.slack.send_envelope(sent.envelope)
+        return len(again)
 
     async def post_http(self, body: str, content_type: str) -> int:
         """One signed request to orchestra's /slack/events; returns when its answer arrives."""
