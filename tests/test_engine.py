@@ -466,3 +466,22 @@ async def test_a_failure_report_comes_before_the_pause_it_causes(memory):
     _, after = await restart(memory, ScriptedProvider(ProviderTimeout("Still too slow.")), outbox.shown)
     assert [r.kind for r in after.posts] == [ReplyKind.ERROR]
     assert (await memory.get_thread("inv-1")).status == ThreadStatus.PAUSED and outbox.dangling() == []
+
+
+async def test_a_version_1_database_is_migrated_and_keeps_its_work(tmp_path):
+    import sqlite3
+
+    from engine.memory.schema import _SCHEMA, MIGRATIONS, SCHEMA_VERSION
+
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as con:  # what the previous version created
+        con.executescript(_SCHEMA.replace(MIGRATIONS[2], "") + "PRAGMA user_version = 1;")
+    mem = await SQLiteMemory.open(path)
+    try:
+        await mem.accept_task(task("sophia, still there?"))
+        engine, outbox = await make(mem, ScriptedProvider("Yes."))
+        await engine.wait_idle()
+        assert [r.kind for r in outbox.posts] == [ReplyKind.ANSWER] and outbox.dangling() == []
+        assert (await mem._rows("PRAGMA user_version"))[0][0] == SCHEMA_VERSION
+    finally:
+        await mem.close()
