@@ -68,10 +68,10 @@ class Poster:
             )
         posted = await outbox.post(reply, replace=replace)
         crash_point("posted")
-        if reply.key:
+        if reply.key:  # settles the intent and the replaced placeholder too (a trigger)
             await self._record(reply, posted, task_id, thread)
-        if waiting is not None:
-            await self.memory.drop_placeholder(waiting.key)
+        if waiting is not None and (not reply.key or posted.message_id != replace):
+            await self.memory.drop_placeholder(waiting.key)  # not replaced: it was gone
         return posted
 
     async def working(self, placeholder: Placeholder, voice: Voice) -> None:

@@ -49,6 +49,13 @@ CREATE TABLE placeholders (
     UNIQUE (platform, workspace, channel, thread, persona)
 );
 CREATE INDEX placeholders_task ON placeholders (task_id);
+CREATE INDEX placeholders_message ON placeholders (platform, workspace, channel, message_id);
+-- Recording a post settles its intent, and the placeholder it replaced, in the same statement.
+CREATE TRIGGER posts_settle AFTER INSERT ON posts BEGIN
+    DELETE FROM intents WHERE key = new.key;
+    DELETE FROM placeholders WHERE platform = new.platform AND workspace = new.workspace
+        AND channel = new.channel AND message_id = new.message_id;
+END;
 """,
 }
 
