@@ -99,7 +99,7 @@ class Flows:
         await self.poster.working(Placeholder(
             key=f"wait:{job.task_id}:{job.step}:{persona.name}", task_id=job.task_id, platform=t.platform,
             workspace=t.workspace, channel=t.channel, thread=thread, persona=persona.name,
-        ), persona.voice)
+        ), persona.voice, resumed=job.resumed)
 
     async def human_turn(self, job: Job, rec: ThreadRecord, text: str) -> None:
         """Store the person's message once: a resumed task finds the turn it stored before."""

@@ -9,9 +9,10 @@ moment harmless:
   each message carries its key) before posting again;
 - the *post* (key → message id) is written once the platform answers; a key already posted is
   not posted again;
-- a *placeholder* row is written before a "thinking" message is shown, and dropped once the
+- a *placeholder* row is written when a "thinking" message is shown, and dropped once the
   persona's next post in that thread has replaced it, so a restarted process still knows
-  which message to replace (or, for a task that will not resume, to turn into a notice).
+  which message to replace (or, for a task that will not resume, to turn into a notice); its
+  key names the task's step, so a resumed task finds one shown just before the crash.
 """
 
 from __future__ import annotations
@@ -74,9 +75,11 @@ class Poster:
             await self.memory.drop_placeholder(waiting.key)  # not replaced: it was gone
         return posted
 
-    async def working(self, placeholder: Placeholder, voice: Voice) -> None:
+    async def working(self, placeholder: Placeholder, voice: Voice, *, resumed: bool = False) -> None:
         """Show that the persona is working, at most one placeholder per persona and thread.
 
+        The placeholder's key names the task's step, so a task resumed after a crash between
+        showing it and recording it finds it on the platform (rather than showing a second).
         Best effort: a failed indicator must never fail the turn."""
         try:
             outbox = self._outbox(placeholder.platform)
@@ -85,12 +88,14 @@ class Poster:
             )
             if shown is not None and await self._resolve(outbox, shown) is not None:
                 return  # already showing (perhaps since before a restart): the next post replaces it
-            await self.memory.record_placeholder(placeholder)  # before it can be seen
+            if resumed:
+                found = await outbox.find_posted(placeholder.channel, placeholder.thread, placeholder.key)
+                if found is not None:
+                    await self.memory.record_placeholder(placeholder.model_copy(update={"message_id": found.message_id}))
+                    return
             message_id = await outbox.working(voice, placeholder.channel, placeholder.thread, placeholder.key)
             crash_point("placeholder_posted")
-            if message_id is None:  # nothing lasting was shown (a printed line, a typing status)
-                await self.memory.drop_placeholder(placeholder.key)
-            else:
+            if message_id is not None:  # None: nothing lasting was shown (a printed line)
                 await self.memory.record_placeholder(placeholder.model_copy(update={"message_id": message_id}))
         except NoOutbox:
             raise
