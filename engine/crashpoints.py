@@ -3,7 +3,12 @@
 Inert unless the environment variable `_ORCHESTRA_CRASH_AT` names a point (`posted`, or
 `posted:3` for its third passage); then the process kills itself with SIGKILL there, as a power
 cut would. The name starts with an underscore so that the settings' check for misspelt
-`ORCHESTRA_*` keys leaves it alone: it is not a setting. Points: see `crash_point` calls.
+`ORCHESTRA_*` keys leaves it alone: it is not a setting. The points:
+
+    posted               the platform took a post; its record is not written yet
+    placeholder_posted   a "thinking" placeholder is up; its record is not written yet
+    notice_posted        a pause / turn-limit notice is out; the new state is not stored yet
+    turn_posted          a turn (and its question / completion notice) is out; its state is not
 """
 
 from __future__ import annotations
