@@ -77,6 +77,7 @@ async def run(kills: int, seed: int, per_round: int) -> dict:
                 "seconds": round(time.monotonic() - started, 1), "problems": figures.problems[:10],
             }
     finally:
+        Orchestra.kill_leftovers()
         await model.stop()
         await slack.stop()
 

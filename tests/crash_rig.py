@@ -98,6 +98,15 @@ def free_port() -> int:
 class Orchestra:
     """One database, one Slack, one model; as many `orchestra` processes in a row as it takes."""
 
+    live: list["Orchestra"] = []  # every rig made, so a failed test can kill what it left running
+
+    @classmethod
+    def kill_leftovers(cls) -> None:
+        for rig in cls.live:
+            if rig.process is not None and rig.process.returncode is None:
+                rig.process.kill()
+        cls.live.clear()
+
     def __init__(self, tmp: Path, slack: SlackApiServer, model: Model, *, http: bool = False, **settings: str):
         self.tmp = tmp
         self.db = tmp / "orchestra.db"
@@ -110,6 +119,7 @@ class Orchestra:
         self.sent: list[Sent] = []
         self.kills = 0
         self.logs: list[str] = []
+        Orchestra.live.append(self)
 
     def env(self, crash_at: str | None) -> dict[str, str]:
         env = {

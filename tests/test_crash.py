@@ -23,6 +23,7 @@ async def stand_ins():
     slack = await SlackApiServer().start()
     model = await Model().start()
     yield slack, model
+    Orchestra.kill_leftovers()  # a test that failed half-way leaves no process behind
     await model.stop()
     await slack.stop()
 
