@@ -133,8 +133,9 @@ class ForgetResult(BaseModel):
 class Placeholder(BaseModel):
     """A "thinking" message shown in a thread for a persona, until her next post replaces it.
 
-    `message_id` is None between writing the row and the platform's answer: after a crash there,
-    the platform may or may not show it, and the poster looks for it by `key` before going on.
+    The row is written once the platform has shown it; its `key` names the task's step, so a task
+    resumed after a crash in between finds it on the platform by that key. (`message_id` None:
+    a row whose message is not known yet; the poster looks for it by key before using it.)
     """
 
     model_config = ConfigDict(frozen=True)
