@@ -50,12 +50,15 @@ class NullOutbox:
     def __init__(self) -> None:
         self._ids = itertools.count(1)
 
-    async def post(self, reply: Reply) -> PostedMessage:
-        message_id = f"{time.time():.6f}.{next(self._ids)}"
+    async def post(self, reply: Reply, replace: str | None = None) -> PostedMessage:
+        message_id = replace or f"{time.time():.6f}.{next(self._ids)}"
         return PostedMessage(message_id=message_id, thread=reply.thread or message_id)
 
-    async def working(self, voice: Voice, channel: str, thread: str | None) -> None:
-        pass
+    async def working(self, voice: Voice, channel: str, thread: str | None, key: str = "") -> str | None:
+        return f"{time.time():.6f}.{next(self._ids)}"  # a placeholder, as on Slack
+
+    async def find_posted(self, channel: str, thread: str | None, key: str) -> PostedMessage | None:
+        return None
 
 
 class SlowModel:

@@ -72,11 +72,14 @@ class ShellOutbox:
             on_posted=lambda reply, posted: self.posts.append(reply),
         )
 
-    async def post(self, reply: Reply) -> PostedMessage:
-        return await self._inner.post(for_the_shell(reply))
+    async def post(self, reply: Reply, replace: str | None = None) -> PostedMessage:
+        return await self._inner.post(for_the_shell(reply), replace)
 
-    async def working(self, voice: Voice, channel: str, thread: str | None) -> None:
-        await self._inner.working(voice, channel, thread)
+    async def working(self, voice: Voice, channel: str, thread: str | None, key: str = "") -> str | None:
+        return await self._inner.working(voice, channel, thread, key)
+
+    async def find_posted(self, channel: str, thread: str | None, key: str) -> PostedMessage | None:
+        return await self._inner.find_posted(channel, thread, key)
 
     @property
     def failed(self) -> bool:

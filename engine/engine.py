@@ -19,7 +19,7 @@ import logging
 from engine.context import clip_for_model
 from engine.flows import EngineConfig, Flows, Job
 from engine.memory.records import ForgetResult, Phase, StoredTask, TaskStatus, ThreadKind, ThreadRecord, ThreadStatus, ThreadSummary
-from engine.models import MAX_TASK_TEXT, Accepted, ReplyKind, Task, TaskKind
+from engine.models import MAX_TASK_TEXT, Accepted, Reply, ReplyKind, Task, TaskKind
 from engine.modes import Mode
 from engine.personas import Persona, PersonaRegistry, describe_style, describe_traits
 from engine.ports import Outbox, Provider, ProviderError
@@ -56,6 +56,12 @@ class Engine:
         Tasks of a platform not running now (Slack work while only the terminal runs) wait for it.
         """
         resumable = [s for s in await self.memory.unfinished_tasks() if s.task.platform in self.poster.outboxes]
+        resuming = {s.id for s in resumable}
+        # A placeholder whose task will not resume (it failed and its report did not get out)
+        # would say "thinking" for ever: turn it into a notice. Resumed tasks replace their own.
+        for waiting in await self.memory.placeholders():
+            if waiting.platform in self.poster.outboxes and waiting.task_id not in resuming:
+                await self._settle_placeholder(waiting)
         for stored in resumable:
             self._schedule(stored, resumed=True)
         return len(resumable)
@@ -131,26 +137,42 @@ class Engine:
             await self._report_failure(job, "Something went wrong on my side (the details are in the bot's log).")
             status, error = TaskStatus.FAILED, f"internal: {e.__class__.__name__}"
         try:
+            for waiting in await self.memory.placeholders(stored.id):  # none unless a post went astray
+                await self._settle_placeholder(waiting)
             await self.memory.set_task_status(stored.id, status, error)
         except KeyError:
             log.info("task %s: forgotten before it finished", stored.id)
         return rec if status == TaskStatus.DONE else job.thread
 
+    async def _settle_placeholder(self, waiting) -> None:
+        """Replace a placeholder that no post of its task will replace with a clear notice."""
+        persona = self.personas.get(waiting.persona) or self.personas[self.personas.default]
+        reply = Reply(
+            kind=ReplyKind.NOTICE, voice=persona.voice, platform=waiting.platform, workspace=waiting.workspace,
+            channel=waiting.channel, thread=waiting.thread, key=f"settle:{waiting.key}",
+            text=(f"{persona.display_name} here: I was interrupted before I could finish this. "
+                  "Nothing is lost: reply in this thread (or say 'continue') and I'll pick it up."),
+        )
+        try:
+            await self.poster.post(reply, task_id=waiting.task_id, thread=None)
+        except Exception:  # noqa: BLE001 - the platform may be down: try again on the next start
+            log.warning("could not replace placeholder %s", waiting.key, exc_info=True)
+
     async def _report_failure(self, job: Job, reason: str) -> None:
         """Tell the thread in the speaking persona's voice, and leave the thread resumable."""
         persona = job.persona or self.personas[self.personas.default]
-        rec = job.thread
-        if rec is not None and rec.status == ThreadStatus.ACTIVE:
-            rec.status = ThreadStatus.PAUSED
-            job.thread = await self.memory.update_thread(rec)
         text = (
             f"{persona.display_name} here: I couldn't finish this. {reason} "
             "Nothing is lost: reply in this thread (or say 'continue') to try again."
         )
-        try:
+        try:  # told before the pause is stored: a crash in between resumes and tells again (once)
             await self.flows.notice(job, persona, text, f"error{job.step}", ReplyKind.ERROR)
         except Exception:  # noqa: BLE001 - the platform itself may be what failed
             log.exception("could not report failure of task %s", job.task_id)
+        rec = job.thread
+        if rec is not None and rec.status == ThreadStatus.ACTIVE:
+            rec.status = ThreadStatus.PAUSED
+            job.thread = await self.memory.update_thread(rec)
 
     async def _dispatch(self, job: Job, named: Persona | None) -> ThreadRecord | None:
         """Hold the investigation's own lane too: a reply that arrives while the opening turns

@@ -20,7 +20,8 @@ from engine.investigation import (
     router_state,
     stuck_questions,
 )
-from engine.memory.records import Phase, Recollection, ThreadKind, ThreadRecord, ThreadStatus, TurnRecord, TurnRole
+from engine.crashpoints import crash_point
+from engine.memory.records import Phase, Placeholder, Recollection, ThreadKind, ThreadRecord, ThreadStatus, TurnRecord, TurnRole
 from engine.models import Action, Reply, ReplyKind, Task, TaskKind
 from engine.modes import Mode
 from engine.personas import Persona, PersonaRegistry
@@ -139,8 +140,18 @@ class Flows:
             t.platform, t.workspace, t.channel, query, exclude_thread=rec.id, limit=self.config.recall_limit
         )
 
+    async def working(self, job: Job, persona: Persona, thread: str | None) -> None:
+        """Show that `persona` is working on this step (a placeholder her next post replaces)."""
+        t = job.task
+        await self.poster.working(Placeholder(
+            key=f"wait:{job.task_id}:{job.step}:{persona.name}", task_id=job.task_id, platform=t.platform,
+            workspace=t.workspace, channel=t.channel, thread=thread, persona=persona.name,
+        ), persona.voice, resumed=job.resumed)
+
     async def human_turn(self, job: Job, rec: ThreadRecord, text: str) -> None:
-        if text and await job.earlier_turn(self.memory, 0) is None:
+        """Store the person's message once: a resumed task finds the turn it stored before."""
+        earlier = await self.memory.turn_for_task(job.task_id, 0, TurnRole.HUMAN) if job.resumed else None
+        if text and earlier is None:
             await self.memory.add_turn(
                 TurnRecord(thread_id=rec.id, task_id=job.task_id, step=0, role=TurnRole.HUMAN, author=job.task.user, text=text)
             )
@@ -185,7 +196,7 @@ class Flows:
         await self.human_turn(job, rec, t.text.strip())
         turn = await job.earlier_turn(self.memory, 1)
         if turn is None:
-            await self.poster.working(t.platform, persona.voice, t.channel, rec.thread)
+            await self.working(job, persona, rec.thread)
             recalled = await self.recall(job, rec, job.text)
             outcome = await conversation_turn(
                 self.provider, persona, question=job.text,
@@ -272,22 +283,26 @@ class Flows:
             if turn is None:
                 if rec.status not in (ThreadStatus.ACTIVE,):
                     break
+                # The notice goes out before the state is stored: a crash between the two resumes
+                # the task, which finds the notice posted (by its key) and stores the state.
                 if rec.turn_count >= cfg.max_turns:
-                    rec.status = ThreadStatus.CLOSED
-                    rec = await self.memory.update_thread(rec)
                     await self.notice(job, self.cast(Mode.PLANNER), (
                         f"This investigation reached its limit of {cfg.max_turns} turns, so I am closing it here. "
                         "The latest findings above are where we stand; start a new one with /investigate to go further."
                     ), "limit")
+                    crash_point("notice_posted")
+                    rec.status = ThreadStatus.CLOSED
+                    rec = await self.memory.update_thread(rec)
                     break
                 if step > cfg.max_auto_turns:
-                    rec.status = ThreadStatus.PAUSED
-                    rec = await self.memory.update_thread(rec)
                     await self.notice(job, self.personas.get(rec.lead) or self.cast(Mode.PLANNER), (
                         f"That's {cfg.max_auto_turns} turns in a row without hearing from you, so I'm pausing here. "
                         "Reply in this thread with more evidence (or just “continue”); the actions under the last turn "
                         "challenge it, move it to planning or close it."
                     ), "paused")
+                    crash_point("notice_posted")
+                    rec.status = ThreadStatus.PAUSED
+                    rec = await self.memory.update_thread(rec)
                     break
                 turn = await self._new_turn(job, rec, turns, speaker if step == 1 else None, forced if step == 1 else None)
                 turns = [*turns, turn]
@@ -303,7 +318,7 @@ class Flows:
         mode = decision.mode
         persona, persona_reason = self.speaker(mode, turns, speaker)
         job.persona = persona
-        await self.poster.working(job.task.platform, persona.voice, job.task.channel, rec.thread)
+        await self.working(job, persona, rec.thread)
         if job.recalled is None:  # the same question all through this task: look it up once
             latest = next((t.text for t in reversed(turns) if t.role == TurnRole.HUMAN), rec.title)
             job.recalled = await self.recall(job, rec, f"{rec.title} {latest[:500]}")
@@ -369,7 +384,8 @@ class Flows:
         return asks
 
     async def _apply(self, job: Job, rec: ThreadRecord, turn: TurnRecord, turns: list[TurnRecord]) -> ThreadRecord:
-        """Move the state machine for a turn and post it. Idempotent: safe to repeat on resume."""
+        """Move the state machine for a turn, post it, then store the new state. Idempotent: safe
+        to repeat on resume."""
         mode = Mode(turn.mode)
         persona = self.personas.get(turn.author) or self.cast(mode)
         rec.turn_count = sum(1 for t in turns if t.role == TurnRole.PERSONA)
@@ -389,7 +405,6 @@ class Flows:
             rec.status = ThreadStatus.COMPLETE
         elif questions:
             rec.status = ThreadStatus.WAITING
-        rec = await self.memory.update_thread(rec)
         job.thread = rec
         actions = [] if rec.status == ThreadStatus.COMPLETE else [
             Action(kind=TaskKind.CHALLENGE, label="Challenge", investigation_id=rec.id),
@@ -421,6 +436,11 @@ class Flows:
                 f"✅ Investigation {rec.id} is complete after {rec.turn_count} turns. Reply here with new evidence "
                 "to reopen it."
             ), key=f"done:{rec.id}:{turn.seq}", thread=rec.thread, investigation_id=rec.id))
+        crash_point("turn_posted")
+        # Stored after the posts: a crash before this resumes the task, which replays this turn
+        # (posts already made are skipped by key) instead of finding a state nobody was told of.
+        rec = await self.memory.update_thread(rec)
+        job.thread = rec
         return rec
 
     def _turn_record(self, job: Job, rec: ThreadRecord, persona: Persona, outcome: TurnOutcome, *, route: dict, confidence: str | None = None) -> TurnRecord:

@@ -93,12 +93,27 @@ class Provider(Protocol):
 
 @runtime_checkable
 class Outbox(Protocol):
-    """A platform's way out: post a reply as its persona, and show that she is working."""
+    """A platform's way out: post a reply as its persona, and show that she is working.
 
-    async def post(self, reply: Reply) -> PostedMessage:
-        """Post the reply (split as the platform needs) and return the first message's id."""
+    Every message carries its key where the platform can hold one (Slack: message metadata), so
+    that after a crash between the platform taking a post and our record of it, `find_posted`
+    can tell whether it went out.
+    """
+
+    async def post(self, reply: Reply, replace: str | None = None) -> PostedMessage:
+        """Post the reply (split as the platform needs) and return the first message's id.
+
+        `replace`: a placeholder's message id; its message becomes the reply's first part
+        (a fresh post when it is gone)."""
         ...
 
-    async def working(self, voice: Voice, channel: str, thread: str | None) -> None:
-        """Show that `voice` is working in the thread (typing indicator, status)."""
+    async def working(self, voice: Voice, channel: str, thread: str | None, key: str = "") -> str | None:
+        """Show that `voice` is working in the thread. Returns the placeholder message's id when
+        one was posted (to be replaced by `post(..., replace=id)`), None when nothing lasting
+        was shown (a typing indicator, a printed line)."""
+        ...
+
+    async def find_posted(self, channel: str, thread: str | None, key: str) -> PostedMessage | None:
+        """The message posted earlier with `key` (in `thread`, or at the channel's top level
+        when None), if the platform has it; None when it cannot tell."""
         ...

@@ -13,25 +13,62 @@ from engine.models import PostedMessage, Reply, Voice
 from engine.ports import ModelRequest, ModelResponse, ProviderError, Usage
 
 
-class FakeOutbox:
-    """Records every post; ROOT posts open a new thread (their own id), like Slack's ts."""
+class Crash(BaseException):
+    """The process dies here: an in-process stand-in for SIGKILL (no `except Exception` stops it)."""
 
-    def __init__(self, fail_times: int = 0) -> None:
+
+class FakeOutbox:
+    """Records every post; ROOT posts open a new thread (their own id), like Slack's ts.
+
+    `shown` is the platform's side: every message as it now reads (id -> fields), placeholders
+    included, each with its key, as Slack's message metadata would carry it. Pass the `shown`
+    of an earlier outbox to stand for the same platform after a restart. `crash_before` /
+    `crash_after(reply)` raise `Crash` before the platform takes a post / just after.
+    """
+
+    def __init__(self, fail_times: int = 0, *, placeholders: bool = True, shown: dict[str, dict] | None = None) -> None:
         self.posts: list[Reply] = []
         self.working_calls: list[tuple[str, str, str | None]] = []
-        self._ids = itertools.count(1)
+        self.shown: dict[str, dict] = {} if shown is None else shown
+        self._ids = itertools.count(len(self.shown) + 1)
         self.fail_times = fail_times
+        self.placeholders = placeholders
+        self.crash_before: Callable[[Reply], bool] | None = None
+        self.crash_after: Callable[[Reply], bool] | None = None
 
-    async def post(self, reply: Reply) -> PostedMessage:
+    async def post(self, reply: Reply, replace: str | None = None) -> PostedMessage:
         if self.fail_times:
             self.fail_times -= 1
             raise ConnectionError("platform down")
-        message_id = f"m{next(self._ids)}"
+        if self.crash_before and self.crash_before(reply):
+            raise Crash(reply.key)
+        message_id = replace if replace in self.shown else f"m{next(self._ids)}"
         self.posts.append(reply)
-        return PostedMessage(message_id=message_id, thread=reply.thread or message_id)
+        thread = reply.thread or message_id
+        self.shown[message_id] = {"text": reply.text, "key": reply.key, "thread": thread, "placeholder": False,
+                                  "persona": reply.voice.name}
+        if self.crash_after and self.crash_after(reply):
+            raise Crash(reply.key)
+        return PostedMessage(message_id=message_id, thread=thread)
 
-    async def working(self, voice: Voice, channel: str, thread: str | None) -> None:
+    async def working(self, voice: Voice, channel: str, thread: str | None, key: str = "") -> str | None:
         self.working_calls.append((voice.name, channel, thread))
+        if not self.placeholders:
+            return None
+        message_id = f"m{next(self._ids)}"
+        self.shown[message_id] = {"text": f"{voice.display_name} is thinking…", "key": key, "thread": thread,
+                                  "placeholder": True, "persona": voice.name}
+        return message_id
+
+    async def find_posted(self, channel: str, thread: str | None, key: str) -> PostedMessage | None:
+        for message_id, m in self.shown.items():
+            if m["key"] == key:
+                return PostedMessage(message_id=message_id, thread=m["thread"])
+        return None
+
+    def dangling(self) -> list[str]:
+        """Placeholders still saying "thinking" (never replaced)."""
+        return [mid for mid, m in self.shown.items() if m["placeholder"]]
 
     def kinds(self) -> list[str]:
         return [r.kind.value for r in self.posts]

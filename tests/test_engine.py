@@ -12,7 +12,7 @@ from engine.memory.records import Phase, TaskStatus, ThreadStatus, TurnRole
 from engine.models import ReplyKind, Task, TaskKind
 from engine.personas import PersonaRegistry
 from engine.ports import ModelResponse, ProviderRateLimited, ProviderTimeout
-from tests.fakes import FakeOutbox, ScriptedProvider, by_mode, critique, plan, research
+from tests.fakes import Crash, FakeOutbox, ScriptedProvider, by_mode, critique, plan, research
 
 _ids = itertools.count(1)
 
@@ -565,3 +565,132 @@ async def test_a_resumed_investigation_keeps_its_id(tmp_path):
         assert [t.id for t in await mem2.list_threads("test", "W1", "ops")] == ["ops-1"]
     finally:
         await mem2.close()
+
+
+# --- crashes: nothing lost, nothing doubled, nothing left hanging -------------------------------
+
+
+def crashing(*, after: int = 0):
+    """A model that answers `after` requests well, then takes the process down (SIGKILL-like)."""
+    seen: list = []
+
+    async def generate(request):
+        seen.append(request)
+        if len(seen) > after:
+            raise Crash("the model call never returned")
+        return ModelResponse(text=by_mode(request))
+
+    provider = ScriptedProvider()
+    provider.generate = generate  # type: ignore[method-assign]
+    provider.seen = seen  # type: ignore[attr-defined]
+    return provider
+
+
+async def restart(memory, provider, shown: dict, **config) -> tuple[Engine, FakeOutbox]:
+    """A new process on the same database and the same platform: resumes what was unfinished."""
+    engine = Engine(memory, provider, PersonaRegistry.defaults(), EngineConfig(**config))
+    outbox = FakeOutbox(shown=shown)
+    engine.register_outbox("test", outbox)
+    await engine.start()
+    await engine.wait_idle()
+    return engine, outbox
+
+
+async def human_turns(memory, rec_id: str) -> list:
+    return [t for t in await memory.turns(rec_id) if t.role == TurnRole.HUMAN]
+
+
+async def test_resuming_a_task_twice_stores_the_persons_message_once(memory):
+    engine, outbox = await make(memory, crashing())
+    t = task("intermittent 401s on checkout", kind=TaskKind.INVESTIGATE)
+    await engine.submit(t)
+    await engine.wait_idle()  # died in the first model call
+    _, again = await restart(memory, crashing(), outbox.shown)  # and again, after restarting
+    provider = ScriptedProvider(fallback=by_mode)
+    _, last = await restart(memory, provider, outbox.shown)
+    rec = await memory.get_thread("c1-1")
+    assert [h.text for h in await human_turns(memory, rec.id)] == [t.text]
+    prompt = provider.requests[-1].messages[-1].content
+    assert prompt.count("intermittent 401s on checkout") <= 2  # the title, and the message once
+    assert rec.status == ThreadStatus.COMPLETE and await memory.unfinished_tasks() == []
+
+
+async def test_a_resumed_conversation_stores_the_message_once_and_replaces_its_placeholder(memory):
+    engine, outbox = await make(memory, crashing())
+    t = task("Sophia, why did signups drop?")
+    await engine.submit(t)
+    await engine.wait_idle()
+    [waiting] = outbox.dangling()  # she was "thinking" when the process died
+    _, after = await restart(memory, ScriptedProvider("Pricing."), outbox.shown)
+    assert outbox.dangling() == []
+    assert outbox.shown[waiting]["key"].startswith("turn:") and "Pricing." in outbox.shown[waiting]["text"]
+    assert len(outbox.shown) == 1  # the answer is the placeholder, updated: nothing beside it
+    assert len(await human_turns(memory, "c1-c1")) == 1
+
+
+async def test_a_placeholder_of_a_task_that_will_not_resume_becomes_a_notice(memory):
+    engine, outbox = await make(memory, ScriptedProvider(ProviderTimeout("The model took too long.")))
+    outbox.fail_times = 2  # the platform is down for the failure report, and for the clean-up
+    await engine.run(task("Sophia, why did signups drop?"))
+    assert len(outbox.dangling()) == 1 and (await memory.unfinished_tasks()) == []
+    await restart(memory, ScriptedProvider(), outbox.shown)
+    assert outbox.dangling() == []
+    [message] = outbox.shown.values()
+    assert "interrupted" in message["text"] and message["persona"] == "sophia"
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+async def test_a_pause_is_never_stored_without_its_notice(memory, when):
+    engine, outbox = await make(memory, ScriptedProvider(fallback=by_mode), max_auto_turns=1)
+    setattr(outbox, f"crash_{when}", lambda reply: reply.key.startswith("paused:"))
+    await engine.submit(task("intermittent 401s on checkout", kind=TaskKind.INVESTIGATE))
+    await engine.wait_idle()  # died posting the notice (before the platform took it, or just after)
+    _, after = await restart(memory, ScriptedProvider(fallback=by_mode), outbox.shown, max_auto_turns=1)
+    rec = await memory.get_thread("c1-1")
+    assert rec.status == ThreadStatus.PAUSED
+    notices = [m for m in outbox.shown.values() if m["key"].startswith("paused:")]
+    assert len(notices) == 1  # told once: not lost, and not doubled either
+    keys = [m["key"] for m in outbox.shown.values()]
+    assert len(keys) == len(set(keys)) and outbox.dangling() == []
+
+
+async def test_a_post_the_platform_took_just_before_the_crash_is_not_posted_again(memory):
+    engine, outbox = await make(memory, ScriptedProvider(fallback=by_mode))
+    outbox.crash_after = lambda reply: reply.kind == ReplyKind.TURN and reply.mode == "critic"
+    await engine.submit(task("intermittent 401s on checkout", kind=TaskKind.INVESTIGATE))
+    await engine.wait_idle()
+    _, after = await restart(memory, ScriptedProvider(fallback=by_mode), outbox.shown)
+    keys = [m["key"] for m in outbox.shown.values()]
+    assert len(keys) == len(set(keys)) and outbox.dangling() == []
+    assert [r.mode for r in after.turns()] == ["planner"]  # the critic's turn was found, not reposted
+    assert (await memory.get_thread("c1-1")).status == ThreadStatus.COMPLETE
+
+
+async def test_a_failure_report_comes_before_the_pause_it_causes(memory):
+    engine, outbox = await make(memory, ScriptedProvider(json.dumps(research()), ProviderTimeout("Too slow.")))
+    outbox.crash_before = lambda reply: reply.kind == ReplyKind.ERROR
+    await engine.submit(task("intermittent 401s on checkout", kind=TaskKind.INVESTIGATE))
+    await engine.wait_idle()
+    assert (await memory.get_thread("c1-1")).status == ThreadStatus.ACTIVE  # not paused in silence
+    _, after = await restart(memory, ScriptedProvider(ProviderTimeout("Still too slow.")), outbox.shown)
+    assert [r.kind for r in after.posts] == [ReplyKind.ERROR]
+    assert (await memory.get_thread("c1-1")).status == ThreadStatus.PAUSED and outbox.dangling() == []
+
+
+async def test_a_version_1_database_is_migrated_and_keeps_its_work(tmp_path):
+    import sqlite3
+
+    from engine.memory.schema import SCHEMA_V1, SCHEMA_VERSION
+
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as con:  # what the previous version created
+        con.executescript(SCHEMA_V1 + "PRAGMA user_version = 1;")
+    mem = await SQLiteMemory.open(path)
+    try:
+        await mem.accept_task(task("sophia, still there?"))
+        engine, outbox = await make(mem, ScriptedProvider("Yes."))
+        await engine.wait_idle()
+        assert [r.kind for r in outbox.posts] == [ReplyKind.ANSWER] and outbox.dangling() == []
+        assert (await mem._rows("PRAGMA user_version"))[0][0] == SCHEMA_VERSION
+    finally:
+        await mem.close()

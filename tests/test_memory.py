@@ -560,11 +560,11 @@ async def test_a_taken_id_is_skipped(memory):
 
 
 async def test_a_version_1_memory_is_migrated_and_keeps_its_ids(tmp_path):
-    from engine.memory.schema import _SCHEMA, _THREAD_IDS
+    from engine.memory.schema import SCHEMA_V1
 
     path = tmp_path / "v1.db"
     con = sqlite3.connect(path)
-    con.executescript(_SCHEMA.replace(_THREAD_IDS, "") + "PRAGMA user_version = 1;")
+    con.executescript(SCHEMA_V1 + "PRAGMA user_version = 1;")
     con.execute("INSERT INTO channels (platform, workspace, channel) VALUES ('local', 'local', 'inv')")
     for id_ in ("inv-8", "conv-9"):
         con.execute(

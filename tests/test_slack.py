@@ -97,10 +97,10 @@ class FakeEngine:
             thread = root.thread
         assert thread is not None
         self.known_threads.add((task.platform, task.workspace, task.channel, thread))
-        await outbox.working(persona.voice, task.channel, thread)
+        placeholder = await outbox.working(persona.voice, task.channel, thread)
         text = self.answer_with if self.answer_with is not None else f"{persona.display_name} on: {rest}"
         actions = [Action(kind=TaskKind.CHALLENGE, label="Challenge", investigation_id="inv-1")] if self.reply_actions else []
-        await outbox.post(Reply(kind=ReplyKind.ANSWER, thread=thread, text=text, actions=actions, **common))
+        await outbox.post(Reply(kind=ReplyKind.ANSWER, thread=thread, text=text, actions=actions, **common), replace=placeholder)
 
     async def is_known_thread(self, platform: str, workspace: str, channel: str, thread: str) -> bool:
         return (platform, workspace, channel, thread) in self.known_threads
@@ -622,29 +622,28 @@ async def test_a_429_on_post_message_is_waited_out_and_the_answer_still_arrives(
 async def test_the_working_placeholder_is_replaced_by_the_answer(rig: Rig) -> None:
     sophia = rig.engine.personas["sophia"].voice
     outbox = rig.adapter.outbox
-    await outbox.working(sophia, "C0GENERAL", "1700000000.000100")
-    await outbox.working(sophia, "C0GENERAL", "1700000000.000100")  # still one placeholder
+    waiting = await outbox.working(sophia, "C0GENERAL", "1700000000.000100")
     [placeholder] = rig.api.posts()
     assert placeholder["text"] == "_Sophia is thinking…_" and placeholder["username"] == "Sophia"
 
     long_text = "\n\n".join("paragraph " + "x" * 900 for _ in range(20))  # ~18,000 characters
     reply = Reply(kind=ReplyKind.ANSWER, voice=sophia, platform="slack", workspace=TEAM, channel="C0GENERAL", thread="1700000000.000100", text=long_text)
-    posted = await outbox.post(reply)
+    posted = await outbox.post(reply, replace=waiting)
     [update] = rig.api.of("chat.update")
     assert update["ts"] == placeholder.response["ts"] == posted.message_id
     rest = rig.api.posts()[1:]
     assert rest and all(p["thread_ts"] == "1700000000.000100" and p["username"] == "Sophia" for p in rest)
 
     await outbox.post(reply.model_copy(update={"text": "and one more thing"}))
-    assert len(rig.api.of("chat.update")) == 1  # the placeholder was used once
+    assert len(rig.api.of("chat.update")) == 1  # only a post asked to replace it updates it
 
 
 async def test_a_vanished_placeholder_means_a_fresh_post(rig: Rig) -> None:
     karen = rig.engine.personas["karen"].voice
-    await rig.adapter.outbox.working(karen, "C0GENERAL", "1700000000.000100")
+    waiting = await rig.adapter.outbox.working(karen, "C0GENERAL", "1700000000.000100")
     rig.api.fail("chat.update", "message_not_found")
     reply = Reply(kind=ReplyKind.ANSWER, voice=karen, platform="slack", workspace=TEAM, channel="C0GENERAL", thread="1700000000.000100", text="done")
-    await rig.adapter.outbox.post(reply)
+    await rig.adapter.outbox.post(reply, replace=waiting)
     assert len(rig.api.posts()) == 2 and "done" in visible_text(rig.api.posts()[1])
 
 

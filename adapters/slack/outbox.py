@@ -1,7 +1,12 @@
 """The Slack outbox: the engine's replies posted as the persona, paced per channel.
 
-`working()` posts a placeholder ("_Sophia is thinking…_") in her name; her next `post()` in
-that thread replaces it with `chat.update`, so the thread does not fill with status lines.
+`working()` posts a placeholder ("_Sophia is thinking…_") in her name and returns its ts; the
+engine keeps it (in SQLite, so a restart does not lose it) and asks for it to be replaced with
+`post(reply, replace=ts)` (`chat.update`), so the thread does not fill with status lines.
+
+Every message carries its key as message metadata (`orchestra_post`), so that after a crash
+between Slack taking a post and the engine's record of it, `find_posted` finds it in the thread
+(`conversations.replies` / `conversations.history` with `include_all_metadata`).
 """
 
 from __future__ import annotations
@@ -26,7 +31,10 @@ _UPDATE_GONE = {"message_not_found", "cant_update_message", "edit_window_closed"
 #: chat.postMessage errors that mean we cannot speak in this channel at all.
 UNREACHABLE = {"not_in_channel", "channel_not_found", "is_archived", "restricted_action"}
 
-PlaceholderKey = tuple[str, str | None, str]  # channel, thread, persona name
+#: The message metadata event type that carries an engine key.
+METADATA_EVENT = "orchestra_post"
+#: How many messages `find_posted` reads at most (a thread's replies, or the channel's latest).
+FIND_LIMIT = 1000
 
 
 def identity(voice: Voice) -> dict[str, str]:
@@ -56,7 +64,6 @@ class SlackOutbox:
         self.client = client
         self.pacer = pacer or ChannelPacer()
         self.on_unreachable = on_unreachable
-        self._placeholders: dict[PlaceholderKey, str] = {}
         self._busy = 0  # Web API calls in flight (shutdown waits for them)
         self._quiet = asyncio.Event()
         self._quiet.set()
@@ -82,18 +89,17 @@ class SlackOutbox:
 
     # --- the Outbox port ----------------------------------------------------------------------
 
-    async def post(self, reply: Reply) -> PostedMessage:
+    async def post(self, reply: Reply, replace: str | None = None) -> PostedMessage:
         messages = render_reply(reply)
-        key: PlaceholderKey = (reply.channel, reply.thread, reply.voice.name)
         first_ts: str | None = None
         thread = reply.thread
-        waiting = self._placeholders.pop(key, None)
         for n, message in enumerate(messages):
             ts = None
-            if n == 0 and waiting:
-                ts = await self._update(reply.channel, waiting, message)
+            metadata = _metadata(reply.key, n)
+            if n == 0 and replace:
+                ts = await self._update(reply.channel, replace, message, metadata)
             if ts is None:
-                ts = await self._post(reply.channel, thread, message, reply.voice)
+                ts = await self._post(reply.channel, thread, message, reply.voice, metadata)
             if first_ts is None:
                 first_ts = ts
                 if reply.kind is ReplyKind.ROOT and thread is None:
@@ -101,14 +107,41 @@ class SlackOutbox:
         assert first_ts is not None
         return PostedMessage(message_id=first_ts, thread=thread)
 
-    async def working(self, voice: Voice, channel: str, thread: str | None) -> None:
-        key: PlaceholderKey = (channel, thread, voice.name)
-        if key in self._placeholders:
-            return  # already showing; the next post replaces it
+    async def working(self, voice: Voice, channel: str, thread: str | None, key: str = "") -> str | None:
         try:
-            self._placeholders[key] = await self._post(channel, thread, placeholder(voice), voice)
+            return await self._post(channel, thread, placeholder(voice), voice, _metadata(key, 0))
         except Exception as e:  # a status line is never worth failing a turn for
             log.warning("could not post the working placeholder in %s: %s", channel, slack_error(e) or type(e).__name__)
+            return None
+
+    async def find_posted(self, channel: str, thread: str | None, key: str) -> PostedMessage | None:
+        """Our message with `key` (its first part), in the thread or among the channel's latest."""
+        if not key:
+            return None
+        cursor: str | None = None
+        read = 0
+        while read < FIND_LIMIT:
+            await self.pacer.acquire(channel)
+            kwargs: dict[str, Any] = {"channel": channel, "include_all_metadata": True, "limit": 200}
+            if cursor:
+                kwargs["cursor"] = cursor
+            async with self._in_flight():
+                if thread:
+                    response = await self.client.conversations_replies(ts=thread, **kwargs)
+                else:
+                    response = await self.client.conversations_history(**kwargs)
+            messages = response.get("messages") or []
+            read += len(messages)
+            for message in messages:
+                meta = message.get("metadata") or {}
+                payload = meta.get("event_payload") or {}
+                if meta.get("event_type") == METADATA_EVENT and payload.get("key") == key and not payload.get("part"):
+                    ts = str(message["ts"])
+                    return PostedMessage(message_id=ts, thread=thread or message.get("thread_ts") or ts)
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor or not messages:
+                break
+        return None
 
     # --- the bot's own voice (refusals) --------------------------------------------------------
 
@@ -129,12 +162,16 @@ class SlackOutbox:
 
     # --- internals ----------------------------------------------------------------------------
 
-    async def _post(self, channel: str, thread: str | None, message: SlackMessage, voice: Voice) -> str:
+    async def _post(
+        self, channel: str, thread: str | None, message: SlackMessage, voice: Voice, metadata: dict[str, Any] | None = None
+    ) -> str:
         await self.pacer.acquire(channel)
         # link_names off, parse none: a plain "@here" in a post stays text (render.escape also defuses it)
         kwargs: dict[str, Any] = {
             "channel": channel, "text": message.text, "blocks": message.blocks, "link_names": False, "parse": "none", **identity(voice),
         }
+        if metadata:
+            kwargs["metadata"] = metadata
         if thread:
             kwargs["thread_ts"] = thread
         try:
@@ -150,12 +187,17 @@ class SlackOutbox:
             raise
         return str(response["ts"])
 
-    async def _update(self, channel: str, ts: str, message: SlackMessage) -> str | None:
+    async def _update(
+        self, channel: str, ts: str, message: SlackMessage, metadata: dict[str, Any] | None = None
+    ) -> str | None:
         """Replace the placeholder; None when it is gone and a fresh post is needed."""
         await self.pacer.acquire(channel)
         try:
             async with self._in_flight():
-                await self.client.chat_update(channel=channel, ts=ts, text=message.text, blocks=message.blocks, link_names=False, parse="none")
+                await self.client.chat_update(
+                    channel=channel, ts=ts, text=message.text, blocks=message.blocks, metadata=metadata,
+                    link_names=False, parse="none",
+                )
         except Exception as e:
             error = slack_error(e)
             if error in _UPDATE_GONE:
@@ -163,3 +205,13 @@ class SlackOutbox:
                 return None
             raise
         return ts
+
+
+def _metadata(key: str, part: int) -> dict[str, Any] | None:
+    """The engine's key, carried by the message itself (`find_posted` reads it back)."""
+    if not key:
+        return None
+    payload: dict[str, Any] = {"key": key}
+    if part:
+        payload["part"] = part
+    return {"event_type": METADATA_EVENT, "event_payload": payload}

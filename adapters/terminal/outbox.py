@@ -36,7 +36,7 @@ class TerminalOutbox:
         self.channel = channel
         self._on_posted = on_posted
 
-    async def post(self, reply: Reply) -> PostedMessage:
+    async def post(self, reply: Reply, replace: str | None = None) -> PostedMessage:
         message_id = self._new_id()
         posted = PostedMessage(message_id=message_id, thread=reply.thread or message_id)
         if self._write is not None:
@@ -45,6 +45,12 @@ class TerminalOutbox:
             self._on_posted(reply, posted)
         return posted
 
-    async def working(self, voice: Voice, channel: str, thread: str | None) -> None:
+    async def working(self, voice: Voice, channel: str, thread: str | None, key: str = "") -> str | None:
+        """A printed line: nothing to replace later."""
         if self._write is not None:
             self._write(render_working(voice, self.style))
+        return None
+
+    async def find_posted(self, channel: str, thread: str | None, key: str) -> PostedMessage | None:
+        """What was printed is gone with the process: a resumed task prints again."""
+        return None

@@ -128,3 +128,23 @@ class ForgetResult(BaseModel):
     threads: int
     turns: int
     tasks: int
+
+
+class Placeholder(BaseModel):
+    """A "thinking" message shown in a thread for a persona, until her next post replaces it.
+
+    The row is written once the platform has shown it; its `key` names the task's step, so a task
+    resumed after a crash in between finds it on the platform by that key. (`message_id` None:
+    a row whose message is not known yet; the poster looks for it by key before using it.)
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    task_id: int | None
+    platform: str
+    workspace: str
+    channel: str
+    thread: str | None
+    persona: str
+    message_id: str | None = None

@@ -16,7 +16,7 @@ from typing import Any
 from engine.memory.recall import _WORD
 from engine.memory.records import ThreadRecord, TurnRecord
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Readable thread ids (version 2). `thread_ids` remembers which id each task's thread got, so a
 #: task resumed after a crash finds its thread again; `id_counters` hands out the numbers per
@@ -67,7 +67,51 @@ INSERT INTO id_counters (stem, last)
     ON CONFLICT (stem) DO UPDATE SET last = max(last, excluded.last);
 """
 
-_SCHEMA = """
+#: Version n-1 -> n: the statements that bring a database from the previous version to this one.
+#: A new database runs the version-1 schema, then every step, so both paths end up the same.
+MIGRATIONS: dict[int, str] = {
+    # 2: readable thread ids (see above).
+    2: MIGRATE_1_TO_2,
+    # 3: posting without losing or doubling (see engine.posting). An intent is written before a
+    # post goes out, so a resumed task knows to look for a post the platform may have accepted
+    # before the crash; a placeholder ("Sophia is thinking…") is written before it is shown,
+    # and replaced by the next post of that persona in that thread, even after a restart.
+    3: """
+CREATE TABLE intents (
+    key         TEXT PRIMARY KEY,
+    task_id     INTEGER,
+    platform    TEXT NOT NULL,
+    workspace   TEXT NOT NULL,
+    channel     TEXT NOT NULL,
+    thread      TEXT,
+    created_at  TEXT NOT NULL
+);
+CREATE INDEX intents_channel ON intents (platform, workspace, channel);
+CREATE TABLE placeholders (
+    key         TEXT PRIMARY KEY,
+    task_id     INTEGER,
+    platform    TEXT NOT NULL,
+    workspace   TEXT NOT NULL,
+    channel     TEXT NOT NULL,
+    thread      TEXT NOT NULL,              -- '' for none
+    persona     TEXT NOT NULL,
+    message_id  TEXT,                       -- NULL: about to be posted (or posted, unrecorded)
+    created_at  TEXT NOT NULL,
+    UNIQUE (platform, workspace, channel, thread, persona)
+);
+CREATE INDEX placeholders_task ON placeholders (task_id);
+CREATE INDEX placeholders_message ON placeholders (platform, workspace, channel, message_id);
+-- Recording a post settles its intent, and the placeholder it replaced, in the same statement.
+CREATE TRIGGER posts_settle AFTER INSERT ON posts BEGIN
+    DELETE FROM intents WHERE key = new.key;
+    DELETE FROM placeholders WHERE platform = new.platform AND workspace = new.workspace
+        AND channel = new.channel AND message_id = new.message_id;
+END;
+""",
+}
+
+#: The schema as version 1 made it; every later version is a step in MIGRATIONS.
+SCHEMA_V1 = """
 CREATE TABLE tasks (
     id          INTEGER PRIMARY KEY,
     platform    TEXT NOT NULL,
@@ -173,7 +217,10 @@ CREATE TABLE posts (
     UNIQUE (key, message_id)
 );
 CREATE INDEX posts_message ON posts (platform, workspace, channel, message_id);
-""" + _THREAD_IDS
+"""
+
+#: A new database: version 1, then every step, so new and migrated databases end up the same.
+_SCHEMA = SCHEMA_V1 + "\n".join(step for _, step in sorted(MIGRATIONS.items()))
 
 _THREAD_COLS = (
     "id, kind, platform, workspace, channel, thread, title, inv_type, phase, status, lead, "

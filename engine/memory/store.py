@@ -37,6 +37,7 @@ from engine.memory.records import (
     Recollection,
     StoredTask,
     TaskStatus,
+    Placeholder,
     ThreadRecord,
     ThreadStatus,
     ThreadSummary,
@@ -48,7 +49,7 @@ from engine.memory.schema import (
     _TURN_COLS,
     ALLOCATE_THREAD_ID,
     INSERT_TURN,
-    MIGRATE_1_TO_2,
+    MIGRATIONS,
     SCHEMA_VERSION,
     _dt,
     _thread,
@@ -123,12 +124,12 @@ class SQLiteMemory:
                 await db.executescript(
                     f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
                 )
-            elif version == 1:
+            elif version < SCHEMA_VERSION:  # an older database: bring it up to date, in one go
+                steps = "".join(MIGRATIONS[v] for v in range(version + 1, SCHEMA_VERSION + 1))
                 await db.executescript(
-                    f"BEGIN IMMEDIATE;{MIGRATE_1_TO_2}PRAGMA user_version = 2;COMMIT;"
+                    f"BEGIN IMMEDIATE;{steps}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
                 )
-                version = 2
-            if version not in (0, SCHEMA_VERSION):
+            elif version != SCHEMA_VERSION:
                 raise RuntimeError(
                     f"{path}: memory schema version {version}, this code knows {SCHEMA_VERSION}"
                 )
@@ -540,14 +541,14 @@ class SQLiteMemory:
         )
         return [_turn(r) for r in rows]
 
-    async def turn_for_task(self, task_id: int, step: int) -> TurnRecord | None:
-        """The persona turn already produced for this task and step, if any."""
+    async def turn_for_task(self, task_id: int, step: int, role: str = "persona") -> TurnRecord | None:
+        """The turn (a persona's by default) already stored for this task and step, if any."""
         rows = await self._rows(
             f"""
             SELECT {_TURN_COLS} FROM turns
-            WHERE task_id = ? AND step = ? AND role = 'persona' ORDER BY id DESC LIMIT 1
+            WHERE task_id = ? AND step = ? AND role = ? ORDER BY id DESC LIMIT 1
             """,
-            (task_id, step),
+            (task_id, step, str(role)),
         )
         return _turn(rows[0]) if rows else None
 
@@ -592,6 +593,74 @@ class SQLiteMemory:
             "SELECT message_id FROM posts WHERE key = ? ORDER BY id LIMIT 1", (key,)
         )
         return rows[0][0] if rows else None
+
+    async def record_intent(
+        self, key: str, *, task_id: int | None, platform: str, workspace: str, channel: str, thread: str | None
+    ) -> None:
+        """Before a post goes out: a resumed task that finds an intent without a post looks for
+        the message on the platform before posting again (the platform may have taken it)."""
+        await self._write(
+            """
+            INSERT INTO intents (key, task_id, platform, workspace, channel, thread, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+            """,
+            (key, task_id, platform, workspace, channel, thread, _ts(utcnow())),
+        )
+
+    async def has_intent(self, key: str) -> bool:
+        return bool(await self._rows("SELECT 1 FROM intents WHERE key = ?", (key,)))
+
+    # -- placeholders ----------------------------------------------------------------------------
+
+    _PLACEHOLDER_COLS = "key, task_id, platform, workspace, channel, thread, persona, message_id"
+
+    @staticmethod
+    def _placeholder(row: Iterable[Any]) -> Placeholder:
+        key, task_id, platform, workspace, channel, thread, persona, message_id = row
+        return Placeholder(
+            key=key, task_id=task_id, platform=platform, workspace=workspace, channel=channel,
+            thread=thread or None, persona=persona, message_id=message_id,
+        )
+
+    async def placeholder_for(
+        self, platform: str, workspace: str, channel: str, thread: str | None, persona: str
+    ) -> Placeholder | None:
+        """The placeholder showing (or about to show) for `persona` in this thread, if any."""
+        rows = await self._rows(
+            f"""
+            SELECT {self._PLACEHOLDER_COLS} FROM placeholders
+            WHERE platform = ? AND workspace = ? AND channel = ? AND thread = ? AND persona = ?
+            """,
+            (platform, workspace, channel, thread or "", persona),
+        )
+        return self._placeholder(rows[0]) if rows else None
+
+    async def placeholders(self, task_id: int | None = None) -> list[Placeholder]:
+        """Every placeholder (of one task when given), oldest first."""
+        where, params = ("WHERE task_id = ?", (task_id,)) if task_id is not None else ("", ())
+        rows = await self._rows(
+            f"SELECT {self._PLACEHOLDER_COLS} FROM placeholders {where} ORDER BY created_at, key", params
+        )
+        return [self._placeholder(r) for r in rows]
+
+    async def record_placeholder(self, p: Placeholder) -> None:
+        """Write the row before the placeholder is posted (message_id None), then again with
+        its id once posted. One placeholder per persona and thread: the newest row wins."""
+        await self._write(
+            """
+            INSERT INTO placeholders (key, task_id, platform, workspace, channel, thread, persona,
+                                      message_id, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (platform, workspace, channel, thread, persona) DO UPDATE SET
+                key = excluded.key, task_id = excluded.task_id, message_id = excluded.message_id
+            """,
+            (p.key, p.task_id, p.platform, p.workspace, p.channel, p.thread or "", p.persona,
+             p.message_id, _ts(utcnow())),
+        )
+
+    async def drop_placeholder(self, key: str) -> None:
+        """The placeholder was replaced (or never shown): forget it."""
+        await self._write("DELETE FROM placeholders WHERE key = ?", (key,))
 
     async def persona_for_message(
         self, platform: str, workspace: str, channel: str, message_id: str
@@ -721,6 +790,10 @@ class SQLiteMemory:
                 await self._db.execute(
                     "DELETE FROM posts WHERE platform = ? AND workspace = ? AND channel = ?", place
                 )
+                for table in ("intents", "placeholders"):
+                    await self._db.execute(
+                        f"DELETE FROM {table} WHERE platform = ? AND workspace = ? AND channel = ?", place
+                    )
                 cur = await self._db.execute(
                     "DELETE FROM tasks WHERE platform = ? AND workspace = ? AND channel = ?", place
                 )

@@ -82,6 +82,9 @@ class SlackApiServer:
         self._rate_limited: dict[str, list[int]] = {}  # method -> [remaining, retry_after]
         self._failures: dict[str, list[Any]] = {}  # method -> [remaining, error]
         self._ts = itertools.count(1)
+        #: Every message as it now reads, by channel and ts (posts, then updates): what
+        #: conversations.replies / conversations.history answer, metadata included when asked.
+        self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self._sockets: list[web.WebSocketResponse] = []
         self._connected = asyncio.Event()
         self._changed = asyncio.Event()
@@ -106,6 +109,7 @@ class SlackApiServer:
         app.add_routes(
             [
                 web.post("/api/{method}", self._api),
+                web.get("/api/{method}", self._api),  # slack_sdk reads conversations.* with GET
                 web.post("/respond/{id}", self._respond),
                 web.get("/link", self._socket),
             ]
@@ -164,7 +168,9 @@ class SlackApiServer:
 
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
-        if request.content_type == "application/json":
+        if request.method == "GET":
+            params = dict(request.query)
+        elif request.content_type == "application/json":
             params = await request.json()
         else:
             params = dict(parse_qsl(await request.text(), keep_blank_values=True))
@@ -210,9 +216,20 @@ class SlackApiServer:
             message = {"type": "message", "text": p.get("text", ""), "ts": ts, "bot_id": BOT_ID}
             if p.get("thread_ts"):
                 message["thread_ts"] = p["thread_ts"]
+            stored = {**message, "username": p.get("username", "")}
+            if p.get("metadata"):
+                stored["metadata"] = _json_field(p["metadata"])
+            self.messages[(str(p.get("channel")), ts)] = stored
             return {"ok": True, "channel": p.get("channel"), "ts": ts, "message": message}
         if method == "chat.update":
+            stored = self.messages.get((str(p.get("channel")), str(p.get("ts"))))
+            if stored is not None:
+                stored["text"] = p.get("text", "")
+                if p.get("metadata"):
+                    stored["metadata"] = _json_field(p["metadata"])
             return {"ok": True, "channel": p.get("channel"), "ts": p.get("ts"), "text": p.get("text", "")}
+        if method in ("conversations.replies", "conversations.history"):
+            return self._conversation(method, p)
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": self._next_ts()}
         if method == "conversations.info":
@@ -220,6 +237,31 @@ class SlackApiServer:
         if method == "apps.connections.open":
             return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/link?ticket={uuid.uuid4().hex}"}
         return {"ok": True}
+
+    def _conversation(self, method: str, p: dict[str, Any]) -> dict[str, Any]:
+        """A thread's messages (root first) or a channel's top-level ones (newest first), one page;
+        metadata only with include_all_metadata, as Slack does."""
+        channel = str(p.get("channel"))
+        mine = [m for (c, _), m in self.messages.items() if c == channel]
+        if method == "conversations.replies":
+            ts = str(p.get("ts"))
+            found = sorted((m for m in mine if m["ts"] == ts or m.get("thread_ts") == ts), key=lambda m: float(m["ts"]))
+            if not found:
+                return {"ok": False, "error": "thread_not_found"}
+        else:
+            found = sorted((m for m in mine if not m.get("thread_ts")), key=lambda m: float(m["ts"]), reverse=True)
+        with_meta = str(p.get("include_all_metadata", "")).lower() in ("1", "true")
+        start = int(p.get("cursor") or 0)
+        limit = int(p.get("limit") or 100)
+        page = found[start:start + limit]
+        messages = [m if with_meta else {k: v for k, v in m.items() if k != "metadata"} for m in page]
+        more = start + limit < len(found)
+        return {"ok": True, "messages": messages, "has_more": more,
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
+
+    def final_messages(self) -> list[dict[str, Any]]:
+        """Every message as people now see it, in the order it was first posted."""
+        return sorted(self.messages.values(), key=lambda m: float(m["ts"]))
 
     async def _respond(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -270,6 +312,16 @@ class SlackApiServer:
 
     async def wait_ack(self, envelope_id: str, timeout: float = 5.0) -> Ack:
         return await self.wait_for(lambda: self.acks.get(envelope_id), timeout)
+
+
+def _json_field(value: Any) -> Any:
+    """A JSON-valued parameter: an object in JSON bodies, a JSON string in form bodies."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 # --- what Slack sends to an app ---------------------------------------------------------------
