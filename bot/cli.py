@@ -19,6 +19,8 @@ from typing import Any
 EXIT_USAGE = 2  # bad settings, unknown persona, wrong flags: the same code argparse uses
 EXIT_INTERRUPTED = 130
 LOCAL = "local"
+#: The name on PyPI (`orchestra` there is another project); the command is still `orchestra`.
+DISTRIBUTION = "orchestra-personas"
 
 EPILOG = """\
 Settings come from the environment, a .env file, and an optional YAML file (ORCHESTRA_CONFIG):
@@ -33,7 +35,7 @@ def project_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return version("orchestra")
+        return version(DISTRIBUTION)
     except PackageNotFoundError:  # running from a checkout that is not installed
         import tomllib
         from pathlib import Path
