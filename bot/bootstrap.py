@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import sqlite3
+import stat
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TextIO
+from typing import TYPE_CHECKING, Callable, Protocol, TextIO
 
 from bot.settings import Settings, SettingsError
 from engine.engine import Engine, EngineConfig
@@ -34,7 +37,12 @@ CAST_SETTINGS = {"researcher": "ORCHESTRA_RESEARCHER", "critic": "ORCHESTRA_CRIT
 
 
 class StartupError(RuntimeError):
-    """Something outside the settings' values stops start-up (a missing extra, a wrong flag)."""
+    """Something outside the settings' values stops start-up (a missing extra, a wrong flag, a
+    token Slack refuses). `exit_code` 2 is a mistake to fix; 1 is a failure that may pass."""
+
+    def __init__(self, message: str, *, exit_code: int = 2):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 # --- the pieces ---------------------------------------------------------------------------------
@@ -129,10 +137,16 @@ async def bootstrap(settings: Settings, *, provider: Provider | None = None) -> 
     personas = load_personas(settings)
     check_cast(settings, personas)
     config = engine_config(settings, personas)
+    if settings.db.is_dir():
+        raise SettingsError([f"ORCHESTRA_DB={settings.db} is a directory: name a file, e.g. {settings.db / 'orchestra.db'}"])
     try:
         memory = await SQLiteMemory.open(settings.db)
     except OSError as e:
         raise SettingsError([f"ORCHESTRA_DB: cannot open {settings.db}: {e.strerror or e}"]) from None
+    except sqlite3.DatabaseError as e:  # not a database, unreadable, locked by another program
+        log.debug("cannot open %s", settings.db, exc_info=True)
+        raise SettingsError([f"ORCHESTRA_DB: cannot use {settings.db} as the memory ({e}): "
+                             "name another file, or move this one away"]) from None
     try:
         model = provider or build_model_provider(settings)
     except BaseException:
@@ -166,22 +180,93 @@ class Platform(Protocol):
 class SlackPlatform:
     name = "slack"
 
-    def __init__(self, adapter, *, http_port: int | None):
+    def __init__(self, adapter, *, http_port: int | None, announce: Callable[[str], None] | None = None):
         self.adapter = adapter
         self.http_port = http_port
-        self.description = (
-            f"Slack (HTTP on port {http_port}, /slack/events)" if http_port is not None else "Slack (Socket Mode)"
-        )
+        self.announce = announce or (lambda line: print(line, flush=True))
+        self.mode = f"HTTP on port {http_port}, /slack/events" if http_port is not None else "Socket Mode"
+        self.description = f"Slack ({self.mode})"
+
+    async def verify(self) -> None:
+        """Slack's word on the tokens, before the banner and before any work resumes."""
+        from adapters.slack.app import SlackStartError
+
+        try:
+            await self.adapter.verify(socket_mode=self.http_port is None)
+        except SlackStartError as e:
+            raise StartupError(str(e), exit_code=2 if e.refused else 1) from None
 
     async def run(self) -> None:
-        if self.http_port is None:
-            await self.adapter.start_socket_mode()
-        else:
-            await self.adapter.start_http(self.http_port)
+        from adapters.slack.app import SlackStartError
+
+        try:
+            if self.http_port is None:
+                identity = await self.adapter.start_socket_mode()
+            else:
+                await self.adapter.start_http(self.http_port)
+                identity = self.adapter.identity
+        except SlackStartError as e:
+            raise StartupError(str(e), exit_code=2 if e.refused else 1) from None
+        self.announce(identity.connected(self.mode))
         await asyncio.Event().wait()  # the adapter serves in the background until cancelled
 
     async def stop(self) -> None:
         await self.adapter.stop()
+
+
+async def verify_platforms(platforms: list[Platform]) -> None:
+    """Let each platform that can check its credentials do so (the terminal has none)."""
+    for platform in platforms:
+        verify = getattr(platform, "verify", None)
+        if verify is not None:
+            await verify()
+
+
+NO_PLATFORM_HELP = """no chat platform is configured, and there is no terminal to chat in ({why}).
+  To run on Slack, set SLACK_BOT_TOKEN and SLACK_APP_TOKEN (Socket Mode), or SLACK_BOT_TOKEN and
+  SLACK_SIGNING_SECRET and start with --slack-http; see docs/slack.md.
+  To chat in a terminal, run `orchestra` in one, or pipe lines into it: echo "@sophia hi" | orchestra"""
+
+
+def stdin_missing(fd: int = 0) -> str | None:
+    """Why standard input can carry no chat (None: it can). A terminal, a pipe or a file with
+    something in it can; /dev/null (a service manager's default), an empty file or a closed
+    descriptor cannot, and a chat there would end at once, having done nothing."""
+    try:
+        if os.isatty(fd):
+            return None
+        info = os.fstat(fd)
+    except OSError:
+        return "standard input is closed"
+    if stat.S_ISCHR(info.st_mode):
+        return "standard input is /dev/null" if _is_devnull(info) else "standard input is not a terminal"
+    if stat.S_ISREG(info.st_mode) and info.st_size == 0:
+        return "standard input is an empty file"
+    return None
+
+
+def _is_devnull(info: os.stat_result) -> bool:
+    try:
+        null = os.stat(os.devnull)
+    except OSError:
+        return False
+    return (info.st_dev, info.st_ino) == (null.st_dev, null.st_ino)
+
+
+def check_can_start(settings: Settings, *, slack_http: bool, stdin_fd: int = 0) -> None:
+    """Refuse now, before anything is opened, a start that could only do nothing: `--slack-http`
+    without its credentials, or the terminal chat with no terminal behind standard input."""
+    if slack_http and not settings.slack_http_mode:
+        raise StartupError("--slack-http needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET "
+                           "(Basic Information → App Credentials → Signing Secret)")
+    if settings.slack_socket_mode or settings.slack_http_mode:
+        return
+    why = stdin_missing(stdin_fd)
+    if why is not None:
+        text = NO_PLATFORM_HELP.format(why=why)
+        if settings.discord_token:
+            text += "\n  DISCORD_TOKEN is set, but the Discord adapter is not part of this version yet."
+        raise StartupError(text)
 
 
 def build_platforms(
@@ -192,6 +277,7 @@ def build_platforms(
     channel: str = "terminal",
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> list[Platform]:
     """The adapters that have credentials (the terminal when none has), outboxes registered.
 
@@ -206,12 +292,13 @@ def build_platforms(
             from adapters.slack import SlackAdapter
         except ImportError as e:
             raise StartupError(
-                f"Slack is configured but its libraries are missing ({e.name}): pip install 'orchestra[slack]'"
+                f"Slack is configured but its libraries are missing ({e.name}): "
+                "pip install 'orchestra-personas[slack]' (from a clone: pip install -e '.[slack]')"
             ) from None
         use_http = slack_http or not settings.slack_socket_mode
         adapter = SlackAdapter(settings, engine)
         engine.register_outbox("slack", adapter.outbox)
-        platforms.append(SlackPlatform(adapter, http_port=port if use_http else None))
+        platforms.append(SlackPlatform(adapter, http_port=port if use_http else None, announce=announce))
     # DISCORD_TOKEN alone: the Discord adapter is not in this version (the banner says so), so
     # the terminal is what there is.
     if not platforms:

@@ -58,6 +58,16 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1 to 65535)")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orchestra",
@@ -67,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action=_VersionAction)
     parser.add_argument("--slack-http", action="store_true", help="serve Slack over HTTP (Events API) instead of Socket Mode")
-    parser.add_argument("--port", type=int, default=3000, help="port for --slack-http (default 3000)")
+    parser.add_argument("--port", type=_port, default=3000, help="port for --slack-http (default 3000)")
     parser.add_argument("--channel", dest="terminal_channel", default="terminal", metavar="NAME",
                         help="the terminal chat's channel, for memory (default: terminal)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -130,7 +140,7 @@ def _guarded(handler, args: argparse.Namespace) -> int:
         return handler(args)
     except (SettingsError, PersonaConfigError, StartupError) as e:
         print(f"orchestra: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return getattr(e, "exit_code", EXIT_USAGE)
     except Exception:  # noqa: BLE001 - e.g. Slack refusing a token: through the scrubbing log handler
         import logging
 
@@ -153,7 +163,10 @@ def _settings():
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
+    from bot.bootstrap import check_can_start
+
     settings = _settings()
+    check_can_start(settings, slack_http=args.slack_http)  # before anything is opened
     return asyncio.run(_run(settings, args))
 
 
@@ -162,13 +175,14 @@ async def _run(settings, args: argparse.Namespace) -> int:
     import signal
 
     from bot.banner import banner
-    from bot.bootstrap import bootstrap, build_platforms
+    from bot.bootstrap import bootstrap, build_platforms, verify_platforms
 
     app = await bootstrap(settings)
     platforms: list = []
     finished = False
     try:
         platforms = build_platforms(app, slack_http=args.slack_http, port=args.port, channel=args.terminal_channel)
+        await verify_platforms(platforms)  # a refused token stops here: no banner, no work resumed
         print(banner(settings, version=project_version(), platforms=[p.description for p in platforms],
                      personas=[f"{p.avatar.emoji_char} {p.display_name}" for p in app.personas]) + "\n", flush=True)
         resumed = await app.engine.start()
