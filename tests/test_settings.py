@@ -237,7 +237,6 @@ def test_a_misspelt_key_in_dotenv_is_still_caught(tmp_path):
         ({"SLACK_BOT_TOKEN": "xapp-1-TOKEN", "SLACK_SIGNING_SECRET": "abc"}, "SLACK_BOT_TOKEN holds an app-level token"),
         ({"SLACK_BOT_TOKEN": SLACK_SECRET, "SLACK_APP_TOKEN": "xoxp-1-user"}, "SLACK_APP_TOKEN holds a user token"),
         ({"SLACK_BOT_TOKEN": SLACK_SECRET, "SLACK_SIGNING_SECRET": SLACK_SECRET}, "SLACK_SIGNING_SECRET holds a token"),
-        ({"ANTHROPIC_BASE_URL": "http://localhost:8080"}, "ANTHROPIC_BASE_URL is set but ANTHROPIC_API_KEY is not"),
     ],
 )
 def test_credentials_set_by_halves_or_swapped_are_named(monkeypatch, env, named):
@@ -267,8 +266,10 @@ def test_choices_ignore_case_and_spaces(monkeypatch):
     assert (s.provider, s.log_level, s.critic) == ("openai", "INFO", "Karen")
 
 
-def test_an_explicit_offline_provider_may_keep_a_base_url(monkeypatch):
+def test_an_anthropic_base_url_without_a_key_is_named_unless_offline_is_chosen(monkeypatch):
     monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://localhost:8080")
+    with pytest.raises(SettingsError, match="ANTHROPIC_BASE_URL is set but ANTHROPIC_API_KEY is not"):
+        load_settings()
     monkeypatch.setenv("ORCHESTRA_PROVIDER", "offline")
     assert load_settings().provider == "offline"
 
@@ -296,13 +297,10 @@ def test_a_config_file_that_cannot_be_used_is_named(monkeypatch, tmp_path, conte
     assert text.startswith(f"ORCHESTRA_CONFIG={config}") and said in text
 
 
-def test_an_empty_config_file_is_no_settings(monkeypatch, tmp_path):
-    (tmp_path / "empty.yaml").write_text("# nothing yet\n", encoding="utf-8")
-    monkeypatch.setenv("ORCHESTRA_CONFIG", "empty.yaml")
-    assert load_settings().max_turns == 10
-
-
-def test_the_config_file_may_be_named_in_dotenv(tmp_path):
+def test_the_config_file_may_be_named_in_dotenv_and_may_be_empty(monkeypatch, tmp_path):
     (tmp_path / "o.yaml").write_text("max_turns: 4\n", encoding="utf-8")
     (tmp_path / ".env").write_text("ORCHESTRA_CONFIG=o.yaml\n", encoding="utf-8")
     assert load_settings().max_turns == 4
+    (tmp_path / "empty.yaml").write_text("# nothing yet\n", encoding="utf-8")
+    monkeypatch.setenv("ORCHESTRA_CONFIG", "empty.yaml")  # the environment beats .env
+    assert load_settings().max_turns == 10
