@@ -28,7 +28,8 @@ Settings come from the environment, a .env file, and an optional YAML file (ORCH
   SLACK_BOT_TOKEN + SLACK_APP_TOKEN                      Slack in Socket Mode
   SLACK_BOT_TOKEN + SLACK_SIGNING_SECRET                 Slack over HTTP (--slack-http)
   ORCHESTRA_DB                                           where the memory lives (SQLite)
-With no chat platform configured, orchestra opens a chat in this terminal."""
+With no chat platform configured, orchestra opens a chat in this terminal (or reads lines piped
+into it); with neither, it says what to set and exits with code 2, as for every setting mistake."""
 
 
 def project_version() -> str:
@@ -163,7 +164,7 @@ def _settings():
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from bot.bootstrap import check_can_start
+    from bot.preflight import check_can_start
 
     settings = _settings()
     check_can_start(settings, slack_http=args.slack_http)  # before anything is opened

@@ -19,13 +19,12 @@ from bot.bootstrap import (
     StartupError,
     bootstrap,
     build_platforms,
-    check_can_start,
     configure_logging,
     persona_engine,
     scrub,
-    stdin_missing,
     verify_platforms,
 )
+from bot.preflight import check_can_start, stdin_missing
 from bot.settings import SettingsError, load_settings
 from engine.memory.store import SQLiteMemory
 from engine.models import Task
