@@ -182,7 +182,8 @@ class SlackAdapter:
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
             log.debug("Slack: cannot reach %s", self.client.base_url, exc_info=True)
             raise SlackStartError(
-                f"cannot reach Slack at {self.client.base_url} ({e.__class__.__name__}): check the network"
+                f"cannot reach Slack at {self.client.base_url} "
+                f"({'no answer in time' if isinstance(e, asyncio.TimeoutError) else 'no connection'}): check the network"
                 + (" and SLACK_API_URL" if self.settings.slack_api_url else ""),
                 setting="SLACK_API_URL", refused=False,
             ) from None
