@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import sqlite3
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TextIO
+from typing import TYPE_CHECKING, Callable, Protocol, TextIO
 
 from bot.settings import Settings, SettingsError
 from engine.engine import Engine, EngineConfig
@@ -34,7 +35,12 @@ CAST_SETTINGS = {"researcher": "ORCHESTRA_RESEARCHER", "critic": "ORCHESTRA_CRIT
 
 
 class StartupError(RuntimeError):
-    """Something outside the settings' values stops start-up (a missing extra, a wrong flag)."""
+    """Something outside the settings' values stops start-up (a missing extra, a wrong flag, a
+    token Slack refuses). `exit_code` 2 is a mistake to fix; 1 is a failure that may pass."""
+
+    def __init__(self, message: str, *, exit_code: int = 2):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 # --- the pieces ---------------------------------------------------------------------------------
@@ -129,10 +135,16 @@ async def bootstrap(settings: Settings, *, provider: Provider | None = None) -> 
     personas = load_personas(settings)
     check_cast(settings, personas)
     config = engine_config(settings, personas)
+    if settings.db.is_dir():
+        raise SettingsError([f"ORCHESTRA_DB={settings.db} is a directory: name a file, e.g. {settings.db / 'orchestra.db'}"])
     try:
         memory = await SQLiteMemory.open(settings.db)
     except OSError as e:
         raise SettingsError([f"ORCHESTRA_DB: cannot open {settings.db}: {e.strerror or e}"]) from None
+    except sqlite3.DatabaseError as e:  # not a database, unreadable, locked by another program
+        log.debug("cannot open %s", settings.db, exc_info=True)
+        raise SettingsError([f"ORCHESTRA_DB: cannot use {settings.db} as the memory ({e}): "
+                             "name another file, or move this one away"]) from None
     try:
         model = provider or build_model_provider(settings)
     except BaseException:
@@ -166,22 +178,46 @@ class Platform(Protocol):
 class SlackPlatform:
     name = "slack"
 
-    def __init__(self, adapter, *, http_port: int | None):
+    def __init__(self, adapter, *, http_port: int | None, announce: Callable[[str], None] | None = None):
         self.adapter = adapter
         self.http_port = http_port
-        self.description = (
-            f"Slack (HTTP on port {http_port}, /slack/events)" if http_port is not None else "Slack (Socket Mode)"
-        )
+        self.announce = announce or (lambda line: print(line, flush=True))
+        self.mode = f"HTTP on port {http_port}, /slack/events" if http_port is not None else "Socket Mode"
+        self.description = f"Slack ({self.mode})"
+
+    async def verify(self) -> None:
+        """Slack's word on the tokens, before the banner and before any work resumes."""
+        from adapters.slack.app import SlackStartError
+
+        try:
+            await self.adapter.verify(socket_mode=self.http_port is None)
+        except SlackStartError as e:
+            raise StartupError(str(e), exit_code=2 if e.refused else 1) from None
 
     async def run(self) -> None:
-        if self.http_port is None:
-            await self.adapter.start_socket_mode()
-        else:
-            await self.adapter.start_http(self.http_port)
+        from adapters.slack.app import SlackStartError
+
+        try:
+            if self.http_port is None:
+                identity = await self.adapter.start_socket_mode()
+            else:
+                await self.adapter.start_http(self.http_port)
+                identity = self.adapter.identity
+        except SlackStartError as e:
+            raise StartupError(str(e), exit_code=2 if e.refused else 1) from None
+        self.announce(identity.connected(self.mode))
         await asyncio.Event().wait()  # the adapter serves in the background until cancelled
 
     async def stop(self) -> None:
         await self.adapter.stop()
+
+
+async def verify_platforms(platforms: list[Platform]) -> None:
+    """Let each platform that can check its credentials do so (the terminal has none)."""
+    for platform in platforms:
+        verify = getattr(platform, "verify", None)
+        if verify is not None:
+            await verify()
 
 
 def build_platforms(
@@ -192,6 +228,7 @@ def build_platforms(
     channel: str = "terminal",
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> list[Platform]:
     """The adapters that have credentials (the terminal when none has), outboxes registered.
 
@@ -206,12 +243,13 @@ def build_platforms(
             from adapters.slack import SlackAdapter
         except ImportError as e:
             raise StartupError(
-                f"Slack is configured but its libraries are missing ({e.name}): pip install 'orchestra[slack]'"
+                f"Slack is configured but its libraries are missing ({e.name}): "
+                "pip install 'orchestra-personas[slack]' (from a clone: pip install -e '.[slack]')"
             ) from None
         use_http = slack_http or not settings.slack_socket_mode
         adapter = SlackAdapter(settings, engine)
         engine.register_outbox("slack", adapter.outbox)
-        platforms.append(SlackPlatform(adapter, http_port=port if use_http else None))
+        platforms.append(SlackPlatform(adapter, http_port=port if use_http else None, announce=announce))
     # DISCORD_TOKEN alone: the Discord adapter is not in this version (the banner says so), so
     # the terminal is what there is.
     if not platforms:

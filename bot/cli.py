@@ -20,6 +20,8 @@ from typing import Any
 EXIT_USAGE = 2  # bad settings, unknown persona, wrong flags: the same code argparse uses
 EXIT_INTERRUPTED = 130
 LOCAL = "local"
+#: The name on PyPI (`orchestra` there is another project); the command is still `orchestra`.
+DISTRIBUTION = "orchestra-personas"
 DEFAULT_CHANNEL = "terminal"  # the terminal chat's, `investigate`'s and `memory`'s: one memory
 
 
@@ -53,14 +55,15 @@ Settings come from the environment, a .env file, and an optional YAML file (ORCH
   SLACK_BOT_TOKEN + SLACK_APP_TOKEN                      Slack in Socket Mode
   SLACK_BOT_TOKEN + SLACK_SIGNING_SECRET                 Slack over HTTP (--slack-http)
   ORCHESTRA_DB                                           where the memory lives (SQLite)
-With no chat platform configured, orchestra opens a chat in this terminal."""
+With no chat platform configured, orchestra opens a chat in this terminal (or reads lines piped
+into it); with neither, it says what to set and exits with code 2, as for every setting mistake."""
 
 
 def project_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return version("orchestra")
+        return version(DISTRIBUTION)
     except PackageNotFoundError:  # running from a checkout that is not installed
         import tomllib
         from pathlib import Path
@@ -83,6 +86,16 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1 to 65535)")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orchestra",
@@ -92,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action=_VersionAction)
     parser.add_argument("--slack-http", action="store_true", help="serve Slack over HTTP (Events API) instead of Socket Mode")
-    parser.add_argument("--port", type=int, default=3000, help="port for --slack-http (default 3000)")
+    parser.add_argument("--port", type=_port, default=3000, help="port for --slack-http (default 3000)")
     parser.add_argument("--channel", dest="terminal_channel", default=DEFAULT_CHANNEL, metavar="NAME", type=channel_arg,
                         help=f"the channel whose memory the terminal chat and the commands use (default: {DEFAULT_CHANNEL})")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -173,7 +186,7 @@ def _guarded(handler, args: argparse.Namespace) -> int:
         return handler(args)
     except (SettingsError, PersonaConfigError, StartupError) as e:
         print(f"orchestra: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return getattr(e, "exit_code", EXIT_USAGE)
     except Exception:  # noqa: BLE001 - e.g. Slack refusing a token: through the scrubbing log handler
         import logging
 
@@ -196,7 +209,10 @@ def _settings():
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
+    from bot.preflight import check_can_start
+
     settings = _settings()
+    check_can_start(settings, slack_http=args.slack_http)  # before anything is opened
     return asyncio.run(_run(settings, args))
 
 
@@ -205,13 +221,14 @@ async def _run(settings, args: argparse.Namespace) -> int:
     import signal
 
     from bot.banner import banner
-    from bot.bootstrap import bootstrap, build_platforms
+    from bot.bootstrap import bootstrap, build_platforms, verify_platforms
 
     app = await bootstrap(settings)
     platforms: list = []
     finished = False
     try:
         platforms = build_platforms(app, slack_http=args.slack_http, port=args.port, channel=args.terminal_channel)
+        await verify_platforms(platforms)  # a refused token stops here: no banner, no work resumed
         print(banner(settings, version=project_version(), platforms=[p.description for p in platforms],
                      personas=[f"{p.avatar.emoji_char} {p.display_name}" for p in app.personas]) + "\n", flush=True)
         resumed = await app.engine.start()

@@ -13,9 +13,9 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
-from pydantic_settings import NoDecode, YamlConfigSettingsSource
+from pydantic_settings import InitSettingsSource, NoDecode
 
 ProviderName = Literal["anthropic", "openai", "offline"]
 
@@ -40,7 +40,43 @@ class SettingsError(ValueError):
 
     def __init__(self, problems: list[str]):
         self.problems = problems
-        super().__init__("Configuration problems:\n" + "\n".join(f"  - {p}" for p in problems))
+        if len(problems) == 1:
+            super().__init__(problems[0])
+        else:
+            super().__init__("Configuration problems:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def read_config_file(value: str) -> dict[str, Any]:
+    """The mapping in the YAML file named by ORCHESTRA_CONFIG, or one `SettingsError` saying what
+    is wrong with it and where: a file named on purpose that is missing must not be ignored."""
+    import yaml
+
+    path = Path(value).expanduser().absolute()
+    where = f"ORCHESTRA_CONFIG={value}" + (f" ({path})" if str(path) != value else "")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SettingsError([f"{where}: no such file; fix the path, or unset ORCHESTRA_CONFIG"]) from None
+    except IsADirectoryError:
+        raise SettingsError([f"{where}: is a directory; name a YAML file"]) from None
+    except UnicodeDecodeError:
+        raise SettingsError([f"{where}: is not UTF-8 text; save it as UTF-8 YAML"]) from None
+    except OSError as e:
+        raise SettingsError([f"{where}: cannot read it ({e.strerror or 'unreadable'})"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise SettingsError([f"{where}: not valid YAML{at}; fix it (settings are `key: value` lines, e.g. `max_turns: 12`)"]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError([
+            f"{where}: must be a mapping of settings (`key: value` lines, e.g. `max_turns: 12`), "
+            f"not a {'list' if isinstance(data, list) else 'single value'}"
+        ])
+    return data
 
 
 class Settings(BaseSettings):
@@ -112,6 +148,8 @@ class Settings(BaseSettings):
     # --- Discord
     discord_token: SecretStr | None = _alias("DISCORD_TOKEN")
 
+    _provider_chosen: bool = PrivateAttr(False)  # ORCHESTRA_PROVIDER was given, not inferred
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "WARNING", validation_alias=AliasChoices("ORCHESTRA_LOG_LEVEL", "log_level")
     )
@@ -127,11 +165,34 @@ class Settings(BaseSettings):
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, v: Any) -> Any:
-        return v.upper() if isinstance(v, str) else v
+        return v.strip().upper() if isinstance(v, str) else v
+
+    @field_validator("provider", mode="before")
+    @classmethod
+    def _lower(cls, v: Any) -> Any:
+        """`OpenAI` and ` openai` mean `openai`: case never matters for a choice from a list."""
+        return (v.strip().lower() or None) if isinstance(v, str) else v
+
+    @field_validator("researcher", "critic", "planner", mode="before")
+    @classmethod
+    def _strip(cls, v: Any) -> Any:
+        return v.strip() if isinstance(v, str) else v  # the registry matches names in any case
+
+    @field_validator(
+        "anthropic_api_key", "openai_api_key", "slack_bot_token", "slack_app_token", "slack_signing_secret",
+        "discord_token", mode="before",
+    )
+    @classmethod
+    def _secret_text(cls, v: Any) -> Any:
+        """A pasted token often brings a space or a newline along; an empty one is no token."""
+        if isinstance(v, str):
+            return v.strip() or None
+        return v
 
     @model_validator(mode="after")
     def _choose_provider(self) -> "Settings":
         """Unset provider: Anthropic if its key is present, else OpenAI (key or local base URL), else offline."""
+        self._provider_chosen = self.provider is not None
         if self.provider is None:
             if self.anthropic_api_key:
                 self.provider = "anthropic"
@@ -155,9 +216,10 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
-        config_file = os.environ.get("ORCHESTRA_CONFIG")
+        config_file = (os.environ.get("ORCHESTRA_CONFIG") or _dotenv_keys().get("ORCHESTRA_CONFIG") or "").strip()
         if config_file:
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+            # what pydantic-settings' YAML source does, with errors people can act on
+            sources.append(InitSettingsSource(settings_cls, read_config_file(config_file)))
         return tuple(sources)
 
     # --- derived ------------------------------------------------------------------------------
@@ -211,6 +273,46 @@ def _dotenv_keys() -> dict[str, str]:
     return {k: v or "" for k, v in dotenv_values(".env").items()} if Path(".env").is_file() else {}
 
 
+BOT_TOKEN_HELP = "the Bot User OAuth Token (xoxb-…, under OAuth & Permissions)"
+APP_TOKEN_HELP = "an app-level token (xapp-…, with connections:write, under Basic Information → App-Level Tokens)"
+
+
+def _starts(secret: SecretStr | None, *prefixes: str) -> bool:
+    return secret is not None and secret.get_secret_value().startswith(prefixes)
+
+
+def credential_problems(s: Settings) -> list[str]:
+    """Credentials that come in pairs, set by halves, or in each other's place: each one would
+    otherwise be ignored in silence (the terminal opens instead) or fail later with a bare
+    `invalid_auth`. Only checks that are certain: Slack's token prefixes are documented."""
+    problems: list[str] = []
+    bot, app, secret = s.slack_bot_token, s.slack_app_token, s.slack_signing_secret
+    if _starts(bot, "xapp-") and _starts(app, "xoxb-"):
+        problems.append("SLACK_BOT_TOKEN and SLACK_APP_TOKEN are swapped: the bot token starts with xoxb-, "
+                        "the app-level token with xapp-")
+    else:
+        if _starts(bot, "xapp-"):
+            problems.append(f"SLACK_BOT_TOKEN holds an app-level token (xapp-…): it takes {BOT_TOKEN_HELP}")
+        if _starts(app, "xox"):
+            problems.append(f"SLACK_APP_TOKEN holds a {'bot' if _starts(app, 'xoxb-') else 'user'} token: "
+                            f"it takes {APP_TOKEN_HELP}")
+    if _starts(secret, "xox", "xapp-"):
+        problems.append("SLACK_SIGNING_SECRET holds a token: it takes the Signing Secret under "
+                        "Basic Information → App Credentials")
+    if not bot and (app or secret):
+        given = " and ".join(n for n, v in (("SLACK_APP_TOKEN", app), ("SLACK_SIGNING_SECRET", secret)) if v)
+        problems.append(f"{given} {'are' if app and secret else 'is'} set but SLACK_BOT_TOKEN is not: set it to "
+                        f"{BOT_TOKEN_HELP}, or unset {given} to run without Slack")
+    elif bot and not (app or secret):
+        problems.append("SLACK_BOT_TOKEN is set alone: Slack also needs SLACK_APP_TOKEN for Socket Mode, "
+                        f"{APP_TOKEN_HELP}, or SLACK_SIGNING_SECRET for HTTP mode (--slack-http); "
+                        "or unset SLACK_BOT_TOKEN to run without Slack")
+    if s.provider == "offline" and not s._provider_chosen and s.anthropic_base_url:
+        problems.append("ANTHROPIC_BASE_URL is set but ANTHROPIC_API_KEY is not, so no model would be used: set the "
+                        "key (a local server may take any value), or set ORCHESTRA_PROVIDER=offline to rehearse")
+    return problems
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read and validate everything; raise `SettingsError` listing every problem at once."""
     problems = _stray_env_keys({**_dotenv_keys(), **os.environ})
@@ -225,7 +327,11 @@ def load_settings(**overrides: Any) -> Settings:
                 msg = "not a setting (check the spelling)"
             elif "input" in err and err["type"] in ("literal_error", "enum"):
                 msg = f"{msg} (got {err['input']!r})"
-            problems.append(f"{key}: {msg}")
+            problems.append(f"{key}: {msg}" if err["loc"] else msg)
+    except SettingsError as e:  # the file named by ORCHESTRA_CONFIG
+        problems.extend(e.problems)
+    if settings is not None:
+        problems.extend(credential_problems(settings))
     if problems or settings is None:
         raise SettingsError(problems)
     return settings

@@ -6,6 +6,7 @@ import asyncio
 import io
 import logging
 import os
+import re
 import time
 from importlib import resources
 
@@ -21,7 +22,9 @@ from bot.bootstrap import (
     configure_logging,
     persona_engine,
     scrub,
+    verify_platforms,
 )
+from bot.preflight import check_can_start, stdin_missing
 from bot.settings import SettingsError, load_settings
 from engine.memory.store import SQLiteMemory
 from engine.models import Task
@@ -211,3 +214,74 @@ def test_logs_never_show_tokens(tmp_path):
 
 def test_scrub_leaves_ordinary_text_alone():
     assert scrub("task-12 ask-me sk-short and xoxb") == "task-12 ask-me sk-short and xoxb"
+
+
+# --- start-up checks ----------------------------------------------------------------------------
+
+
+def test_a_start_with_no_platform_needs_a_terminal_or_input(tmp_path):
+    settings = settings_for(tmp_path)
+    empty, full = tmp_path / "empty", tmp_path / "full"
+    empty.write_text("", encoding="utf-8")
+    full.write_text("@sophia hi\n", encoding="utf-8")
+    read, write = os.pipe()
+    fds = {name: os.open(path, os.O_RDONLY) for name, path in (("null", os.devnull), ("empty", empty), ("full", full))}
+    try:
+        for name in ("null", "empty"):
+            with pytest.raises(StartupError, match="no chat platform is configured") as excinfo:
+                check_can_start(settings, slack_http=False, stdin_fd=fds[name])
+            assert excinfo.value.exit_code == 2
+        check_can_start(settings, slack_http=False, stdin_fd=fds["full"])
+        check_can_start(settings, slack_http=False, stdin_fd=read)  # a pipe: lines may come
+        slack = settings_for(tmp_path, slack_bot_token="xoxb-1-test", slack_app_token="xapp-1-test")
+        check_can_start(slack, slack_http=False, stdin_fd=fds["null"])  # a service: Slack is the platform
+        with pytest.raises(StartupError, match="--slack-http needs"):
+            check_can_start(slack, slack_http=True, stdin_fd=fds["null"])
+    finally:
+        for fd in (*fds.values(), read, write):
+            os.close(fd)
+    assert stdin_missing(-1) == "standard input is closed"
+
+
+async def test_slack_tokens_are_checked_before_anything_connects(tmp_path):
+    from tests.servers.slack_api import SlackApiServer
+
+    api = await SlackApiServer(bot_token="xoxb-1-good", app_token="xapp-1-good").start()
+    lines: list[str] = []
+    try:
+        for bot, app, code in (("xoxb-1-bad", "xapp-1-good", "auth.test: invalid_auth"),
+                               ("xoxb-1-good", "xapp-1-bad", "apps.connections.open: invalid_auth")):
+            app_ = await bootstrap(settings_for(tmp_path, slack_bot_token=bot, slack_app_token=app, slack_api_url=api.api_url))
+            try:
+                platforms = build_platforms(app_, announce=lines.append)
+                with pytest.raises(StartupError, match=re.escape(code)) as excinfo:
+                    await verify_platforms(platforms)
+                assert excinfo.value.exit_code == 2
+            finally:
+                await platforms[0].stop()
+                await app_.aclose()
+        assert not api._sockets and lines == []  # nothing connected, nothing announced
+
+        good = await bootstrap(settings_for(tmp_path, slack_bot_token="xoxb-1-good", slack_app_token="xapp-1-good",
+                                            slack_api_url=api.api_url))
+        (platform,) = build_platforms(good, announce=lines.append)
+        await verify_platforms([platform])
+        runner = asyncio.create_task(platform.run())
+        try:
+            await api.wait_connected(timeout=10)
+            while not lines:
+                await asyncio.sleep(0.01)
+        finally:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+            await platform.stop()
+            await good.aclose()
+        assert lines == ["Slack: connected to Orchestra Test (workspace T0TEAM) as @orchestra (Socket Mode)"]
+        assert [c.method for c in api.calls if c.status == 200][-2:] == ["auth.test", "apps.connections.open"]
+    finally:
+        await api.stop()
+
+
+async def test_a_memory_path_that_is_a_directory_is_named(tmp_path):
+    with pytest.raises(SettingsError, match="ORCHESTRA_DB=.* is a directory"):
+        await bootstrap(load_settings(db=tmp_path))

@@ -155,6 +155,7 @@ def test_secrets_never_show_in_repr_str_or_dumps(monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_SECRET)
     monkeypatch.setenv("OPENAI_API_KEY", OPENAI_SECRET)
     monkeypatch.setenv("SLACK_BOT_TOKEN", SLACK_SECRET)
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1-TOKEN")
     s = load_settings()
     shown = repr(s) + str(s) + str(s.model_dump()) + s.model_dump_json()
     for secret in (ANTHROPIC_SECRET, OPENAI_SECRET, SLACK_SECRET):
@@ -196,7 +197,7 @@ def test_comma_lists(monkeypatch):
     [
         ({"SLACK_BOT_TOKEN": SLACK_SECRET, "SLACK_APP_TOKEN": "xapp-1-TOKEN"}, True, False),
         ({"SLACK_BOT_TOKEN": SLACK_SECRET, "SLACK_SIGNING_SECRET": "abc123"}, False, True),
-        ({"SLACK_APP_TOKEN": "xapp-1-TOKEN"}, False, False),
+        ({"SLACK_BOT_TOKEN": SLACK_SECRET, "SLACK_APP_TOKEN": "xapp-1-TOKEN", "SLACK_SIGNING_SECRET": "abc"}, True, True),
     ],
 )
 def test_slack_modes(monkeypatch, env, socket, http):
@@ -220,3 +221,86 @@ def test_a_misspelt_key_in_dotenv_is_still_caught(tmp_path):
     (tmp_path / ".env").write_text("ORCHESTRA_MAX_TRUNS=3\n", encoding="utf-8")
     with pytest.raises(SettingsError, match="ORCHESTRA_MAX_TRUNS: not a setting; did you mean ORCHESTRA_MAX_TURNS"):
         load_settings()
+
+
+# --- half-set and swapped credentials -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"SLACK_APP_TOKEN": "xapp-1-TOKEN"}, "SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not"),
+        ({"SLACK_SIGNING_SECRET": "abc123"}, "SLACK_SIGNING_SECRET is set but SLACK_BOT_TOKEN is not"),
+        ({"SLACK_APP_TOKEN": "xapp-1-T", "SLACK_SIGNING_SECRET": "abc"}, "SLACK_APP_TOKEN and SLACK_SIGNING_SECRET are set"),
+        ({"SLACK_BOT_TOKEN": SLACK_SECRET}, "SLACK_BOT_TOKEN is set alone"),
+        ({"SLACK_BOT_TOKEN": "xapp-1-TOKEN", "SLACK_APP_TOKEN": SLACK_SECRET}, "are swapped"),
+        ({"SLACK_BOT_TOKEN": "xapp-1-TOKEN", "SLACK_SIGNING_SECRET": "abc"}, "SLACK_BOT_TOKEN holds an app-level token"),
+        ({"SLACK_BOT_TOKEN": SLACK_SECRET, "SLACK_APP_TOKEN": "xoxp-1-user"}, "SLACK_APP_TOKEN holds a user token"),
+        ({"SLACK_BOT_TOKEN": SLACK_SECRET, "SLACK_SIGNING_SECRET": SLACK_SECRET}, "SLACK_SIGNING_SECRET holds a token"),
+    ],
+)
+def test_credentials_set_by_halves_or_swapped_are_named(monkeypatch, env, named):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SettingsError) as excinfo:
+        load_settings()
+    assert len(excinfo.value.problems) == 1 and named in str(excinfo.value)
+    assert SLACK_SECRET not in str(excinfo.value) and "xapp-1" not in str(excinfo.value)
+
+
+def test_pasted_tokens_lose_their_whitespace_and_empty_ones_count_as_unset(monkeypatch):
+    monkeypatch.setenv("SLACK_BOT_TOKEN", f" {SLACK_SECRET}\n")
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1-TOKEN ")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "  ")
+    s = load_settings()
+    assert s.slack_bot_token.get_secret_value() == SLACK_SECRET and s.slack_socket_mode
+    assert s.slack_signing_secret is None
+
+
+def test_choices_ignore_case_and_spaces(monkeypatch):
+    monkeypatch.setenv("ORCHESTRA_PROVIDER", " OpenAI")
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_SECRET)
+    monkeypatch.setenv("ORCHESTRA_LOG_LEVEL", "info ")
+    monkeypatch.setenv("ORCHESTRA_CRITIC", " Karen")
+    s = load_settings()
+    assert (s.provider, s.log_level, s.critic) == ("openai", "INFO", "Karen")
+
+
+def test_an_anthropic_base_url_without_a_key_is_named_unless_offline_is_chosen(monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://localhost:8080")
+    with pytest.raises(SettingsError, match="ANTHROPIC_BASE_URL is set but ANTHROPIC_API_KEY is not"):
+        load_settings()
+    monkeypatch.setenv("ORCHESTRA_PROVIDER", "offline")
+    assert load_settings().provider == "offline"
+
+
+# --- the file named by ORCHESTRA_CONFIG ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (None, "no such file"),
+        ("max_turns: [1\n", "not valid YAML at line 2"),
+        ("- max_turns\n- 3\n", "must be a mapping of settings"),
+        ("just text\n", "not a single value"),
+    ],
+)
+def test_a_config_file_that_cannot_be_used_is_named(monkeypatch, tmp_path, content, said):
+    config = tmp_path / "orchestra.yaml"
+    if content is not None:
+        config.write_text(content, encoding="utf-8")
+    monkeypatch.setenv("ORCHESTRA_CONFIG", str(config))
+    with pytest.raises(SettingsError) as excinfo:
+        load_settings()
+    text = str(excinfo.value)
+    assert text.startswith(f"ORCHESTRA_CONFIG={config}") and said in text
+
+
+def test_the_config_file_may_be_named_in_dotenv_and_may_be_empty(monkeypatch, tmp_path):
+    (tmp_path / "o.yaml").write_text("max_turns: 4\n", encoding="utf-8")
+    (tmp_path / ".env").write_text("ORCHESTRA_CONFIG=o.yaml\n", encoding="utf-8")
+    assert load_settings().max_turns == 4
+    (tmp_path / "empty.yaml").write_text("# nothing yet\n", encoding="utf-8")
+    monkeypatch.setenv("ORCHESTRA_CONFIG", "empty.yaml")  # the environment beats .env
+    assert load_settings().max_turns == 10

@@ -283,11 +283,11 @@ def test_the_manifest_declares_what_the_adapter_uses_and_no_more() -> None:
     assert manifest["features"]["bot_user"]["display_name"]
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     assert scopes == {
-        "app_mentions:read", "channels:history", "groups:history", "im:history",
+        "app_mentions:read", "channels:history", "groups:history", "im:history", "mpim:history", "mpim:read",
         "chat:write", "chat:write.customize", "commands",
     }
     settings = manifest["settings"]
-    assert set(settings["event_subscriptions"]["bot_events"]) == {"app_mention", "message.channels", "message.groups", "message.im"}
+    assert set(settings["event_subscriptions"]["bot_events"]) == {"app_mention", "message.channels", "message.groups", "message.im", "message.mpim"}
     assert settings["interactivity"]["is_enabled"] is True and settings["socket_mode_enabled"] is True
     commands = {c["command"] for c in manifest["features"]["slash_commands"]}
     assert commands == {"/investigate", "/personas", "/memory", "/forget"}

@@ -8,7 +8,10 @@ Every Web API call goes to `SLACK_API_URL` when it is set, and a 429 is waited o
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -16,6 +19,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -50,6 +54,62 @@ def _secret(value: Any) -> str:
     return value.get_secret_value() if value is not None else ""
 
 
+# --- start-up: who we are, and what Slack says when it will not have us -------------------------
+
+#: Slack's answers that mean "this token will never work": retrying them only repeats the refusal.
+TOKEN_REFUSALS: dict[str, str] = {
+    "invalid_auth": "the token is not valid; copy it again",
+    "not_authed": "no token reached Slack; copy it again",
+    "token_revoked": "the token was revoked; reinstall the app to the workspace and copy the new one",
+    "token_expired": "the token has expired; reinstall the app and copy the new one",
+    "account_inactive": "the app's bot user or the workspace was deactivated; reinstall the app",
+    "not_allowed_token_type": "this is the wrong kind of token",
+    "missing_scope": "the token lacks a scope the app needs; reinstall the app from manifest.yml",
+}
+
+WHERE = {
+    "SLACK_BOT_TOKEN": "the Bot User OAuth Token (xoxb-…, under OAuth & Permissions)",
+    "SLACK_APP_TOKEN": "an app-level token (xapp-…, with connections:write, under Basic Information → App-Level Tokens)",
+}
+
+
+class SlackStartError(RuntimeError):
+    """Slack refused a credential at start-up (`refused`: a configuration mistake, fix and restart),
+    or could not be reached or listened for (`refused` false). The message is safe to print."""
+
+    def __init__(self, message: str, *, setting: str, refused: bool):
+        super().__init__(message)
+        self.setting = setting
+        self.refused = refused
+
+
+@dataclass(frozen=True)
+class SlackIdentity:
+    """The answer to `auth.test`: which workspace, and which bot user we are in it."""
+
+    team: str
+    team_id: str
+    bot_name: str
+    bot_user_id: str
+
+    def connected(self, mode: str) -> str:
+        return f"Slack: connected to {self.team} (workspace {self.team_id}) as @{self.bot_name} ({mode})"
+
+
+def _refusal(setting: str, method: str, error: SlackApiError) -> SlackStartError:
+    code = str(error.response.get("error", "") or "unknown_error")
+    if code not in TOKEN_REFUSALS:
+        return SlackStartError(
+            f"Slack answered {method} with {code!r} for {setting}; try again later", setting=setting, refused=False
+        )
+    what = TOKEN_REFUSALS[code]
+    if code == "missing_scope" and setting == "SLACK_APP_TOKEN":
+        what = "the app-level token lacks the connections:write scope; generate one that has it"
+    elif code in ("invalid_auth", "not_authed", "not_allowed_token_type"):
+        what += f": {setting} takes {WHERE[setting]}"
+    return SlackStartError(f"Slack refused {setting} ({method}: {code}): {what}", setting=setting, refused=True)
+
+
 class SlackAdapter:
     """Build with settings and the engine; register `outbox`; then start one of the two modes.
 
@@ -71,19 +131,16 @@ class SlackAdapter:
             raise ValueError("the Slack adapter needs SLACK_BOT_TOKEN")
         self.settings = settings
         self.engine = engine
-        self.client = AsyncWebClient(
-            token=_secret(settings.slack_bot_token),
-            base_url=api_base_url(settings.slack_api_url),
-            retry_handlers=[
-                AsyncConnectionErrorRetryHandler(),
-                AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
-            ],
-        )
+        # Bolt builds the Web API client from the token we hand it; handing it a client instead
+        # makes it read SLACK_BOT_TOKEN from the environment on its own and warn that the token
+        # "will be unused". So the token goes in, and the client Bolt made is pointed at our URL.
         self.app = AsyncApp(
             name="orchestra",
-            client=self.client,
+            token=_secret(settings.slack_bot_token),
             signing_secret=_secret(settings.slack_signing_secret),
-            logger=logger,
+            # a logger of our choosing: Bolt's own would freeze the level the root had just now,
+            # while this one follows `slack_bolt`'s level (and carries the Web API client's logs)
+            logger=logger or logging.getLogger("slack_bolt.AsyncApp"),
             # Acknowledge only when the listener returns, i.e. once the task is in SQLite (a few
             # ms): a kill right after the 200 / Socket Mode ack loses nothing. Slower work (posts,
             # respond()) runs after the ack (`SlackListeners.later`). Socket Mode honours this
@@ -93,6 +150,12 @@ class SlackAdapter:
             # multi-line suggestion of code to write
             raise_error_for_unhandled_request=True,
         )
+        self.client: AsyncWebClient = self.app.client
+        self.client.base_url = api_base_url(settings.slack_api_url)
+        self.client.retry_handlers = [
+            AsyncConnectionErrorRetryHandler(),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
+        ]
         self.outbox = SlackOutbox(self.client, pacer)
         self.listeners = SlackListeners(engine, settings, self.outbox)
         self.outbox.on_unreachable = self.listeners.tell_unreachable
@@ -100,6 +163,8 @@ class SlackAdapter:
         self.socket_handler: "AsyncSocketModeHandler | None" = None
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
+        self.identity: SlackIdentity | None = None
+        self._socket_url: str | None = None  # issued by `verify`, used by the next connect
 
     # --- shared HTTP session --------------------------------------------------------------------
 
@@ -109,18 +174,64 @@ class SlackAdapter:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
             self.client.session = self._session
 
+    # --- start-up checks ------------------------------------------------------------------------
+
+    async def verify(self, *, socket_mode: bool) -> SlackIdentity:
+        """Ask Slack who we are (`auth.test` with the bot token) and, for Socket Mode, for a
+        connection URL (`apps.connections.open` with the app token), before anything connects:
+        a wrong or revoked token fails here, once, with its name (`SlackStartError`), instead of
+        at the first event or in Socket Mode's endless reconnect loop."""
+        self._open_session()
+        try:
+            auth = await self.client.auth_test()
+            if socket_mode:
+                self._socket_url = await self._issue_socket_url()
+        except SlackApiError as e:
+            raise _refusal("SLACK_BOT_TOKEN", "auth.test", e) from None
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+            log.debug("Slack: cannot reach %s", self.client.base_url, exc_info=True)
+            raise SlackStartError(
+                f"cannot reach Slack at {self.client.base_url} "
+                f"({'no answer in time' if isinstance(e, asyncio.TimeoutError) else 'no connection'}): check the network"
+                + (" and SLACK_API_URL" if self.settings.slack_api_url else ""),
+                setting="SLACK_API_URL", refused=False,
+            ) from None
+        self.identity = SlackIdentity(
+            team=str(auth.get("team") or auth.get("team_id") or "?"),
+            team_id=str(auth.get("team_id") or "?"),
+            bot_name=str(auth.get("user") or "?"),
+            bot_user_id=str(auth.get("user_id") or "?"),
+        )
+        return self.identity
+
+    async def _issue_socket_url(self) -> str:
+        """What the Socket Mode client would ask for itself, asked here so that a refusal stops
+        start-up (the client logs it and retries every few seconds, forever)."""
+        app_token = _secret(self.settings.slack_app_token)
+        if not app_token:
+            raise SlackStartError("Socket Mode needs SLACK_APP_TOKEN", setting="SLACK_APP_TOKEN", refused=True)
+        try:
+            response = await self.client.apps_connections_open(app_token=app_token)
+        except SlackApiError as e:
+            raise _refusal("SLACK_APP_TOKEN", "apps.connections.open", e) from None
+        return str(response["url"])
+
     # --- Socket Mode ----------------------------------------------------------------------------
 
-    async def start_socket_mode(self) -> None:
+    async def start_socket_mode(self) -> SlackIdentity:
+        """Connect (after `verify`, which runs here if it has not yet); returns who we are."""
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
         app_token = _secret(self.settings.slack_app_token)
         if not app_token:
             raise ValueError("Socket Mode needs SLACK_APP_TOKEN (an app-level xapp- token with connections:write)")
-        self._open_session()
+        identity = self.identity if self.identity and self._socket_url else await self.verify(socket_mode=True)
         self.socket_handler = AsyncSocketModeHandler(self.app, app_token, web_client=self.client)
+        # the URL `verify` was issued: the client uses it instead of asking again
+        self.socket_handler.client.wss_uri, self._socket_url = self._socket_url, None
         await self.socket_handler.connect_async()
         log.info("Slack: connected in Socket Mode")
+        return identity
 
     # --- HTTP mode ------------------------------------------------------------------------------
 
@@ -168,12 +279,22 @@ class SlackAdapter:
         """Serve until `stop()`; returns the bound port (pass 0 to pick a free one)."""
         if not _secret(self.settings.slack_signing_secret):
             raise ValueError("HTTP mode needs SLACK_SIGNING_SECRET: requests are refused unless signed")
+        if self.identity is None:
+            await self.verify(socket_mode=False)
         self._open_session()
         self._runner = web.AppRunner(self.web_app(), access_log=None)
         await self._runner.setup()
         # a deep accept backlog: a burst of events must not wait for a SYN retransmit (1 s)
         site = web.TCPSite(self._runner, host, port, backlog=1024)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as e:
+            await self._runner.cleanup()
+            self._runner = None
+            why = {errno.EADDRINUSE: "is already in use", errno.EACCES: "needs privileges"}.get(
+                e.errno or 0, f"cannot be listened on ({e.strerror or e.__class__.__name__})"
+            )
+            raise SlackStartError(f"port {port} {why}: choose another with --port", setting="--port", refused=True) from None
         bound = site._server.sockets[0].getsockname()[1] if site._server and site._server.sockets else port  # type: ignore[union-attr]
         log.info("Slack: listening for HTTP requests on %s:%s/slack/events", host, bound)
         return int(bound)

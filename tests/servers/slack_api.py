@@ -73,8 +73,14 @@ class Ack:
 
 
 class SlackApiServer:
-    def __init__(self, *, latency: float = 0.0):
+    """`bot_token` / `app_token`, when given, are the only tokens it accepts, as Slack does:
+    a call with another answers `invalid_auth` (`apps.connections.open` takes the app token,
+    every other method the bot token)."""
+
+    def __init__(self, *, latency: float = 0.0, bot_token: str | None = None, app_token: str | None = None):
         self.latency = latency  # seconds added to every Web API answer
+        self.bot_token = bot_token
+        self.app_token = app_token
         self.calls: list[Call] = []
         self.responses: list[dict[str, Any]] = []  # bodies posted to response URLs
         self.acks: dict[str, Ack] = {}
@@ -186,6 +192,12 @@ class SlackApiServer:
             return web.json_response(
                 {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": str(limited[1])}
             )
+        expected = self.app_token if method == "apps.connections.open" else self.bot_token
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ") or params.get("token")
+        if expected is not None and given != expected:
+            call.status = 400
+            self._touch()
+            return web.json_response({"ok": False, "error": "not_authed" if not given else "invalid_auth"})
         failing = self._failures.get(method)
         if failing and failing[0] > 0:
             failing[0] -= 1
