@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.terminal import Style, TerminalOutbox, color_enabled
+from adapters.terminal.render import terminal_width
 from adapters.terminal.shell import default_user
 from bot.bootstrap import App
 from engine.memory.records import ThreadKind, ThreadRecord, ThreadStatus
@@ -70,6 +71,7 @@ class ShellOutbox:
             None if quiet else (lambda s: print(s, flush=True)), Style(color_enabled(sys.stdout)),
             new_id=lambda: f"{session}.{next(counter)}", channel=channel,
             on_posted=lambda reply, posted: self.posts.append(reply),
+            width=lambda: terminal_width(sys.stdout),  # as the chat wraps: to the window, or COLUMNS
         )
 
     async def post(self, reply: Reply, replace: str | None = None) -> PostedMessage:

@@ -446,3 +446,16 @@ def test_offline_commands_do_not_load_model_sdks_or_slack(tmp_path):
 
 
 # Slack over HTTP as a real process, against the Slack stand-in: tests/test_startup.py
+
+
+def test_one_shot_output_wraps_like_the_chat(tmp_path):
+    """`orchestra investigate` prints through the terminal outbox: it wraps to COLUMNS as the chat
+    does, keeping each post's indent."""
+    from adapters.terminal.render import display_width
+
+    result = orchestra(tmp_path, "investigate", "intermittent 401s on checkout since the deploy on Tuesday night, "
+                       "only for customers who pay with a saved card", env=clean_env(tmp_path, COLUMNS="60"))
+    assert result.returncode == 0, result.stderr
+    body = [line for line in result.stdout.splitlines() if line.startswith("   ")]
+    assert body and max(display_width(line) for line in body) <= 60
+    assert any(line.startswith("   ") and "Tuesday night" in line for line in result.stdout.splitlines())
