@@ -128,9 +128,10 @@ async def bootstrap(settings: Settings, *, provider: Provider | None = None) -> 
     """Build the application. `provider` overrides the configured one (queries that never call a
     model use the offline provider, so they do not pay for importing an SDK).
 
-    Raises `SettingsError` (cast naming an unknown persona), `PersonaConfigError` (personas file).
+    Raises `SettingsError` (cast naming an unknown persona; a memory file that cannot be used, or
+    was written by a newer Orchestra), `PersonaConfigError` (personas file).
     """
-    from engine.memory.store import SQLiteMemory
+    from engine.memory.store import MemoryVersionError, SQLiteMemory
 
     personas = load_personas(settings)
     check_cast(settings, personas)
@@ -141,6 +142,10 @@ async def bootstrap(settings: Settings, *, provider: Provider | None = None) -> 
         memory = await SQLiteMemory.open(settings.db)
     except OSError as e:
         raise SettingsError([f"ORCHESTRA_DB: cannot open {settings.db}: {e.strerror or e}"]) from None
+    except MemoryVersionError as e:  # not a mistake in the file: the newer Orchestra can use it
+        raise SettingsError([(f"ORCHESTRA_DB: {settings.db} was written by a newer Orchestra (memory version "
+                              f"{e.version}; this one knows {e.known}): upgrade Orchestra, or point "
+                              "ORCHESTRA_DB at another file")]) from None
     except sqlite3.DatabaseError as e:  # not a database, unreadable, locked by another program
         log.debug("cannot open %s", settings.db, exc_info=True)
         raise SettingsError([f"ORCHESTRA_DB: cannot use {settings.db} as the memory ({e}): "

@@ -12,6 +12,7 @@ import asyncio
 import re
 import signal
 import socket
+import sqlite3
 import sys
 import tomllib
 import urllib.request
@@ -183,6 +184,20 @@ def test_a_memory_file_that_cannot_be_used_is_named(tmp_path, make, said):
     result = orchestra(tmp_path, "memory", "list", "--channel", "ops")
     assert result.returncode == 2 and result.stdout == ""
     assert "ORCHESTRA_DB" in one_clean_message(result.stderr) and said in result.stderr
+
+
+def test_a_memory_file_from_a_newer_orchestra_says_to_upgrade(tmp_path):
+    db = tmp_path / "memory.db"
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA user_version = 99")
+    con.close()
+    result = orchestra(tmp_path, "memory", "list", "--channel", "ops")
+    assert result.returncode == 2 and result.stdout == ""
+    err = one_clean_message(result.stderr)
+    assert "ORCHESTRA_DB" in err and "newer Orchestra" in err and "upgrade" in err
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 99  # nothing was migrated away
+    con.close()
 
 
 # --- no chat platform and no terminal ---------------------------------------------------------------

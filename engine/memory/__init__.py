@@ -14,10 +14,11 @@ from engine.memory.records import (
     TurnRecord,
     TurnRole,
 )
-from engine.memory.store import SQLiteMemory
+from engine.memory.store import MemoryVersionError, SQLiteMemory
 
 __all__ = [
     "ForgetResult",
+    "MemoryVersionError",
     "Phase",
     "Recollection",
     "SQLiteMemory",

@@ -1,0 +1,207 @@
+"""The memory's one SQLite connection: opening (schema and migrations), group commit, checkpoints.
+
+Why it is built this way:
+
+- One connection in autocommit mode. Almost every write is a single SQL statement (triggers do the
+  bookkeeping), so it is atomic on its own. Those writes go through group commit (`_write`):
+  alone, a statement is its own transaction with no separate COMMIT hop; under load, the ones
+  that arrived meanwhile share one transaction. The few multi-statement writes hold
+  `_write_lock` (`_transaction`), and so does each batch, so nothing slips into someone else's
+  transaction.
+- WAL checkpoints fsync (~10 ms on this disk) and would land inside some unlucky add_turn. Every
+  CHECKPOINT_EVERY writes a PASSIVE checkpoint runs in a worker thread on a short-lived second
+  connection (it never blocks the main one); SQLite's automatic checkpoint remains as a backstop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Self
+
+import aiosqlite
+
+from engine.memory.schema import _SCHEMA, MIGRATIONS, SCHEMA_VERSION
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_EVERY = 200  # write transactions between two background WAL checkpoints
+
+
+class MemoryVersionError(RuntimeError):
+    """The database was written by a newer Orchestra: its schema is one this code does not know.
+
+    Writing to it would risk rows the newer code cannot read, so it is refused. A RuntimeError
+    (as this refusal always was), so callers that caught that still do.
+    """
+
+    def __init__(self, path: Path, version: int):
+        self.path = path
+        self.version = version
+        self.known = SCHEMA_VERSION
+        super().__init__(
+            f"{path} was written by a newer Orchestra (memory schema version {version}; this one "
+            f"knows {SCHEMA_VERSION}): upgrade Orchestra, or use another memory file"
+        )
+
+
+def _checkpoint(path: Path) -> None:
+    """Copy the WAL into the database from a short-lived second connection, in a worker thread.
+
+    PASSIVE never blocks the store's own connection, which keeps reading and writing meanwhile;
+    the fsyncs that make checkpoints slow happen here instead of inside someone's add_turn.
+    """
+    try:
+        con = sqlite3.connect(path, timeout=1.0)
+        try:
+            con.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            con.close()
+    except sqlite3.Error as exc:  # the automatic checkpoint is still there as a fallback
+        log.debug("background checkpoint of %s failed: %s", path, exc)
+
+
+class MemoryConnection:
+    """The connection every part of the memory reads and writes through. Open with
+    `await cls.open(path)`; `close()` when done."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path):
+        self._db = db
+        self.path = path
+        self._write_lock = asyncio.Lock()
+        self._write_queue: list[tuple[str, Any, asyncio.Future[list[Any]]]] = []
+        self._write_flusher: asyncio.Task[None] | None = None
+        self._writes = 0
+        self._checkpointer: asyncio.Future[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: str | Path) -> Self:
+        """Raises `MemoryVersionError` for a database written by a newer Orchestra."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(path, isolation_level=None)  # autocommit: see module doc
+        try:
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA synchronous = NORMAL")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await db.execute("PRAGMA busy_timeout = 5000")
+            await db.execute("PRAGMA cache_size = -32000")  # 32 MB: the FTS index stays warm
+            await db.execute("PRAGMA temp_store = MEMORY")
+            # Checkpoints fsync (~10 ms here): `_wrote` runs them beside the hot path;
+            # the automatic one only steps in if that falls far behind.
+            await db.execute("PRAGMA wal_autocheckpoint = 20000")
+            await db.execute("PRAGMA journal_size_limit = 67108864")
+            try:  # recall needs ln() and pow(): built in unless SQLite lacks math functions
+                await db.execute_fetchall("SELECT ln(1.0), pow(2.0, 1.0)")
+            except sqlite3.OperationalError:
+                await db.create_function("ln", 1, math.log, deterministic=True)
+                await db.create_function("pow", 2, math.pow, deterministic=True)
+            version = (await db.execute_fetchall("PRAGMA user_version"))[0][0]
+            if version == 0:
+                await db.executescript(
+                    f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
+                )
+            elif version < SCHEMA_VERSION:  # an older database: bring it up to date, in one go
+                steps = "".join(MIGRATIONS[v] for v in range(version + 1, SCHEMA_VERSION + 1))
+                await db.executescript(
+                    f"BEGIN IMMEDIATE;{steps}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
+                )
+            elif version != SCHEMA_VERSION:
+                raise MemoryVersionError(path, version)
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db, path)
+
+    async def close(self) -> None:
+        if self._write_flusher is not None:
+            await asyncio.gather(self._write_flusher, return_exceptions=True)
+        if self._checkpointer is not None:
+            await asyncio.gather(self._checkpointer, return_exceptions=True)
+        await self._db.close()  # the last connection checkpoints and removes the WAL
+
+    def _wrote(self) -> None:
+        """Count a write transaction; every CHECKPOINT_EVERY, checkpoint off the hot path."""
+        self._writes += 1
+        if self._writes >= CHECKPOINT_EVERY and (
+            self._checkpointer is None or self._checkpointer.done()
+        ):
+            self._writes = 0
+            self._checkpointer = asyncio.ensure_future(asyncio.to_thread(_checkpoint, self.path))
+
+    # -- reading and writing ---------------------------------------------------------------------
+
+    async def _rows(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        return list(await self._db.execute_fetchall(sql, params))
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A multi-statement write: one transaction, holding `_write_lock` so that no group
+        commit batch slips in; rolled back if anything raises, counted once committed."""
+        async with self._write_lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                await self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    await self._db.execute("ROLLBACK")
+                raise
+        self._wrote()
+
+    async def _write(self, sql: str, params: Any = ()) -> list[Any]:
+        """One statement, durable when this returns; RETURNING rows come back.
+
+        Group commit: statements that arrive while a batch is being written are written next,
+        together, in one transaction. Alone, a statement is its own (autocommit) transaction;
+        under load (200 investigations whose model calls all return at once) the commits are
+        shared instead of queueing one by one behind the single connection.
+        """
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._write_queue.append((sql, params, future))
+        if self._write_flusher is None or self._write_flusher.done():
+            self._write_flusher = asyncio.create_task(self._flush_writes())
+        return await future
+
+    async def _flush_writes(self) -> None:
+        while self._write_queue:
+            batch, self._write_queue = self._write_queue, []
+            outcomes: list[tuple[asyncio.Future[list[Any]], Any]] = []
+            try:
+                async with self._write_lock:
+                    if len(batch) == 1:
+                        sql, params, future = batch[0]
+                        try:
+                            outcomes.append((future, list(await self._db.execute_fetchall(sql, params))))
+                        except sqlite3.Error as exc:
+                            outcomes.append((future, exc))
+                    else:
+                        await self._db.execute("BEGIN IMMEDIATE")
+                        try:
+                            for sql, params, future in batch:
+                                try:  # a failing statement is undone alone; the batch goes on
+                                    outcomes.append((future, list(await self._db.execute_fetchall(sql, params))))
+                                except sqlite3.Error as exc:
+                                    outcomes.append((future, exc))
+                            await self._db.execute("COMMIT")
+                        except BaseException:
+                            if self._db.in_transaction:
+                                await self._db.execute("ROLLBACK")
+                            raise
+            except Exception as exc:  # noqa: BLE001 - every caller in the batch hears it
+                outcomes = [(future, exc) for _, _, future in batch]
+            for future, result in outcomes:
+                if future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+            self._wrote()
