@@ -50,7 +50,9 @@ class NullOutbox:
     def __init__(self) -> None:
         self._ids = itertools.count(1)
 
-    async def post(self, reply: Reply, replace: str | None = None) -> PostedMessage:
+    async def post(self, reply: Reply, replace: str | None = None, resume: PostedMessage | None = None) -> PostedMessage:
+        if resume is not None:
+            return resume
         message_id = replace or f"{time.time():.6f}.{next(self._ids)}"
         return PostedMessage(message_id=message_id, thread=reply.thread or message_id)
 

@@ -74,8 +74,8 @@ class ShellOutbox:
             width=lambda: terminal_width(sys.stdout),  # as the chat wraps: to the window, or COLUMNS
         )
 
-    async def post(self, reply: Reply, replace: str | None = None) -> PostedMessage:
-        return await self._inner.post(for_the_shell(reply), replace)
+    async def post(self, reply: Reply, replace: str | None = None, resume: PostedMessage | None = None) -> PostedMessage:
+        return await self._inner.post(for_the_shell(reply), replace, resume)
 
     async def working(self, voice: Voice, channel: str, thread: str | None, key: str = "") -> str | None:
         return await self._inner.working(voice, channel, thread, key)

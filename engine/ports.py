@@ -100,11 +100,13 @@ class Outbox(Protocol):
     can tell whether it went out.
     """
 
-    async def post(self, reply: Reply, replace: str | None = None) -> PostedMessage:
+    async def post(self, reply: Reply, replace: str | None = None, resume: PostedMessage | None = None) -> PostedMessage:
         """Post the reply (split as the platform needs) and return the first message's id.
 
         `replace`: a placeholder's message id; its message becomes the reply's first part
-        (a fresh post when it is gone)."""
+        (a fresh post when it is gone). `resume`: the reply's first part, found on the platform
+        after a restart (`find_posted`); post only the parts a crash kept from going out, and
+        return it."""
         ...
 
     async def working(self, voice: Voice, channel: str, thread: str | None, key: str = "") -> str | None:

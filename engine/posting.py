@@ -123,6 +123,7 @@ class Poster:
             return None
         if found is not None:
             log.info("post %s was made before the restart (found on the platform)", reply.key)
+            found = await outbox.post(reply, resume=found)  # a split post: its missing parts
             await self._record(reply, found, task_id, thread)
         return found
 

@@ -792,3 +792,38 @@ async def test_stopping_lets_posts_in_flight_finish_and_later_posts_still_go_out
     assert (await in_flight).message_id  # finished, not cut off
     rig.api.latency = 0.0
     assert (await rig.adapter.outbox.post(reply)).message_id  # the engine finishing a turn after stop()
+
+
+async def test_a_split_reply_cut_short_by_a_crash_gets_its_missing_parts_once(rig: Rig, tmp_path: Path) -> None:
+    """The process died after Slack took two of a long reply's parts and before it recorded them:
+    the resumed task finds the first part by its key, posts only the parts still missing, and a
+    second resume posts nothing."""
+    from adapters.slack.outbox import _metadata
+    from adapters.slack.render import render_reply
+    from engine.memory.store import SQLiteMemory
+    from engine.posting import Poster
+
+    huge = " ".join(f"word{i}" for i in range(6000))[:30_000]
+    sophia = rig.engine.personas["sophia"].voice
+    reply = Reply(kind=ReplyKind.ANSWER, voice=sophia, platform="slack", workspace="T0", channel="C0GENERAL",
+                  thread="1700000000.000100", text=huge, key="turn:general-c1:2")
+    messages = render_reply(reply)
+    assert len(messages) >= 3
+    memory = await SQLiteMemory.open(tmp_path / "memory.db")
+    try:
+        await memory.record_intent(reply.key, task_id=1, platform="slack", workspace="T0", channel="C0GENERAL",
+                                   thread=reply.thread)
+        for n in (0, 1):  # what the dead process managed to post
+            await rig.adapter.client.chat_postMessage(channel="C0GENERAL", thread_ts=reply.thread, text=messages[n].text,
+                                                      blocks=messages[n].blocks, metadata=_metadata(reply.key, n))
+        poster = Poster(memory)
+        poster.register("slack", rig.adapter.outbox)
+        for _ in range(2):  # resumed, and resumed again
+            posted = await poster.post(reply, task_id=1, thread=None, check_earlier=True)
+        parts = rig.api.posts("C0GENERAL")
+        assert len(parts) == len(messages)  # each part once: none doubled, none lost
+        assert posted.message_id == parts[0].response["ts"]
+        assert [p["metadata"]["event_payload"].get("part", 0) for p in parts] == list(range(len(messages)))
+        assert await memory.post_for_key(reply.key) == posted.message_id
+    finally:
+        await memory.close()

@@ -89,8 +89,10 @@ class SlackOutbox:
 
     # --- the Outbox port ----------------------------------------------------------------------
 
-    async def post(self, reply: Reply, replace: str | None = None) -> PostedMessage:
+    async def post(self, reply: Reply, replace: str | None = None, resume: PostedMessage | None = None) -> PostedMessage:
         messages = render_reply(reply)
+        if resume is not None:
+            return await self._complete(reply, messages, resume)
         first_ts: str | None = None
         thread = reply.thread
         for n, message in enumerate(messages):
@@ -116,8 +118,31 @@ class SlackOutbox:
 
     async def find_posted(self, channel: str, thread: str | None, key: str) -> PostedMessage | None:
         """Our message with `key` (its first part), in the thread or among the channel's latest."""
-        if not key:
+        parts = await self._parts(channel, thread, key, first_only=True)
+        if 0 not in parts:
             return None
+        ts, thread_ts = parts[0]
+        return PostedMessage(message_id=ts, thread=thread or thread_ts or ts)
+
+    async def _complete(self, reply: Reply, messages: list[SlackMessage], first: PostedMessage) -> PostedMessage:
+        """A split reply whose first part went out before a crash: post the parts still missing,
+        in order, in the first part's thread."""
+        if len(messages) > 1:
+            thread = reply.thread or first.thread or first.message_id
+            present = await self._parts(reply.channel, thread, reply.key)
+            for n, message in enumerate(messages[1:], start=1):
+                if n not in present:
+                    await self._post(reply.channel, thread, message, reply.voice, _metadata(reply.key, n))
+        return first
+
+    async def _parts(
+        self, channel: str, thread: str | None, key: str, *, first_only: bool = False
+    ) -> dict[int, tuple[str, str | None]]:
+        """The parts of our message with `key` found in the thread (or among the channel's latest
+        messages): part number → (ts, thread_ts)."""
+        found: dict[int, tuple[str, str | None]] = {}
+        if not key:
+            return found
         cursor: str | None = None
         read = 0
         while read < FIND_LIMIT:
@@ -135,13 +160,15 @@ class SlackOutbox:
             for message in messages:
                 meta = message.get("metadata") or {}
                 payload = meta.get("event_payload") or {}
-                if meta.get("event_type") == METADATA_EVENT and payload.get("key") == key and not payload.get("part"):
-                    ts = str(message["ts"])
-                    return PostedMessage(message_id=ts, thread=thread or message.get("thread_ts") or ts)
+                if meta.get("event_type") == METADATA_EVENT and payload.get("key") == key:
+                    part = payload.get("part") or 0
+                    found.setdefault(int(part), (str(message["ts"]), message.get("thread_ts")))
+                    if first_only and part == 0:
+                        return found
             cursor = (response.get("response_metadata") or {}).get("next_cursor")
             if not cursor or not messages:
                 break
-        return None
+        return found
 
     # --- the bot's own voice (refusals) --------------------------------------------------------
 

@@ -36,7 +36,9 @@ class TerminalOutbox:
         self.channel = channel
         self._on_posted = on_posted
 
-    async def post(self, reply: Reply, replace: str | None = None) -> PostedMessage:
+    async def post(self, reply: Reply, replace: str | None = None, resume: PostedMessage | None = None) -> PostedMessage:
+        if resume is not None:
+            return resume  # never happens: `find_posted` finds nothing here
         message_id = self._new_id()
         posted = PostedMessage(message_id=message_id, thread=reply.thread or message_id)
         if self._write is not None:
