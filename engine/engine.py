@@ -255,6 +255,8 @@ class Engine(EngineQueries):
 
     async def _follow_up(self, job: Job, rec: ThreadRecord, speaker: Persona | None) -> ThreadRecord:
         """A person's reply in an investigation: new evidence, and the investigation goes on."""
+        if await job.under_way(self.memory):  # resumed: only replay its turns (see Job.under_way)
+            return await self.investigations.run(job, rec, speaker)
         lead = self.personas.get(rec.lead) or self.personas[self.personas.default]
         if rec.status == ThreadStatus.CLOSED:
             await self.flows.notice(job, lead, (
@@ -272,6 +274,8 @@ class Engine(EngineQueries):
         return await self.investigations.run(job, rec, speaker)
 
     async def _act(self, job: Job, rec: ThreadRecord, named: Persona | None) -> ThreadRecord:
+        if await job.under_way(self.memory):  # resumed: only replay its turns (see Job.under_way)
+            return await self.investigations.run(job, rec, named)
         kind = job.task.kind
         lead = self.personas.get(rec.lead) or self.personas[self.personas.default]
         if kind == TaskKind.CLOSE:

@@ -65,6 +65,12 @@ class Job:
         """The turn this task already produced at `step`, if it is being resumed."""
         return await memory.turn_for_task(self.task_id, step) if self.resumed else None
 
+    async def under_way(self, memory) -> bool:
+        """A resumed task that already made a turn. What it did to the thread before its first
+        turn (reopen it, jump to planning) is stored and was built upon: doing it again would move
+        the thread back, so such a task only replays its turns (see `InvestigationFlow.run`)."""
+        return await self.earlier_turn(memory, 1) is not None
+
 
 class Flows:
     """The plumbing both flows share, so a reply, a notice or a stored turn looks the same

@@ -111,7 +111,11 @@ class InvestigationFlow:
                     break
                 turn = await self._new_turn(job, rec, turns, speaker if step == 1 else None, forced if step == 1 else None)
                 turns = [*turns, turn]
-            rec = await self._apply(job, rec, turn, turns)
+            if not superseded(turn, turns):
+                rec = await self._apply(job, rec, turn, turns)
+            # else: a resumed task replaying a turn that a later turn followed. That later turn
+            # was only made once this one was posted and its state stored, so there is nothing
+            # to redo, and applying it again would move the thread back to its state back then.
             if rec.status != ThreadStatus.ACTIVE:
                 break
             step += 1
@@ -189,8 +193,9 @@ class InvestigationFlow:
         return asks
 
     async def _apply(self, job: Job, rec: ThreadRecord, turn: TurnRecord, turns: list[TurnRecord]) -> ThreadRecord:
-        """Move the state machine for a turn, post it, then store the new state. Idempotent: safe
-        to repeat on resume."""
+        """Move the state machine for a turn, post it, then store the new state. Idempotent for
+        the thread's latest turn: safe to repeat on resume (`run` never repeats it for an older
+        one, whose state a later turn has moved on from)."""
         flows = self.flows
         mode = Mode(turn.mode)
         persona = self.personas.get(turn.author) or self.casting.cast(mode)
@@ -248,3 +253,8 @@ class InvestigationFlow:
         rec = await self.memory.update_thread(rec)
         job.thread = rec
         return rec
+
+
+def superseded(turn: TurnRecord, turns: list[TurnRecord]) -> bool:
+    """Whether a persona turn came after `turn` in the thread."""
+    return any(t.role == TurnRole.PERSONA and t.seq > turn.seq for t in turns)
