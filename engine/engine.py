@@ -1,4 +1,5 @@
-"""The engine's front door: accept tasks, run them in order per thread, answer queries.
+"""The engine's front door: accept tasks, run them in order per thread, resume them after a
+restart. The queries adapters and the CLI ask (memory list, persona cards) are in `engine.queries`.
 
     engine = Engine(memory, provider, personas, EngineConfig())
     engine.register_outbox("slack", slack_outbox)
@@ -17,14 +18,24 @@ import asyncio
 import logging
 
 from engine.context import clip_for_model
+from engine.conversation_flow import ConversationFlow
 from engine.flows import EngineConfig, Flows, Job
-from engine.memory.records import ForgetResult, Phase, StoredTask, TaskStatus, ThreadKind, ThreadRecord, ThreadStatus, ThreadSummary
+from engine.investigation_flow import InvestigationFlow
+from engine.lanes import Lanes
+from engine.memory.records import (
+    Phase,
+    StoredTask,
+    TaskStatus,
+    ThreadKind,
+    ThreadRecord,
+    ThreadStatus,
+)
 from engine.models import MAX_TASK_TEXT, Accepted, Reply, ReplyKind, Task, TaskKind
 from engine.modes import Mode
-from engine.personas import Persona, PersonaRegistry, describe_style, describe_traits
+from engine.personas import Persona, PersonaRegistry
 from engine.ports import Outbox, Provider, ProviderError
 from engine.posting import NoOutbox, Poster
-from engine.lanes import Lanes
+from engine.queries import EngineQueries
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +44,16 @@ CONTINUE_WORDS = {"continue", "go on", "resume", "keep going", "next"}
 __all__ = ["Engine", "EngineConfig"]
 
 
-class Engine:
+class Engine(EngineQueries):
     def __init__(self, memory, provider: Provider, personas: PersonaRegistry, config: EngineConfig | None = None):
-        self.memory = memory
+        super().__init__(memory, personas, config or EngineConfig())
         self.provider = provider
-        self.personas = personas
-        self.config = config or EngineConfig()
         self.poster = Poster(memory)
         self.flows = Flows(memory, provider, personas, self.poster, self.config)
+        self.conversations = ConversationFlow(self.flows)
+        self.investigations = InvestigationFlow(self.flows)
         self.lanes = Lanes()
         self._jobs: set[asyncio.Task] = set()
-        self._known_threads: dict[tuple[str, str, str, str], None] = {}
 
     # --- wiring -------------------------------------------------------------------------------
 
@@ -227,7 +237,7 @@ class Engine:
             ), "clipped")
 
         if task.kind == TaskKind.INVESTIGATE:
-            return await flows.open_investigation(job, named)
+            return await self.investigations.open(job, named)
 
         speaker = named
         if speaker is None and task.reply_to:
@@ -236,7 +246,7 @@ class Engine:
             )
         if rec is not None and rec.kind == ThreadKind.INVESTIGATION:
             return await self._follow_up(job, rec, speaker)
-        return await flows.converse(job, rec, speaker)
+        return await self.conversations.converse(job, rec, speaker)
 
     async def _thread_of(self, task: Task) -> ThreadRecord | None:
         if not task.thread:
@@ -245,6 +255,8 @@ class Engine:
 
     async def _follow_up(self, job: Job, rec: ThreadRecord, speaker: Persona | None) -> ThreadRecord:
         """A person's reply in an investigation: new evidence, and the investigation goes on."""
+        if await job.under_way(self.memory):  # resumed: only replay its turns (see Job.under_way)
+            return await self.investigations.run(job, rec, speaker)
         lead = self.personas.get(rec.lead) or self.personas[self.personas.default]
         if rec.status == ThreadStatus.CLOSED:
             await self.flows.notice(job, lead, (
@@ -259,9 +271,11 @@ class Engine:
                 rec.phase = Phase.DISCOVERY
             rec.status = ThreadStatus.ACTIVE
             rec = await self.memory.update_thread(rec)
-        return await self.flows.investigate(job, rec, speaker)
+        return await self.investigations.run(job, rec, speaker)
 
     async def _act(self, job: Job, rec: ThreadRecord, named: Persona | None) -> ThreadRecord:
+        if await job.under_way(self.memory):  # resumed: only replay its turns (see Job.under_way)
+            return await self.investigations.run(job, rec, named)
         kind = job.task.kind
         lead = self.personas.get(rec.lead) or self.personas[self.personas.default]
         if kind == TaskKind.CLOSE:
@@ -289,51 +303,4 @@ class Engine:
             rec.phase, forced = Phase.VALIDATION, Mode.CRITIC
         rec.status = ThreadStatus.ACTIVE
         rec = await self.memory.update_thread(rec)
-        return await self.flows.investigate(job, rec, named, forced)
-
-    # --- queries for adapters and the CLI -----------------------------------------------------
-
-    async def is_known_thread(self, platform: str, workspace: str, channel: str, thread: str) -> bool:
-        key = (platform, workspace, channel, thread)
-        if key in self._known_threads:
-            return True
-        if await self.memory.find_thread(platform, workspace, channel, thread) is None:
-            return False
-        if len(self._known_threads) > 10_000:
-            self._known_threads.pop(next(iter(self._known_threads)))
-        self._known_threads[key] = None
-        return True
-
-    async def memory_list(self, platform: str, workspace: str, channel: str) -> list[ThreadSummary]:
-        return await self.memory.list_threads(platform, workspace, channel)
-
-    async def memory_export(self, platform: str, workspace: str, channel: str) -> dict:
-        return await self.memory.export_channel(platform, workspace, channel)
-
-    async def memory_forget(self, platform: str, workspace: str, channel: str) -> ForgetResult:
-        self._known_threads = {k: v for k, v in self._known_threads.items() if k[:3] != (platform, workspace, channel)}
-        return await self.memory.forget_channel(platform, workspace, channel)
-
-    def personas_overview(self) -> str:
-        return "\n".join(
-            f"{p.avatar.emoji_char} {p.display_name}: {p.role} (domains: {', '.join(p.domains[:4])})" for p in self.personas
-        )
-
-    def persona_card(self, name: str) -> str | None:
-        p = self.personas.get(name)
-        if p is None:
-            return None
-        t = p.traits
-        traits = ", ".join(f"{k} {getattr(t, k):.2f}" for k in type(t).model_fields)
-        cast = [mode for mode, who in self.config.cast.items() if who == p.name]
-        return "\n".join([
-            f"{p.avatar.emoji_char} {p.display_name}: {p.role}",
-            p.backstory.strip(),
-            f"Traits: {traits}",
-            f"In prompts: {describe_traits(t)}",
-            f"Style: humor {p.humor:.2f}, formality {p.formality:.2f}. {describe_style(p.humor, p.formality)}",
-            f"Domains: {', '.join(p.domains) or 'general'}",
-            f"Preferred modes: {', '.join(m.value for m in p.preferred_modes) or 'any'}"
-            + (f" · speaks as {', '.join(cast)} in investigations" if cast else ""),
-            f"Model: {p.model or 'the configured default'}",
-        ])
+        return await self.investigations.run(job, rec, named, forced)

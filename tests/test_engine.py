@@ -677,6 +677,65 @@ async def test_a_failure_report_comes_before_the_pause_it_causes(memory):
     assert (await memory.get_thread("c1-1")).status == ThreadStatus.PAUSED and outbox.dangling() == []
 
 
+def research_then_ask(request) -> str:
+    """A hypothesis, a critique that knocks it down, then a second look that needs people."""
+    if request.schema_name != "researcher":
+        return json.dumps(critique("low"))
+    challenged = "Plausible but unproven" in request.messages[-1].content  # the critique is in the thread
+    return json.dumps(research("low", gaps=[("Which customers see it?", True)]) if challenged else research("medium"))
+
+
+RESUMED_ENDINGS = {
+    "complete": (by_mode, {}, ThreadStatus.COMPLETE),
+    "waiting": (research_then_ask, {}, ThreadStatus.WAITING),
+    "paused": (by_mode, {"max_auto_turns": 2}, ThreadStatus.PAUSED),
+}
+
+
+@pytest.mark.parametrize("ending", list(RESUMED_ENDINGS))
+async def test_resuming_a_task_whose_turns_all_ran_changes_nothing(memory, ending):
+    """The process died after the last turn's state was stored, before the task was marked
+    done: on restart the task replays what it did, and must not move the thread back."""
+    answer, config, status = RESUMED_ENDINGS[ending]
+    engine, outbox = await make(memory, ScriptedProvider(fallback=answer), **config)
+    accepted = await engine.submit(task("why do some orders fail", kind=TaskKind.INVESTIGATE))
+    await engine.wait_idle()
+    before = await memory.get_thread("c1-1")
+    assert before.status == status and before.turn_count >= 2
+    await memory.set_task_status(accepted.task_id, TaskStatus.RUNNING)
+    provider = ScriptedProvider(fallback=answer)
+    _, after = await restart(memory, provider, outbox.shown, **config)
+    rec = await memory.get_thread("c1-1")
+    assert (rec.phase, rec.status, rec.turn_count) == (before.phase, before.status, before.turn_count)
+    assert after.posts == [] and provider.requests == []  # nothing posted twice, no model asked
+    assert await memory.unfinished_tasks() == []
+
+
+@pytest.mark.parametrize("kind", [TaskKind.MESSAGE, TaskKind.CHALLENGE])
+async def test_resuming_a_follow_up_whose_turns_all_ran_never_stores_an_earlier_state(memory, kind):
+    """A reply (or Challenge) reopened a complete investigation and completed it again; the task
+    resumes: it must not reopen the thread a second time, not even for a moment."""
+    engine, outbox = await make(memory, ScriptedProvider(fallback=by_mode))
+    rec = await investigate(engine, "intermittent 401s on checkout")
+    text = "the gateway logs show 401s at 55 minutes" if kind == TaskKind.MESSAGE else ""
+    accepted = await engine.submit(task(text, kind=kind, thread=rec.thread))
+    await engine.wait_idle()
+    before = await memory.get_thread(rec.id)
+    assert before.status == ThreadStatus.COMPLETE and before.turn_count > 3
+    await memory.set_task_status(accepted.task_id, TaskStatus.RUNNING)
+    stored: list = []
+    update = memory.update_thread
+
+    async def recording(thread):
+        stored.append((thread.phase, thread.status))
+        return await update(thread)
+
+    memory.update_thread = recording  # type: ignore[method-assign]
+    _, after = await restart(memory, ScriptedProvider(fallback=by_mode), outbox.shown)
+    assert set(stored) <= {(Phase.COMPLETE, ThreadStatus.COMPLETE)}, stored
+    assert after.posts == [] and (await memory.get_thread(rec.id)).turn_count == before.turn_count
+
+
 async def test_a_version_1_database_is_migrated_and_keeps_its_work(tmp_path):
     import sqlite3
 
