@@ -285,14 +285,15 @@ class Engine(EngineQueries):
                     "it will remember what we found here."
                 ), "closed")
                 return rec
-            rec.status = ThreadStatus.CLOSED
-            rec = await self.memory.update_thread(rec)
             who = f"<@{job.task.user}>" if job.task.platform == "slack" else job.task.user
             await self.flows.notice(job, lead, (
                 f"Investigation {rec.id} closed by {who} after {rec.turn_count} turns, in the {rec.phase.value} phase. "
                 "This channel will remember it."
             ), "close")
-            return rec
+            # stored after its notice: a crash between the two resumes this task, which finds the
+            # notice by its key and then stores the close (never closed without a word)
+            rec.status = ThreadStatus.CLOSED
+            return await self.memory.update_thread(rec)
         if rec.status == ThreadStatus.CLOSED:
             await self.flows.notice(job, lead, f"Investigation {rec.id} is closed; start a new one with /investigate TEXT.", "closed")
             return rec

@@ -654,6 +654,21 @@ async def test_a_pause_is_never_stored_without_its_notice(memory, when):
     assert len(keys) == len(set(keys)) and outbox.dangling() == []
 
 
+@pytest.mark.parametrize("when", ["before", "after"])
+async def test_a_close_is_never_stored_without_its_notice(memory, when):
+    engine, outbox = await make(memory, ScriptedProvider(fallback=by_mode))
+    rec = await engine.run(task("intermittent 401s on checkout", kind=TaskKind.INVESTIGATE))
+    setattr(outbox, f"crash_{when}", lambda reply: reply.key.startswith("close:"))
+    await engine.submit(task(kind=TaskKind.CLOSE, thread=rec.thread))
+    await engine.wait_idle()  # died posting "closed by" (before the platform took it, or just after)
+    if when == "before":
+        assert (await memory.get_thread(rec.id)).status != ThreadStatus.CLOSED  # not closed in silence
+    await restart(memory, ScriptedProvider(fallback=by_mode), outbox.shown)
+    assert (await memory.get_thread(rec.id)).status == ThreadStatus.CLOSED
+    told = [m["text"] for m in outbox.shown.values() if m["key"].startswith(("close:", "closed:"))]
+    assert len(told) == 1 and "closed by" in told[0]  # told once, and not "already closed"
+
+
 async def test_a_post_the_platform_took_just_before_the_crash_is_not_posted_again(memory):
     engine, outbox = await make(memory, ScriptedProvider(fallback=by_mode))
     outbox.crash_after = lambda reply: reply.kind == ReplyKind.TURN and reply.mode == "critic"
