@@ -19,7 +19,7 @@ SECRET = "sk-ant-api03-VERYSECRETVALUE123456"
 def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """No keys, no tokens, no stray ORCHESTRA_ settings: the offline provider and the terminal."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(PLATFORM_PREFIXES)}
-    for key in ("NO_COLOR", "FORCE_COLOR"):
+    for key in ("NO_COLOR", "FORCE_COLOR", "COLUMNS", "LINES"):  # wrapping: only where a test asks
         env.pop(key, None)
     env["ORCHESTRA_DB"] = str(tmp_path / "memory.db")
     env["PYTHONPATH"] = str(ROOT)
