@@ -4,7 +4,7 @@ with the thread's history and what the channel remembers."""
 from __future__ import annotations
 
 from engine.context import clip_for_model, estimate_tokens, memory_text
-from engine.flows import Flows, Job, recalled_summary
+from engine.flows import FlowPart, Flows, Job, recalled_summary
 from engine.memory.records import ThreadKind, ThreadRecord, TurnRecord, TurnRole
 from engine.models import ReplyKind
 from engine.personas import Persona
@@ -12,13 +12,7 @@ from engine.ports import ChatMessage
 from engine.turns import conversation_turn
 
 
-class ConversationFlow:
-    def __init__(self, flows: Flows):
-        self.flows = flows
-        self.memory = flows.memory
-        self.provider = flows.provider
-        self.personas = flows.personas
-        self.config = flows.config
+class ConversationFlow(FlowPart):
 
     async def converse(self, job: Job, rec: ThreadRecord | None, speaker: Persona | None) -> ThreadRecord:
         t, flows = job.task, self.flows

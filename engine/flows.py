@@ -156,3 +156,15 @@ def thread_id_stem(channel: str, kind: ThreadKind) -> str:
 def recalled_summary(r: Recollection) -> dict:
     """What a turn's route keeps of a recollection: enough to see why it was recalled."""
     return {"thread_id": r.thread_id, "title": r.title, "author": r.author, "excerpt": r.text[:200], "score": round(r.score, 4)}
+
+
+class FlowPart:
+    """A flow built on the shared plumbing: it reaches memory, provider, personas and config
+    through the one `Flows` it is given."""
+
+    def __init__(self, flows: Flows):
+        self.flows = flows
+        self.memory = flows.memory
+        self.provider = flows.provider
+        self.personas = flows.personas
+        self.config = flows.config

@@ -9,7 +9,7 @@ from engine.casting import Casting
 from engine.context import clip_for_model, history_text, memory_text
 from engine.crashpoints import crash_point
 from engine.findings import Confidence
-from engine.flows import Flows, Job, recalled_summary
+from engine.flows import FlowPart, Flows, Job, recalled_summary
 from engine.investigation import (
     asked_before,
     confidence_of,
@@ -34,13 +34,9 @@ from engine.router import MODE_PHASE, Router, classify
 from engine.turns import TurnOutcome, structured_turn
 
 
-class InvestigationFlow:
+class InvestigationFlow(FlowPart):
     def __init__(self, flows: Flows):
-        self.flows = flows
-        self.memory = flows.memory
-        self.provider = flows.provider
-        self.personas = flows.personas
-        self.config = flows.config
+        super().__init__(flows)
         self.casting = Casting(flows.personas, flows.config.cast)
         self.router = Router()
 
