@@ -1,0 +1,457 @@
+"""Reply → Discord messages: embeds in the persona's colour, split within Discord's limits.
+
+Pure functions, no network: the outbox sends what this returns. Nothing is ever cut away: a long
+text is split across embed descriptions and fields, then across embeds, then across messages
+(each a `DiscordPost`, posted one after another in the same thread). Every post carries its part
+key in the footer of its last embed, because Discord messages have no metadata: that is how the
+outbox recognises its own posts after a crash (`key_of`).
+
+All persona text goes into embeds, which never notify anyone; `content` holds only the asker's
+mention (the one person we may notify) and, when we post as the bot, the persona's name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+
+from adapters.safe_text import neutral
+from engine.models import Action, Reply, ReplyKind, TaskKind, Voice
+from engine.personas.model import color_key
+
+PLATFORM = "discord"
+
+# Discord's limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits)
+MAX_CONTENT = 2000
+MAX_DESCRIPTION = 4096
+MAX_TITLE = 256
+MAX_FIELD_NAME = 256
+MAX_FIELD_VALUE = 1024
+MAX_FIELDS = 25
+MAX_FOOTER = 2048
+MAX_EMBEDS = 10
+MAX_EMBED_TOTAL = 6000  # over every embed of one message
+MAX_BUTTON_LABEL = 80
+MAX_CUSTOM_ID = 100
+#: Below this much room left in a message, a long text starts a new message rather than
+#: leaving a sliver behind.
+MIN_PIECE = 400
+
+MODE_LABELS = {"researcher": "Research", "critic": "Critique", "planner": "Plan"}
+
+#: Persona colour names (engine/personas/model.py COLORS) → Discord colours.
+COLOURS: dict[str, int] = {
+    "black": 0x23272A, "red": 0xE74C3C, "green": 0x2ECC71, "yellow": 0xFEE75C, "blue": 0x3498DB,
+    "magenta": 0xE91E63, "cyan": 0x1ABC9C, "white": 0xFFFFFF, "gray": 0x95A5A6, "grey": 0x95A5A6,
+    "bright_red": 0xED4245, "bright_green": 0x57F287, "bright_yellow": 0xFFFF55, "bright_blue": 0x5865F2,
+    "bright_magenta": 0xEB459E, "bright_cyan": 0x55FFFF, "bright_white": 0xF8F8F8, "orange": 0xE67E22,
+    "pink": 0xFF8FC8, "purple": 0x9B59B6,
+}
+
+ACTION_PREFIX = "orchestra"
+ACTION_KINDS = (TaskKind.CHALLENGE, TaskKind.PLAN, TaskKind.CLOSE)
+ACTION_CUSTOM_ID_RE = re.compile(rf"{ACTION_PREFIX}:(?P<kind>challenge|plan|close):(?P<investigation>[^\s:]{{1,80}})")
+BUTTON_STYLES = {TaskKind.CHALLENGE: discord.ButtonStyle.danger, TaskKind.PLAN: discord.ButtonStyle.primary,
+                 TaskKind.CLOSE: discord.ButtonStyle.secondary}
+
+#: A Discord user id (a snowflake): the only mention we ever write is of one person.
+USER_ID_RE = re.compile(r"\d{1,20}")
+#: What an engine key looks like ("turn:payments-1:3", "root:payments-1", "wait:7:1:sophia#2"):
+#: `key_of` only reads a footer's last segment as a key when it has this shape.
+KEY_RE = re.compile(r"[A-Za-z][\w.-]*:\S+")
+FOOTER_SEP = " · "
+
+
+@dataclass(frozen=True)
+class DiscordPost:
+    """One message to send: content, embeds, buttons (the last part only) and its part key."""
+
+    content: str  # "" allowed; <= 2000 chars
+    embeds: list[discord.Embed]  # <= 10, <= 6000 chars in all, description <= 4096
+    actions: list[Action]  # buttons, on the LAST part only
+    key: str  # this part's key: part_key(reply.key, i); "" when keyless
+
+
+# --- small pieces ---------------------------------------------------------------------------
+
+
+def size(text: str) -> int:
+    """Length as Discord may count it (UTF-16 code units): never less than `len`, so safe."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def part_key(key: str, index: int) -> str:
+    """The key of part `index` (0-based) of a split reply: the first part keeps the reply's key."""
+    if not key or index == 0:
+        return key
+    return f"{key}#{index + 1}"
+
+
+def colour_of(voice: Voice) -> discord.Colour:
+    return discord.Colour(COLOURS.get(color_key(voice.color), COLOURS["white"]))
+
+
+def mention(user_id: str) -> str:
+    """`<@id>` for a real user id; anything else is shown as text."""
+    return f"<@{user_id}>" if USER_ID_RE.fullmatch(user_id or "") else neutral(user_id or "")
+
+
+def taken_line(label: str, user_id: str) -> str:
+    """The line that replaces a message's buttons once one of them was clicked."""
+    return f"↪ {neutral(label.strip())} requested by {mention(user_id)}"
+
+
+def action_custom_id(kind: TaskKind, investigation_id: str) -> str:
+    """`orchestra:challenge:payments-1`: fixed per button, so it still works after a restart.
+    ValueError for an id that would not fit Discord's 100 characters or the pattern."""
+    custom_id = f"{ACTION_PREFIX}:{TaskKind(kind).value}:{investigation_id}"
+    if len(custom_id) > MAX_CUSTOM_ID or not ACTION_CUSTOM_ID_RE.fullmatch(custom_id):
+        raise ValueError(f"no button id for investigation {investigation_id[:120]!r}")
+    return custom_id
+
+
+def action_view(actions: list[Action]) -> discord.ui.View | None:
+    """A persistent view (no timeout), one button per action; None without actions."""
+    buttons = []
+    for action in actions:
+        if action.kind not in ACTION_KINDS:
+            continue
+        try:
+            custom_id = action_custom_id(action.kind, action.investigation_id)
+        except ValueError:
+            continue  # an id no button can carry: the thread's replies still work
+        label = neutral(action.label).strip() or action.kind.value.capitalize()
+        if len(label) > MAX_BUTTON_LABEL:
+            label = label[: MAX_BUTTON_LABEL - 1] + "…"  # a button label, not the persona's words
+        buttons.append(discord.ui.Button(label=label, custom_id=custom_id, style=BUTTON_STYLES[action.kind]))
+    if not buttons:
+        return None
+    view = discord.ui.View(timeout=None)
+    for button in buttons[:25]:
+        view.add_item(button)
+    return view
+
+
+def cut(text: str, limit: int) -> tuple[str, str]:
+    """(head, rest) with head + rest == text and size(head) <= limit: at a paragraph break,
+    then a line break, then a space, else hard (never inside a surrogate pair's count)."""
+    if size(text) <= limit:
+        return text, ""
+    window = text[:limit]
+    while size(window) > limit:  # characters outside the BMP count twice
+        window = window[:-1]
+    for sep in ("\n\n", "\n", " "):
+        at = window.rfind(sep)
+        if at >= len(window) // 3:
+            return text[: at + len(sep)], text[at + len(sep):]
+    return window, text[len(window):]
+
+
+def split(text: str, limit: int) -> list[str]:
+    """`text` in pieces of at most `limit`; their concatenation is `text`."""
+    pieces = []
+    while text:
+        head, text = cut(text, limit)
+        pieces.append(head)
+    return pieces
+
+
+# --- sections -------------------------------------------------------------------------------
+
+
+@dataclass
+class Prose:
+    """Running text: an embed description."""
+
+    text: str
+
+
+@dataclass
+class Field:
+    """A titled section: one embed field, or several named "… (continued)"."""
+
+    name: str
+    value: str
+    inline: bool = False
+
+
+Section = Prose | Field
+
+
+def _s(value: Any) -> str:
+    return neutral(str(value).strip()) if value not in (None, "") else ""
+
+
+def _list(content: dict[str, Any], key: str) -> list[Any]:
+    value = content.get(key)
+    return value if isinstance(value, list) else ([] if value in (None, "") else [value])
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {"text": value}
+
+
+def _bullets(items: list[Any], fmt: Callable[[Any], str] = lambda x: _s(x)) -> str:
+    return "\n".join(f"• {fmt(item)}" for item in items if item not in (None, "", {}))
+
+
+def _summary(c: dict[str, Any]) -> list[Section]:
+    return [Prose(_s(c.get("summary")))] if c.get("summary") else []
+
+
+def research_sections(c: dict[str, Any]) -> list[Section]:
+    def evidence(e: Any) -> str:
+        e = _dict(e)
+        claim, source = _s(e.get("claim") or e.get("text")), _s(e.get("source"))
+        return f"{claim} — *{source}*" if source else claim
+
+    def gap(g: Any) -> str:
+        g = _dict(g)
+        text = _s(g.get("question") or g.get("text"))
+        return f"{text} *(only you can answer this)*" if g.get("needs_people") else text
+
+    out = _summary(c) + [Field("🔍 Evidence", _bullets(_list(c, "evidence"), evidence))]
+    if c.get("hypothesis"):
+        hyp = _dict(c["hypothesis"])
+        conf = _s(hyp.get("confidence"))
+        out.append(Field("💡 Hypothesis" + (f" · confidence: {conf}" if conf else ""), _s(hyp.get("statement") or hyp.get("text"))))
+    out.append(Field("🔗 Patterns", _bullets(_list(c, "patterns"))))
+    out.append(Field("❔ Gaps", _bullets(_list(c, "gaps"), gap)))
+    return out
+
+
+def critic_sections(c: dict[str, Any]) -> list[Section]:
+    def alternative(a: Any) -> str:
+        a = _dict(a)
+        statement, why = _s(a.get("statement") or a.get("text")), _s(a.get("why"))
+        return f"{statement} — *{why}*" if why else statement
+
+    out = _summary(c) + [
+        Field("⚔️ Challenges", _bullets(_list(c, "challenges"))),
+        Field("⚠️ Vulnerabilities", _bullets(_list(c, "vulnerabilities"))),
+        Field("🔀 Alternatives", _bullets(_list(c, "alternatives"), alternative)),
+        Field("🚨 Risks", _bullets(_list(c, "risks"))),
+    ]
+    if c.get("remaining_confidence"):
+        out.append(Field("Remaining confidence", _s(c["remaining_confidence"]), inline=True))
+    return out
+
+
+def planner_sections(c: dict[str, Any]) -> list[Section]:
+    def risk(r: Any) -> str:
+        r = _dict(r)
+        text, mitigation = _s(r.get("risk") or r.get("text")), _s(r.get("mitigation"))
+        return f"{text} → *{mitigation}*" if mitigation else text
+
+    out = _summary(c)
+    for n, phase in enumerate(_list(c, "phases"), start=1):
+        phase = _dict(phase)
+        name = _s(phase.get("name") or phase.get("text"))
+        duration = _s(phase.get("duration"))
+        lines = []
+        if _list(phase, "steps"):
+            lines.append("**Steps**\n" + _bullets(_list(phase, "steps")))
+        if _list(phase, "success_criteria"):
+            lines.append("**Success criteria**\n" + _bullets(_list(phase, "success_criteria")))
+        out.append(Field(f"📍 Phase {n}" + (f": {name}" if name else "") + (f" · {duration}" if duration else ""), "\n".join(lines)))
+    if c.get("timeline"):
+        out.append(Field("📅 Timeline", _s(c["timeline"])))
+    out.append(Field("🧩 Dependencies", _bullets(_list(c, "dependencies"))))
+    out.append(Field("🛡️ Risks and mitigations", _bullets(_list(c, "risks"), risk)))
+    out.append(Field("📈 Metrics", _bullets(_list(c, "metrics"))))
+    return out
+
+
+FINDING_RENDERERS: dict[str, Callable[[dict[str, Any]], list[Section]]] = {
+    "researcher": research_sections, "critic": critic_sections, "planner": planner_sections,
+}
+
+
+def _heading(text: str, title: str | None) -> tuple[str | None, str]:
+    """(embed title, the text under it): a first line that repeats the title is shown once."""
+    head, _, rest = text.partition("\n")
+    if title and head.strip() == title.strip():
+        return title, rest
+    return title, text
+
+
+def sections_of(reply: Reply) -> tuple[str | None, list[Section]]:
+    """The reply's embed title and its sections, in order, before packing into messages."""
+    text = neutral(reply.text)
+    out: list[Section] = []
+    if reply.offline:
+        head, _, rest = text.partition("\n")
+        if "offline" in head.lower():  # the engine's own offline line: shown once, as a note
+            out.append(Prose(f"*{head.strip()}*\n"))
+            text = rest
+        else:
+            out.append(Prose("🧪 *Offline rehearsal*: a canned answer, no AI model was asked.\n"))
+    title: str | None = None
+    if reply.kind is ReplyKind.ROOT:
+        head, _, rest = text.partition("\n")
+        if head.strip() and size(head.strip()) <= MAX_TITLE:
+            title, text = head.strip(), rest
+        else:
+            title = f"🔎 Investigation {neutral(reply.investigation_id or '')}" if reply.investigation_id else "🔎 Investigation"
+    elif reply.kind is ReplyKind.TURN and reply.title:
+        title, text = _heading(text, neutral(reply.title))
+    elif reply.kind is ReplyKind.QUESTION:
+        title = f"🙋 {neutral(reply.voice.display_name)} needs your input"
+    elif reply.kind is ReplyKind.ERROR:
+        title = "⚠️ Something went wrong"
+    if title and size(title) > MAX_TITLE:
+        out.insert(0, Prose(f"**{title}**\n"))  # the whole title, then a short one on top
+        title = title[: MAX_TITLE - 2] + "…"
+    if not reply.structured and "unstructured" not in text.lower():
+        what = f"the {reply.mode} format" if reply.mode else "the expected format"
+        out.append(Prose(f"⚠️ *Unstructured answer*: it did not fit {what}, so it is shown as written.\n"))
+    renderer = FINDING_RENDERERS.get(reply.mode or "")
+    rich = reply.structured and renderer is not None and isinstance(reply.content, dict) and bool(reply.content)
+    found = renderer(reply.content) if rich else []  # type: ignore[misc,arg-type]
+    found = [s for s in found if (s.text if isinstance(s, Prose) else s.value).strip()]
+    if found:
+        out += found
+    elif text.strip():
+        out.append(Prose(text))
+    return title, out
+
+
+# --- packing --------------------------------------------------------------------------------
+
+
+def _label(voice: Voice, mode: str | None = None, investigation_id: str | None = None) -> str:
+    parts = [f"{voice.emoji_char} {voice.display_name}".strip()]
+    if mode:
+        parts.append(MODE_LABELS.get(mode, mode))
+    if investigation_id:
+        parts.append(investigation_id)
+    return FOOTER_SEP.join(parts)
+
+
+def footer_text(label: str, key: str, part: str = "") -> str:
+    """The last embed's footer: what posted it, which part, and the key `key_of` reads back."""
+    tail = FOOTER_SEP.join(p for p in (part, key) if p)
+    room = MAX_FOOTER - size(tail) - size(FOOTER_SEP)
+    if size(label) > room:
+        label = label[: max(room - 1, 0)] + "…"
+    return FOOTER_SEP.join(p for p in (label, tail) if p)
+
+
+class _Packer:
+    """Fills embeds with sections, in order, within every per-embed and per-message limit."""
+
+    def __init__(self, colour: discord.Colour, reserve: int):
+        self.colour = colour
+        self.reserve = reserve  # the footer every message's last embed will carry
+        self.messages: list[list[discord.Embed]] = [[]]
+        self.used = 0
+
+    def room(self) -> int:
+        return MAX_EMBED_TOTAL - self.reserve - self.used
+
+    def new_message(self) -> None:
+        self.messages.append([])
+        self.used = 0
+
+    def new_embed(self) -> discord.Embed:
+        if len(self.messages[-1]) >= MAX_EMBEDS:
+            self.new_message()
+        embed = discord.Embed(colour=self.colour)
+        self.messages[-1].append(embed)
+        return embed
+
+    def current(self) -> discord.Embed | None:
+        return self.messages[-1][-1] if self.messages[-1] else None
+
+    def title(self, title: str) -> None:
+        self.new_embed().title = title
+        self.used += size(title)
+
+    def prose(self, text: str) -> None:
+        while text:
+            if self.room() < min(size(text), MIN_PIECE):
+                self.new_message()
+            embed = self.current()
+            if embed is None or embed.description or embed.fields:
+                embed = self.new_embed()
+            head, text = cut(text, min(MAX_DESCRIPTION, self.room()))
+            embed.description = head
+            self.used += size(head)
+
+    def field(self, name: str, value: str, inline: bool) -> None:
+        if size(name) > MAX_FIELD_NAME:  # a model-made name (a phase's): all of it in the value
+            value = f"**{name}**\n{value}"
+            name = name[: MAX_FIELD_NAME - 12] + "…"
+        first = True
+        while value:
+            label = name if first else f"{name[: MAX_FIELD_NAME - 12]} (continued)"
+            if self.room() - size(label) < min(size(value), MIN_PIECE):
+                self.new_message()
+            embed = self.current()
+            if embed is None or len(embed.fields) >= MAX_FIELDS:
+                embed = self.new_embed()
+            head, value = cut(value, min(MAX_FIELD_VALUE, self.room() - size(label)))
+            if head.strip():
+                embed.add_field(name=label, value=head, inline=inline and not value)
+                self.used += size(label) + size(head)
+                first = False
+
+
+def render_reply(reply: Reply, *, as_webhook: bool) -> list[DiscordPost]:
+    """The messages to post for one reply, in order; buttons on the last one only."""
+    title, sections = sections_of(reply)
+    label = _label(reply.voice, reply.mode, reply.investigation_id)
+    longest_key = part_key(reply.key, 98)
+    packer = _Packer(colour_of(reply.voice), reserve=size(footer_text(label, longest_key, "99/99")))
+    if title:
+        packer.title(title)
+    for section in sections:
+        if isinstance(section, Prose):
+            packer.prose(section.text)
+        else:
+            packer.field(section.name, section.value, section.inline)
+    groups = [g for g in packer.messages if g] or [[discord.Embed(colour=colour_of(reply.voice), description="…")]]
+    total = len(groups)
+    posts = []
+    for i, embeds in enumerate(groups):
+        key = part_key(reply.key, i)
+        embeds[-1].set_footer(text=footer_text(label, key, f"{i + 1}/{total}" if total > 1 else ""))
+        posts.append(DiscordPost(
+            content=_content(reply.voice, reply.asker if i == 0 else None, as_webhook=as_webhook, continued=i > 0),
+            embeds=embeds,
+            actions=list(reply.actions) if i == total - 1 else [],
+            key=key,
+        ))
+    return posts
+
+
+def _content(voice: Voice, asker: str | None, *, as_webhook: bool, continued: bool = False) -> str:
+    parts = []
+    if asker and USER_ID_RE.fullmatch(asker):
+        parts.append(f"<@{asker}>")
+    if not as_webhook:  # posted under the bot's own name: say who speaks
+        name = f"**{neutral(voice.display_name)}** {voice.emoji_char}".strip()
+        parts.append(f"{name} (continued)" if continued else name)
+    content = " ".join(parts)
+    return content if size(content) <= MAX_CONTENT else content[: MAX_CONTENT - 1] + "…"
+
+
+def render_placeholder(voice: Voice, key: str, *, as_webhook: bool) -> DiscordPost:
+    """The "thinking…" message her next post replaces (by editing it)."""
+    embed = discord.Embed(colour=colour_of(voice), description=f"*{neutral(voice.display_name)} is thinking…*")
+    embed.set_footer(text=footer_text(_label(voice), key))
+    return DiscordPost(content=_content(voice, None, as_webhook=as_webhook), embeds=[embed], actions=[], key=key)
+
+
+def key_of(message: discord.Message) -> str | None:
+    """The part key a message we posted carries in its last embed's footer; None without one."""
+    for embed in reversed(getattr(message, "embeds", None) or []):
+        text = embed.footer.text if embed.footer else None
+        if text:
+            last = text.rsplit(FOOTER_SEP, 1)[-1]
+            return last if KEY_RE.fullmatch(last) else None
+    return None
