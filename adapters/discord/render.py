@@ -19,7 +19,7 @@ from typing import Any
 
 import discord
 
-from adapters.safe_text import neutral
+from adapters.safe_text import WORD_JOINER, neutral
 from engine.models import Action, Reply, ReplyKind, TaskKind, Voice
 from engine.personas.model import color_key
 
@@ -95,14 +95,21 @@ def colour_of(voice: Voice) -> discord.Colour:
     return discord.Colour(COLOURS.get(color_key(voice.color), COLOURS["white"]))
 
 
+def plain(text: str) -> str:
+    """Text for `content`, where Discord parses mentions: `neutral`, and `<@…>`, `<@&…>`, `<#…>`
+    broken by a word joiner, so that it is shown as written (allowed mentions notify nobody
+    anyway; this keeps it from even looking like a ping)."""
+    return re.sub(r"<(?=[@#])", "<" + WORD_JOINER, neutral(text))
+
+
 def mention(user_id: str) -> str:
     """`<@id>` for a real user id; anything else is shown as text."""
-    return f"<@{user_id}>" if USER_ID_RE.fullmatch(user_id or "") else neutral(user_id or "")
+    return f"<@{user_id}>" if USER_ID_RE.fullmatch(user_id or "") else plain(user_id or "")
 
 
 def taken_line(label: str, user_id: str) -> str:
     """The line that replaces a message's buttons once one of them was clicked."""
-    return f"↪ {neutral(label.strip())} requested by {mention(user_id)}"
+    return f"↪ {plain(label.strip())} requested by {mention(user_id)}"
 
 
 def action_custom_id(kind: TaskKind, investigation_id: str) -> str:
@@ -434,7 +441,7 @@ def _content(voice: Voice, asker: str | None, *, as_webhook: bool, continued: bo
     if asker and USER_ID_RE.fullmatch(asker):
         parts.append(f"<@{asker}>")
     if not as_webhook:  # posted under the bot's own name: say who speaks
-        name = f"**{neutral(voice.display_name)}** {voice.emoji_char}".strip()
+        name = f"**{plain(voice.display_name)}** {voice.emoji_char}".strip()
         parts.append(f"{name} (continued)" if continued else name)
     content = " ".join(parts)
     return content if size(content) <= MAX_CONTENT else content[: MAX_CONTENT - 1] + "…"
