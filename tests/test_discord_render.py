@@ -39,8 +39,8 @@ ACTIONS = [
 
 
 def reply(**kw: Any) -> Reply:
-    base: dict[str, Any] = dict(kind=ReplyKind.ANSWER, voice=SOPHIA, platform=PLATFORM, workspace="10", channel="20",
-                                thread="30", text="plain", key="turn:payments-c1:2")
+    base: dict[str, Any] = {"kind": ReplyKind.ANSWER, "voice": SOPHIA, "platform": PLATFORM, "workspace": "10",
+                            "channel": "20", "thread": "30", "text": "plain", "key": "turn:payments-c1:2"}
     base.update(kw)
     return Reply(**base)
 
@@ -171,7 +171,18 @@ def test_answers_questions_notices_and_errors_carry_their_text_and_their_kind() 
 
 def test_the_offline_mark_is_shown_once_above_the_answer() -> None:
     [post] = render_reply(reply(text="🧪 Offline rehearsal\nA canned answer.", offline=True), as_webhook=True)
-    assert shown([post]) == "*🧪 Offline rehearsal*\nA canned answer."
+    assert shown([post]) == "*🧪 Offline rehearsal*\nA canned answer." and len(post.embeds) == 1
+
+
+def test_blank_stretches_never_make_an_empty_embed() -> None:
+    text = "a" * 4000 + " " * 3000 + "\n" * 3000 + "b"
+    posts = render_reply(reply(text=text), as_webhook=True)
+    for p in posts:
+        assert_within_limits(p)
+        assert all((e.description or "").strip() or e.fields or e.title for e in p.embeds)
+    assert "".join(shown(posts).split()) == "a" * 4000 + "b"
+    [empty] = render_reply(reply(text="   "), as_webhook=True)
+    assert empty.embeds[0].description == "…" and empty.key == "turn:payments-c1:2"
 
 
 def test_as_the_bot_the_persona_is_named_in_bold_and_the_asker_is_the_only_mention() -> None:
@@ -182,6 +193,8 @@ def test_as_the_bot_the_persona_is_named_in_bold_and_the_asker_is_the_only_menti
     as_webhook = render_reply(reply(text="hi", asker="222333444555666777"), as_webhook=True)
     assert as_webhook[0].content == "<@222333444555666777>"
     assert render_reply(reply(text="hi", asker="<@&1> not an id"), as_webhook=True)[0].content == ""
+    odd = Voice(name="odd", display_name="<@&5> @everyone", emoji=":x:", emoji_char="🎭")
+    assert render_placeholder(odd, "wait:1:1:odd", as_webhook=False).content == f"**<{WORD_JOINER}@&5> @{WORD_JOINER}everyone** 🎭"
 
 
 def test_model_output_pings_nobody_and_relabels_no_link() -> None:

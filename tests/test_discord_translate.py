@@ -8,7 +8,7 @@ what the parser hands on.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import discord
@@ -31,7 +31,13 @@ from adapters.discord.translate import (
     usage_text,
     workspace_of,
 )
-from engine.memory.records import ForgetResult, Phase, ThreadKind, ThreadStatus, ThreadSummary
+from engine.memory.records import (
+    ForgetResult,
+    Phase,
+    ThreadKind,
+    ThreadStatus,
+    ThreadSummary,
+)
 from engine.models import TaskKind
 
 BOT = 1000
@@ -96,7 +102,7 @@ class Gateway(discord.Client):
             data["guild_id"] = str(GUILD)
         self.events.clear()
         self._connection.parse_message_create(data)
-        [(event, (message,))] = [e for e in self.events if e[0] == "message"]
+        [(_, (message,))] = [e for e in self.events if e[0] == "message"]
         return message
 
 
@@ -239,7 +245,7 @@ def test_a_double_click_is_one_event_and_each_button_its_own() -> None:
 def _summary(n: int, title: str = "Why do refunds fail?") -> ThreadSummary:
     return ThreadSummary(id=f"payments-{n}", kind=ThreadKind.INVESTIGATION, title=title, phase=Phase.DISCOVERY,
                          status=ThreadStatus.ACTIVE, lead="sophia", turns=3,
-                         updated_at=datetime(2026, 1, 2, 3, 4, tzinfo=timezone.utc))
+                         updated_at=datetime(2026, 1, 2, 3, 4, tzinfo=UTC))
 
 
 def test_the_memory_list_fits_one_message_and_says_how_many_it_left_out() -> None:
