@@ -339,3 +339,24 @@ def test_the_taken_line_names_who_clicked() -> None:
     assert taken_line("Challenge", "222") == "↪ Challenge requested by <@222>"
     assert taken_line("@everyone", "nobody") == f"↪ @{WORD_JOINER}everyone requested by nobody"
     assert not re.search(r"<@&", taken_line("<@&1>", "<@&1>"))
+
+
+async def test_discord_py_builds_the_webhook_payload_of_every_part() -> None:
+    """What the outbox will hand to `Webhook.send`: discord.py's own payload builder accepts it,
+    with allowed mentions naming the asker alone."""
+    from discord.http import handle_message_parameters
+
+    posts = render_reply(turn("researcher", research(), asker="222333444555666777").model_copy(
+        update={"content": {**research(), "patterns": [f"pattern {n} " + "p" * 900 for n in range(40)]}}), as_webhook=True)
+    assert len(posts) > 1
+    for post in posts:
+        params = handle_message_parameters(
+            content=post.content, username="Sophia", embeds=post.embeds, view=action_view(post.actions) or discord.utils.MISSING,
+            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(222333444555666777)],
+                                                     replied_user=False),
+        )
+        payload = params.payload
+        assert payload is not None and len(payload["embeds"]) == len(post.embeds) <= 10
+        assert payload["allowed_mentions"]["parse"] == [] and payload["allowed_mentions"]["users"] == [222333444555666777]
+        assert ("components" in payload) == bool(post.actions)
+    assert posts[0].content == "<@222333444555666777>" and posts[-1].content == ""
