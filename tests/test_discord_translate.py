@@ -15,6 +15,7 @@ import discord
 import pytest
 
 from adapters.discord.translate import (
+    FORGET_DM,
     FORGET_REFUSAL,
     REFUSAL,
     UNREADABLE,
@@ -267,7 +268,7 @@ def test_the_other_texts_name_the_command_and_the_settings() -> None:
     assert "/investigate" in usage_text() and "persona:" in usage_text()
     assert "ORCHESTRA_ALLOWED_CHANNELS" in REFUSAL and "ORCHESTRA_ALLOWED_USERS" in REFUSAL
     assert "Manage Server" in FORGET_REFUSAL and "DISCORD_ADMIN_ROLES" in FORGET_REFUSAL and "/forget" in FORGET_REFUSAL
-    assert "send it again" in UNREADABLE
+    assert "send it again" in UNREADABLE and "/forget" in FORGET_DM
     assert "Manage Webhooks" in unreachable_text("Send Messages")
     assert forget_text(ForgetResult(threads=0, turns=0, tasks=0)) == "There was nothing to forget in this channel."
     assert "(2 thread(s), 5 turn(s), 7 task(s))" in forget_text(ForgetResult(threads=2, turns=5, tasks=7))
