@@ -1,0 +1,625 @@
+"""A local Discord: REST API v10 and the gateway websocket, for discord.py's real client.
+
+`DiscordServer` listens on 127.0.0.1 (random port). It keeps a small world (one guild with
+text channels, a bot with its managed role, people, threads, DMs, messages, webhooks), answers
+the REST routes discord.py calls the way discord.com does (JSON bodies, `{"code", "message"}`
+errors, 429 with `Retry-After`), records every request, and runs a gateway session (HELLO,
+IDENTIFY -> READY + GUILD_CREATE, heartbeats, RESUME with replay of what was missed). Every
+message created through REST is dispatched back as MESSAGE_CREATE, as Discord does, so a bot
+sees its own and its webhooks' posts.
+
+    async with DiscordServer() as server, pointed_at(server):
+        client = discord.Client(intents=..., guild_ready_timeout=0.05)
+        ...
+
+The gateway side is in `tests.servers.discord_gateway`, the wire objects in
+`tests.servers.discord_payloads`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable, Iterator
+
+import yarl
+from aiohttp import web
+
+from tests.servers import discord_payloads as wire
+from tests.servers.discord_gateway import Gateway
+
+TOKEN = "test-bot-token"
+
+_Handler = Callable[[web.Request, Any], Any]
+
+
+class DiscordError(Exception):
+    """An error answer, shaped as Discord shapes them: {"code": ..., "message": ...}."""
+
+    def __init__(self, status: int, code: int, message: str):
+        self.status, self.code, self.message = status, code, message
+
+
+def unknown(what: str, code: int) -> DiscordError:
+    return DiscordError(404, code, f"Unknown {what}")
+
+
+MISSING_PERMISSIONS = (403, 50013, "Missing Permissions")
+THREAD_ARCHIVED = (400, 50083, "Thread is archived")
+THREAD_EXISTS = (400, 160004, "A thread has already been created for this message")
+ALREADY_ACKNOWLEDGED = (400, 40060, "Interaction has already been acknowledged.")
+
+
+@dataclass
+class Request:
+    """One REST request: `route` is the template ("POST /channels/{channel_id}/messages")."""
+
+    method: str
+    path: str  # without the /api/v10 prefix
+    route: str
+    query: dict[str, str]
+    json: Any  # the JSON body; for multipart, the parsed payload_json
+    headers: dict[str, str]
+    at: float = field(default_factory=time.monotonic)
+    status: int = 0
+    response: Any = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.json[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.json.get(key, default) if isinstance(self.json, dict) else default
+
+
+@dataclass
+class Callback:
+    """One interaction callback (POST /interactions/{id}/{token}/callback)."""
+
+    interaction_id: int
+    type: int
+    data: dict[str, Any] | None
+    at: float  # time.monotonic() when it arrived
+    dispatched_at: float | None  # when INTERACTION_CREATE went out, for response-time figures
+
+
+@dataclass
+class _Switch:
+    remaining: int | None  # None: for ever
+    value: Any
+
+
+class DiscordServer:
+    """A local Discord. `token`: the one bot token accepted (REST 401 / gateway 4004 otherwise).
+    `heartbeat_interval` in ms (HELLO). `allowed_intents`: the privileged intents the portal has
+    switched on (IDENTIFY asking for another closes with 4014). `latency`: seconds added to
+    every REST answer."""
+
+    def __init__(
+        self,
+        *,
+        token: str = TOKEN,
+        heartbeat_interval: int = 45000,
+        allowed_intents: int = wire.MESSAGE_CONTENT,
+        latency: float = 0.0,
+    ):
+        self.token = token
+        self.latency = latency
+        self.requests: list[Request] = []
+        self.callbacks: list[Callback] = []
+        self.channels: dict[int, dict[str, Any]] = {}  # text channels, threads, DMs
+        self.messages: dict[int, dict[str, Any]] = {}  # every message, by id
+        self.webhooks: dict[int, dict[str, Any]] = {}
+        self.deleted_webhooks: set[int] = set()
+        self.commands: dict[int | None, list[dict[str, Any]]] = {}  # guild id (None: global) -> commands
+        self.interactions: dict[str, dict[str, Any]] = {}  # token -> the interaction payload
+        self._answered: dict[str, int | None] = {}  # token -> response message id
+        self._dispatched_at: dict[int, float] = {}
+        self._webhook_denied: set[int] = set()
+        self._rate_limits: dict[str, _Switch] = {}
+        self._failures: dict[str, _Switch] = {}
+        self._slow: dict[str, _Switch] = {}
+        self._changed = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        self._build_world()
+        self.gateway = Gateway(self, heartbeat_interval=heartbeat_interval, allowed_intents=allowed_intents)
+
+    # --- the world --------------------------------------------------------------------------
+
+    def _build_world(self) -> None:
+        self.application_id = wire.snowflake()
+        self.bot = wire.user(self.application_id, "orchestra", bot=True)  # a bot's user id is its app id
+        self.bot_id = self.application_id
+        self.guild_id = wire.snowflake()
+        self.bot_role_id = wire.snowflake()
+        self.admin_role_id = wire.snowflake()
+        self.manager_role_id = wire.snowflake()
+        self.users: dict[int, dict[str, Any]] = {self.bot_id: self.bot}
+        self.alice = self.add_user("alice")
+        self.bob = self.add_user("bob")
+        self.carol = self.add_user("carol")
+        self.other_bot = self.add_user("helperbot", bot=True)
+        self.roles = [
+            wire.role(self.guild_id, "@everyone", wire.EVERYONE_PERMISSIONS),
+            wire.role(self.bot_role_id, "Orchestra", wire.BOT_PERMISSIONS, position=3, bot_id=self.bot_id),
+            wire.role(self.admin_role_id, "Orchestra Admins", wire.EVERYONE_PERMISSIONS, position=2),
+            wire.role(self.manager_role_id, "Managers", wire.EVERYONE_PERMISSIONS | wire.MANAGE_GUILD, position=1),
+        ]
+        self.member_roles: dict[int, list[int]] = {
+            self.bot_id: [self.bot_role_id],
+            int(self.alice["id"]): [],
+            int(self.bob["id"]): [self.admin_role_id],
+            int(self.carol["id"]): [self.manager_role_id],
+            int(self.other_bot["id"]): [],
+        }
+        general = self.add_channel("general")
+        self.general_id = int(general["id"])
+        self.random_id = int(self.add_channel("random")["id"])
+
+    def add_user(self, name: str, *, bot: bool = False) -> dict[str, Any]:
+        data = wire.user(wire.snowflake(), name, bot=bot)
+        self.users[int(data["id"])] = data
+        if hasattr(self, "member_roles"):
+            self.member_roles[int(data["id"])] = []
+        return data
+
+    def add_channel(self, name: str) -> dict[str, Any]:
+        """A new text channel in the guild (before the bot connects, or announced with CHANNEL_CREATE)."""
+        position = sum(1 for c in self.channels.values() if c["type"] == wire.GUILD_TEXT)
+        data = wire.text_channel(wire.snowflake(), self.guild_id, name, position=position)
+        self.channels[int(data["id"])] = data
+        if hasattr(self, "gateway") and self.gateway.ready:
+            self.gateway.dispatch_nowait("CHANNEL_CREATE", data)
+        return data
+
+    def add_thread(self, parent_id: int, name: str, *, archived: bool = False, thread_id: int | None = None,
+                   owner_id: int | None = None) -> dict[str, Any]:
+        """A thread that already exists (sent in GUILD_CREATE's `threads` when active)."""
+        data = wire.thread_channel(thread_id or wire.snowflake(), self.channels[parent_id], name,
+                                   owner_id or int(self.alice["id"]), archived=archived)
+        self.channels[int(data["id"])] = data
+        return data
+
+    def dm_with(self, user: dict[str, Any]) -> dict[str, Any]:
+        """The DM channel between the bot and `user` (created once)."""
+        for c in self.channels.values():
+            if c["type"] == wire.DM and c["recipients"][0]["id"] == user["id"]:
+                return c
+        data = wire.dm_channel(wire.snowflake(), user)
+        self.channels[int(data["id"])] = data
+        return data
+
+    def member_of(self, user_id: int, *, with_user: bool = True) -> dict[str, Any]:
+        return wire.member(self.users[user_id], self.member_roles.get(user_id, []), with_user=with_user)
+
+    def permissions_of(self, user_id: int) -> int:
+        granted = 0
+        for r in self.roles:
+            if int(r["id"]) == self.guild_id or int(r["id"]) in self.member_roles.get(user_id, []):
+                granted |= int(r["permissions"])
+        return granted
+
+    def guild_payload(self) -> dict[str, Any]:
+        """GUILD_CREATE's data: roles, members (the bot with its role), channels and active threads."""
+        members = [self.member_of(uid) for uid in self.member_roles]
+        texts = [c for c in self.channels.values() if c["type"] == wire.GUILD_TEXT]
+        threads = [c for c in self.channels.values()
+                   if c["type"] in (wire.PUBLIC_THREAD, wire.PRIVATE_THREAD) and not c["thread_metadata"]["archived"]]
+        return {
+            "id": str(self.guild_id), "name": "Orchestra Test", "icon": None, "splash": None,
+            "discovery_splash": None, "owner_id": str(self.carol["id"]), "afk_channel_id": None,
+            "afk_timeout": 300, "verification_level": 0, "default_message_notifications": 1,
+            "explicit_content_filter": 0, "features": [], "mfa_level": 0, "application_id": None,
+            "system_channel_id": str(self.general_id), "system_channel_flags": 0, "rules_channel_id": None,
+            "vanity_url_code": None, "description": None, "banner": None, "premium_tier": 0,
+            "premium_subscription_count": 0, "preferred_locale": "en-US", "public_updates_channel_id": None,
+            "nsfw_level": 0, "premium_progress_bar_enabled": False, "max_members": 500000,
+            "roles": self.roles, "emojis": [], "stickers": [], "joined_at": "2024-01-01T00:00:00+00:00",
+            "large": False, "unavailable": False, "member_count": len(members), "voice_states": [],
+            "members": members, "channels": texts, "threads": threads, "presences": [],
+            "stage_instances": [], "guild_scheduled_events": [], "soundboard_sounds": [],
+        }
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        """What discord.py's `Route.BASE` must be."""
+        return f"{self.url}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    async def start(self) -> "DiscordServer":
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_get("/gateway", self.gateway.handle)
+        for method, template, handler in self._routes():
+            app.router.add_route(method, "/api/v10" + template, self._wrap(method, template, handler))
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def stop(self) -> None:
+        await self.gateway.close_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> "DiscordServer":
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- failure switches -------------------------------------------------------------------
+
+    def rate_limit(self, route: str, times: int = 1, retry_after: float = 0.05, *, is_global: bool = False) -> None:
+        """The next `times` requests matching `route` answer 429 with Retry-After and Discord's body.
+        `route`: a template ("POST /channels/{channel_id}/messages") or a path ("POST /channels/1/messages")."""
+        self._rate_limits[route] = _Switch(times, (retry_after, is_global))
+
+    def fail(self, route: str, status: int, code: int, message: str, times: int | None = 1) -> None:
+        """The next `times` requests matching `route` (None: all) answer `status` {"code", "message"}."""
+        self._failures[route] = _Switch(times, DiscordError(status, code, message))
+
+    def slow(self, route: str, seconds: float, times: int | None = None) -> None:
+        """Requests matching `route` wait `seconds` before answering (the next `times`; None: all)."""
+        self._slow[route] = _Switch(times, seconds)
+
+    def delete_webhook(self, webhook_id: int) -> None:
+        """Someone deleted the webhook: every use of it now answers 404 code 10015 Unknown Webhook."""
+        self.webhooks.pop(int(webhook_id), None)
+        self.deleted_webhooks.add(int(webhook_id))
+
+    def deny_manage_webhooks(self, channel_id: int) -> None:
+        """The bot loses Manage Webhooks in the channel (an overwrite on its role, CHANNEL_UPDATE sent):
+        listing or creating webhooks there answers 403 code 50013."""
+        self._webhook_denied.add(int(channel_id))
+        channel = self.channels[int(channel_id)]
+        channel["permission_overwrites"] = [
+            {"id": str(self.bot_role_id), "type": 0, "allow": "0", "deny": str(wire.MANAGE_WEBHOOKS)}
+        ]
+        if self.gateway.ready:
+            self.gateway.dispatch_nowait("CHANNEL_UPDATE", channel)
+
+    def archive_thread(self, thread_id: int, archived: bool = True) -> None:
+        """Archive (or unarchive) a thread; posting into an archived one answers 400 code 50083."""
+        thread = self.channels[int(thread_id)]
+        thread["thread_metadata"]["archived"] = archived
+        thread["thread_metadata"]["archive_timestamp"] = wire.iso_now()
+        if self.gateway.ready:
+            self.gateway.dispatch_nowait("THREAD_UPDATE", thread)
+
+    def _take(self, switches: dict[str, _Switch], method: str, template: str, path: str) -> Any:
+        for key in (f"{method} {template}", f"{method} {path}"):
+            switch = switches.get(key)
+            if switch is None or switch.remaining == 0:
+                continue
+            if switch.remaining is not None:
+                switch.remaining -= 1
+            return switch.value
+        return None
+
+    # --- recorded requests ------------------------------------------------------------------
+
+    def of(self, route: str, *, ok_only: bool = True) -> list[Request]:
+        """Requests to a route template ("POST /webhooks/{webhook_id}/{webhook_token}") or an exact
+        "METHOD /path", successful ones only unless `ok_only=False`."""
+        return [r for r in self.requests if route in (f"{r.method} {r.route}", f"{r.method} {r.path}")
+                and (r.status < 300 or not ok_only)]
+
+    def webhook_executions(self, webhook_id: int | None = None) -> list[Request]:
+        """Successful POST /webhooks/{id}/{token} of channel webhooks (not interaction follow-ups)."""
+        return [r for r in self.of("POST /webhooks/{webhook_id}/{webhook_token}")
+                if r.path.split("/")[2] != str(self.application_id)
+                and (webhook_id is None or r.path.split("/")[2] == str(webhook_id))]
+
+    def channel_posts(self, channel_id: int | None = None) -> list[Request]:
+        """Successful POST /channels/{id}/messages (posts as the bot)."""
+        return [r for r in self.of("POST /channels/{channel_id}/messages")
+                if channel_id is None or r.path.split("/")[2] == str(channel_id)]
+
+    def messages_in(self, channel_id: int) -> list[dict[str, Any]]:
+        """The channel's (or thread's) messages as they now read, oldest first."""
+        return sorted((m for m in self.messages.values() if m["channel_id"] == str(channel_id)), key=lambda m: int(m["id"]))
+
+    def callback_types(self) -> list[int]:
+        return [c.type for c in self.callbacks]
+
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+        """Wait until `predicate()` is truthy (re-checked on every request and gateway event)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = predicate()
+            if result:
+                return result
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out; requests so far: {[f'{r.method} {r.path}' for r in self.requests]}")
+            self._changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.05))
+
+    def touch(self) -> None:
+        self._changed.set()
+
+    # --- REST plumbing ----------------------------------------------------------------------
+
+    def _wrap(self, method: str, template: str, handler: _Handler) -> Callable[[web.Request], Any]:
+        async def serve(request: web.Request) -> web.Response:
+            path = request.path.removeprefix("/api/v10")
+            body = await _read_body(request)
+            record = Request(method, path, template, dict(request.query), body, dict(request.headers))
+            self.requests.append(record)
+            try:
+                delay = self._take(self._slow, method, template, path)
+                if delay or self.latency:
+                    await asyncio.sleep((delay or 0) + self.latency)
+                limited = self._take(self._rate_limits, method, template, path)
+                if limited is not None:
+                    return self._too_many(record, *limited)
+                auth = request.headers.get("Authorization")
+                if auth is not None and auth != f"Bot {self.token}":
+                    raise DiscordError(401, 0, "401: Unauthorized")
+                if auth is None and not template.startswith(("/webhooks/", "/interactions/")):
+                    raise DiscordError(401, 0, "401: Unauthorized")
+                failure = self._take(self._failures, method, template, path)
+                if failure is not None:
+                    raise failure
+                result = handler(request, body)
+                if asyncio.iscoroutine(result):
+                    result = await result
+            except DiscordError as e:
+                record.status, record.response = e.status, {"code": e.code, "message": e.message}
+                self.touch()
+                return _json(record.response, status=e.status)
+            record.status, record.response = (204, None) if result is None else (200, result)
+            self.touch()
+            if result is None:
+                return web.Response(status=204)
+            return _json(result)
+
+        return serve
+
+    def _too_many(self, record: Request, retry_after: float, is_global: bool) -> web.Response:
+        record.status = 429
+        record.response = {"message": "You are being rate limited.", "retry_after": retry_after, "global": is_global}
+        self.touch()
+        headers = {
+            "Retry-After": str(max(1, round(retry_after))),
+            "Via": "1.1 google",  # discord.py treats a 429 without Via as a Cloudflare ban
+            "X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset-After": str(retry_after), "X-RateLimit-Bucket": "local-bucket",
+            "X-RateLimit-Scope": "global" if is_global else "user",
+        }
+        if is_global:
+            headers["X-RateLimit-Global"] = "true"
+        return _json(record.response, status=429, headers=headers)
+
+    def _routes(self) -> list[tuple[str, str, _Handler]]:
+        from tests.servers import discord_rest as rest
+
+        return rest.routes(self)
+
+    # --- messages (shared by REST, interactions and the test helpers) -----------------------
+
+    def create_message(self, channel_id: int, author: dict[str, Any], body: dict[str, Any], *,
+                       webhook_id: int | None = None, type: int = 0, dispatch: bool = True) -> dict[str, Any]:
+        """Store a message from a REST body (content, embeds, components, message_reference, flags)
+        and dispatch MESSAGE_CREATE (ephemeral messages are not dispatched)."""
+        channel = self.channel(channel_id)
+        if channel.get("thread_metadata", {}).get("archived"):
+            raise DiscordError(*THREAD_ARCHIVED)
+        content = body.get("content") or ""
+        user_ids, role_ids = wire.mentioned_ids(content)
+        reference = body.get("message_reference")
+        data = wire.message(
+            wire.snowflake(), channel, author, content,
+            author_member=self.member_of(int(author["id"]), with_user=False)
+            if webhook_id is None and int(author["id"]) in self.member_roles and channel.get("guild_id") else None,
+            mentions=[self._mention(uid, channel) for uid in user_ids if uid in self.users],
+            mention_roles=role_ids, mention_everyone="@everyone" in content or "@here" in content,
+            embeds=body.get("embeds"), components=body.get("components"),
+            reference={"message_id": reference["message_id"]} if reference else None,
+            webhook_id=webhook_id, flags=int(body.get("flags") or 0), type=type,
+        )
+        self._store(channel, data)
+        if dispatch and not int(data["flags"]) & 64:
+            self.gateway.dispatch_nowait("MESSAGE_CREATE", data)
+        return data
+
+    def _mention(self, user_id: int, channel: dict[str, Any]) -> dict[str, Any]:
+        mentioned = dict(self.users[user_id])
+        if channel.get("guild_id") and user_id in self.member_roles:
+            mentioned["member"] = self.member_of(user_id, with_user=False)
+        return mentioned
+
+    def _store(self, channel: dict[str, Any], data: dict[str, Any]) -> None:
+        self.messages[int(data["id"])] = data
+        channel["last_message_id"] = data["id"]
+        if "thread_metadata" in channel:
+            channel["message_count"] += 1
+            channel["total_message_sent"] += 1
+
+    def edit_message(self, message_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        data = self.messages.get(int(message_id))
+        if data is None:
+            raise unknown("Message", 10008)
+        for key in ("content", "embeds", "components", "flags"):
+            if key in body and body[key] is not None:
+                data[key] = body[key]
+        data["edited_timestamp"] = wire.iso_now()
+        self.gateway.dispatch_nowait("MESSAGE_UPDATE", data)
+        return data
+
+    def channel(self, channel_id: int | str) -> dict[str, Any]:
+        try:
+            return self.channels[int(channel_id)]
+        except (KeyError, ValueError):
+            raise unknown("Channel", 10003) from None
+
+    # --- what users do (dispatched through the gateway) -------------------------------------
+
+    async def user_message(
+        self, content: str, *, channel_id: int | None = None, author: dict[str, Any] | None = None,
+        mentions: list[dict[str, Any]] | None = None, mention_roles: list[int] | None = None,
+        reply_to: int | None = None, webhook_id: int | None = None, mention_everyone: bool | None = None,
+    ) -> dict[str, Any]:
+        """A person (alice by default) posts `content` in a channel, thread or DM channel
+        (default #general): stored, then dispatched as MESSAGE_CREATE. Mentions written in the
+        content (`<@id>`, `<@&id>`) are filled in unless given; `reply_to` is a message id."""
+        channel = self.channel(channel_id or self.general_id)
+        author = author or self.alice
+        user_ids, role_ids = wire.mentioned_ids(content)
+        data = wire.message(
+            wire.snowflake(), channel, author, content,
+            author_member=self.member_of(int(author["id"]), with_user=False)
+            if webhook_id is None and channel.get("guild_id") and int(author["id"]) in self.member_roles else None,
+            mentions=mentions if mentions is not None else [self._mention(u, channel) for u in user_ids if u in self.users],
+            mention_roles=mention_roles if mention_roles is not None else role_ids,
+            mention_everyone=("@everyone" in content) if mention_everyone is None else mention_everyone,
+            reference={"message_id": reply_to} if reply_to else None, webhook_id=webhook_id,
+        )
+        self._store(channel, data)
+        await self.gateway.dispatch("MESSAGE_CREATE", data)
+        return data
+
+    async def mention(self, text: str, **kw: Any) -> dict[str, Any]:
+        """A person mentions the bot: the content is `<@bot> text`."""
+        return await self.user_message(f"<@{self.bot_id}> {text}".rstrip(), **kw)
+
+    async def bot_message(self, content: str, **kw: Any) -> dict[str, Any]:
+        """Another bot (helperbot) posts."""
+        return await self.user_message(content, author=self.other_bot, **kw)
+
+    async def webhook_message(self, content: str, *, webhook_id: int | None = None, username: str = "Some Hook",
+                              **kw: Any) -> dict[str, Any]:
+        """A webhook (not ours unless `webhook_id` is one of ours) posts: author is the webhook."""
+        webhook_id = webhook_id or wire.snowflake()
+        author = wire.user(webhook_id, username, bot=True)
+        return await self.user_message(content, author=author, webhook_id=webhook_id, **kw)
+
+    async def dm(self, content: str, *, author: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
+        """A person writes to the bot in their DM channel."""
+        author = author or self.alice
+        return await self.user_message(content, channel_id=int(self.dm_with(author)["id"]), author=author, **kw)
+
+    async def thread_create(self, parent_id: int | None = None, name: str = "a thread", *,
+                            owner: dict[str, Any] | None = None, from_message: int | None = None) -> dict[str, Any]:
+        """A person starts a thread (from a message when `from_message`): THREAD_CREATE is dispatched."""
+        data = self.add_thread(parent_id or self.general_id, name, thread_id=from_message,
+                               owner_id=int((owner or self.alice)["id"]))
+        await self.gateway.dispatch("THREAD_CREATE", {**data, "newly_created": True})
+        return data
+
+    def _new_interaction(self, type: int, data: dict[str, Any] | None, channel_id: int | None,
+                         user: dict[str, Any] | None, message: dict[str, Any] | None = None) -> dict[str, Any]:
+        channel = self.channel(channel_id or self.general_id)
+        invoker = user or self.alice
+        payload = wire.interaction(
+            wire.snowflake(), "itok-" + secrets.token_hex(12), type=type, application_id=self.application_id,
+            channel=channel, invoker=invoker,
+            invoker_member=self.member_of(int(invoker["id"])) if channel.get("guild_id") else None,
+            data=data, message=message,
+        )
+        if "member" in payload:
+            payload["member"]["permissions"] = str(self.permissions_of(int(invoker["id"])))
+        self.interactions[payload["token"]] = payload
+        return payload
+
+    def _command_id(self, name: str) -> str:
+        for guild in (self.guild_id, None):
+            for c in self.commands.get(guild, []):
+                if c["name"] == name:
+                    return c["id"]
+        return str(wire.snowflake())
+
+    async def slash_command(self, name: str, options: dict[str, Any] | None = None, *, channel_id: int | None = None,
+                            user: dict[str, Any] | None = None, focused: str | None = None) -> dict[str, Any]:
+        """A person runs `/name` with `options` ({name: value}); with `focused` (an option name) it is
+        the autocomplete request (type 4) for that option instead. Returns the interaction payload."""
+        opts = [{"name": k, "type": wire.option_type(v), "value": v, **({"focused": True} if k == focused else {})}
+                for k, v in (options or {}).items()]
+        channel = self.channel(channel_id or self.general_id)
+        data: dict[str, Any] = {"id": self._command_id(name), "name": name, "type": 1, "options": opts}
+        if channel.get("guild_id"):
+            data["guild_id"] = channel["guild_id"]
+        payload = self._new_interaction(4 if focused else 2, data, channel_id, user)
+        await self._dispatch_interaction(payload)
+        return payload
+
+    async def click(self, message_id: int, custom_id: str, *, user: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A person clicks the button `custom_id` on a stored message (INTERACTION_CREATE type 3)."""
+        message = self.messages[int(message_id)]
+        payload = self._new_interaction(3, {"custom_id": custom_id, "component_type": 2},
+                                        int(message["channel_id"]), user, message=message)
+        await self._dispatch_interaction(payload)
+        return payload
+
+    async def _dispatch_interaction(self, payload: dict[str, Any]) -> None:
+        self._dispatched_at[int(payload["id"])] = time.monotonic()
+        await self.gateway.dispatch("INTERACTION_CREATE", payload)
+
+    def callbacks_for(self, interaction: dict[str, Any]) -> list[Callback]:
+        return [c for c in self.callbacks if c.interaction_id == int(interaction["id"])]
+
+    @property
+    def dispatched_at(self) -> dict[int, float]:
+        """Interaction id -> time.monotonic() when its INTERACTION_CREATE was sent."""
+        return self._dispatched_at
+
+
+def _json(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON answer with Content-Type exactly `application/json`, as Discord sends it (discord.py
+    parses a body as JSON only then)."""
+    return web.Response(body=json.dumps(body).encode(), status=status, headers=headers, content_type="application/json")
+
+
+async def _read_body(request: web.Request) -> Any:
+    if request.content_type.startswith("multipart/"):
+        form = await request.post()
+        raw = form.get("payload_json")
+        return json.loads(raw) if isinstance(raw, str) else None
+    raw = await request.text()
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+@contextlib.contextmanager
+def pointed_at(server: DiscordServer) -> Iterator[DiscordServer]:
+    """Point discord.py's REST base and default gateway at `server`, restoring them after."""
+    import discord.gateway
+    import discord.http
+
+    old_base, old_gateway = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    discord.http.Route.BASE = server.api_url
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(server.gateway_url)
+    try:
+        yield server
+    finally:
+        discord.http.Route.BASE = old_base
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_gateway
+
+
+@contextlib.asynccontextmanager
+async def local_discord(**kw: Any) -> AsyncIterator[DiscordServer]:
+    """A started DiscordServer with discord.py pointed at it (for fixtures and benchmarks)."""
+    async with DiscordServer(**kw) as server:
+        with pointed_at(server):
+            yield server
