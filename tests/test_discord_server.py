@@ -9,12 +9,13 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import discord
 import pytest
 import pytest_asyncio
 from discord import app_commands
 
-from tests.servers.discord_api import DiscordServer, local_discord, pointed_at
+from tests.servers.discord_api import DiscordServer, connected, local_discord, pointed_at
 from tests.servers.discord_payloads import GUILD_MEMBERS
 
 pytest_plugins = ["tests.servers.fixtures"]
@@ -45,18 +46,6 @@ class Recorder(discord.Client):
         self.events.append(f"thread_create:{thread.id}")
 
 
-@contextlib.asynccontextmanager
-async def running(client: Recorder, token: str) -> AsyncIterator[Recorder]:
-    task = asyncio.create_task(client.start(token))
-    try:
-        await asyncio.wait_for(client.ready_event.wait(), 5)
-        yield client
-    finally:
-        await client.close()
-        with contextlib.suppress(Exception, asyncio.CancelledError):
-            await asyncio.wait_for(task, 5)
-
-
 async def wait_until(predicate, timeout: float = 5.0) -> Any:
     deadline = asyncio.get_running_loop().time() + timeout
     while not (result := predicate()):
@@ -67,14 +56,13 @@ async def wait_until(predicate, timeout: float = 5.0) -> Any:
 
 
 @pytest_asyncio.fixture
-async def server() -> AsyncIterator[DiscordServer]:
-    async with local_discord(heartbeat_interval=200) as s:
-        yield s  # type: ignore[misc]
+async def server(discord_server: DiscordServer) -> DiscordServer:
+    return discord_server
 
 
 @pytest_asyncio.fixture
 async def client(server: DiscordServer) -> AsyncIterator[Recorder]:
-    async with running(Recorder(), server.token) as c:
+    async with connected(Recorder(), server) as c:
         yield c  # type: ignore[misc]
 
 
@@ -152,6 +140,7 @@ async def test_webhook_send_with_identity_thread_and_allowed_mentions(server: Di
     assert call.json["allowed_mentions"]["parse"] == [] and call.json["allowed_mentions"]["users"] == [int(asker)]
     assert call.json["embeds"][0]["footer"]["text"] == "turn:x:1"
     assert posted.webhook_id == webhook.id and posted.author.name == "Sophia" and posted.channel.id == thread.id
+    assert server.posted_as(posted.id) == {"username": "Sophia", "avatar_url": "https://example.test/sophia.png"}
     assert server.messages[posted.id]["channel_id"] == str(thread.id)
     edited = await webhook.edit_message(posted.id, content="edited", thread=discord.Object(thread.id))
     assert edited.content == "edited"
@@ -217,6 +206,7 @@ async def test_slash_command_defer_then_followup(server: DiscordServer, client: 
     await server.wait_for(lambda: len(server.callbacks_for(run)) == 1 and server.of("POST /webhooks/{webhook_id}/{webhook_token}"))
     assert seen == ["sophia:slow checkout"]
     assert [c.type for c in server.callbacks_for(run)] == [5]
+    assert 0 <= server.callbacks_for(run)[0].latency < 3
     followup = server.of("POST /webhooks/{webhook_id}/{webhook_token}")[-1]
     assert followup.path.split("/")[2] == str(server.application_id) and followup.json["content"] == "on it"
     assert server.messages_in(server.general_id)[-1]["content"] == "on it"  # replaced the "thinking" message
@@ -306,16 +296,50 @@ async def test_privileged_intent_refused_with_4014() -> None:
         assert server.gateway.close_codes == [4014]
 
 
-async def test_gateway_refuses_a_token_rest_did_not_check() -> None:
-    async with DiscordServer(heartbeat_interval=200) as server, contextlib.AsyncExitStack():
-        with pointed_at(server):
-            server.token = "rotated"  # REST login passes below, the IDENTIFY does not
-            client = Recorder()
-            await client.login("rotated")
-            server.token = "other"
-            client.http.token = "rotated"
-            with pytest.raises(discord.ConnectionClosed) as closed:
-                await asyncio.wait_for(client.connect(reconnect=False), 5)
-            await client.close()
-            assert closed.value.code == 4004
-        assert server.gateway.intents is not None and not server.gateway.intents & GUILD_MEMBERS
+async def test_gateway_refuses_a_bad_token_with_4004(server: DiscordServer) -> None:
+    client = Recorder()
+    await client.login(server.token)
+    client.http.token = "revoked-since-login"  # REST accepted the token, the IDENTIFY does not
+    with pytest.raises(discord.ConnectionClosed) as closed:
+        await asyncio.wait_for(client.connect(reconnect=False), 5)
+    await client.close()
+    assert closed.value.code == 4004 and server.gateway.close_codes == [4004]
+    assert server.gateway.intents is not None and not server.gateway.intents & GUILD_MEMBERS
+
+
+async def test_dm_thread_without_message_and_dm_command(server: DiscordServer, client: Recorder) -> None:
+    alice = await client.fetch_user(int(server.alice["id"]))
+    sent = await alice.send("hello in private")
+    dm = server.dm_with(server.alice)
+    assert server.messages[sent.id]["channel_id"] == dm["id"]
+    thread = await client.get_channel(server.general_id).create_thread(name="loose", type=discord.ChannelType.public_thread)
+    assert thread.parent_id == server.general_id and server.channels[thread.id]["name"] == "loose"
+
+    seen: list[tuple[int | None, int]] = []
+
+    @client.tree.command(name="memory", description="What this channel remembers")
+    async def memory(interaction: discord.Interaction) -> None:
+        seen.append((interaction.guild_id, interaction.channel_id or 0))
+        await interaction.response.send_message("nothing yet", ephemeral=True)
+
+    run = await server.slash_command("memory", channel_id=int(dm["id"]))
+    await server.wait_for(lambda: server.callbacks_for(run))
+    assert seen == [(None, int(dm["id"]))]
+    assert server.callbacks_for(run)[0].data["flags"] == 64
+
+
+async def test_interaction_reply_then_edit_original(server: DiscordServer, client: Recorder) -> None:
+    @client.tree.command(name="personas", description="List personas")
+    async def personas(interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("Cherry, Sophia, Karen")
+        await interaction.edit_original_response(content="Cherry, Sophia and Karen")
+
+    run = await server.slash_command("personas")
+    await server.wait_for(lambda: server.of("PATCH /webhooks/{webhook_id}/{webhook_token}/messages/{message_id}"))
+    assert server.callback_types() == [4]
+    assert server.callbacks_for(run)[0].data["content"] == "Cherry, Sophia, Karen"
+    assert server.messages_in(server.general_id)[-1]["content"] == "Cherry, Sophia and Karen"
+    # A second acknowledgement is refused as Discord refuses it.
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{server.api_url}/interactions/{run['id']}/{run['token']}/callback", json={"type": 5}) as r:
+            assert r.status == 400 and (await r.json())["code"] == 40060

@@ -85,6 +85,11 @@ class Callback:
     at: float  # time.monotonic() when it arrived
     dispatched_at: float | None  # when INTERACTION_CREATE went out, for response-time figures
 
+    @property
+    def latency(self) -> float | None:
+        """Seconds from INTERACTION_CREATE to this callback (Discord allows 3)."""
+        return None if self.dispatched_at is None else self.at - self.dispatched_at
+
 
 @dataclass
 class _Switch:
@@ -119,6 +124,7 @@ class DiscordServer:
         self._answered: dict[str, int | None] = {}  # token -> response message id
         self._dispatched_at: dict[int, float] = {}
         self._webhook_denied: set[int] = set()
+        self._identities: dict[int, dict[str, Any]] = {}  # webhook message id -> username, avatar_url
         self._rate_limits: dict[str, _Switch] = {}
         self._failures: dict[str, _Switch] = {}
         self._slow: dict[str, _Switch] = {}
@@ -493,6 +499,7 @@ class DiscordServer:
             reference={"message_id": reply_to} if reply_to else None, webhook_id=webhook_id,
         )
         self._store(channel, data)
+        self._dispatched_at[int(data["id"])] = time.monotonic()
         await self.gateway.dispatch("MESSAGE_CREATE", data)
         return data
 
@@ -577,8 +584,13 @@ class DiscordServer:
 
     @property
     def dispatched_at(self) -> dict[int, float]:
-        """Interaction id -> time.monotonic() when its INTERACTION_CREATE was sent."""
+        """Message id (helpers' MESSAGE_CREATE) or interaction id -> time.monotonic() just before
+        its event was dispatched: the start of a "dispatch to answer" figure."""
         return self._dispatched_at
+
+    def posted_as(self, message_id: int) -> dict[str, Any] | None:
+        """The identity a webhook post was sent with ({"username", "avatar_url"}), None for others."""
+        return self._identities.get(int(message_id))
 
 
 def _json(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -615,6 +627,27 @@ def pointed_at(server: DiscordServer) -> Iterator[DiscordServer]:
     finally:
         discord.http.Route.BASE = old_base
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_gateway
+
+
+@contextlib.asynccontextmanager
+async def connected(client: Any, server: DiscordServer, *, timeout: float = 5.0) -> AsyncIterator[Any]:
+    """Run `client` (a discord.Client) against `server` until the block ends: start it with the
+    server's token, wait for on_ready, then close it. Give the client `guild_ready_timeout=0.05`
+    (discord.py otherwise waits 2 s after the last GUILD_CREATE before it is ready)."""
+    task = asyncio.create_task(client.start(server.token))
+    try:
+        waiting = asyncio.create_task(client.wait_until_ready())
+        done, _ = await asyncio.wait({task, waiting}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if waiting not in done:
+            waiting.cancel()
+            if task in done:
+                task.result()  # the client's own error (LoginFailure, PrivilegedIntentsRequired...)
+            raise AssertionError("the client did not become ready")
+        yield client
+    finally:
+        await client.close()
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout)
 
 
 @contextlib.asynccontextmanager

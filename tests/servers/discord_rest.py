@@ -146,6 +146,12 @@ def routes(s: "DiscordServer") -> list[tuple[str, str, Any]]:
         s.channel(p(request, "channel_id"))
         return None
 
+    def get_user(request: web.Request, body: Any) -> Any:
+        data = s.users.get(int(p(request, "user_id")))
+        if data is None:
+            raise unknown("User", 10013)
+        return data
+
     def create_dm(request: web.Request, body: Any) -> Any:
         uid = int(body["recipient_id"])
         if uid not in s.users:
@@ -235,6 +241,7 @@ def routes(s: "DiscordServer") -> list[tuple[str, str, Any]]:
         author = wire.user(int(hook["id"]), body.get("username") or hook["name"], bot=True)
         author["avatar"] = None
         data = s.create_message(target_channel(hook, request), author, body, webhook_id=int(hook["id"]))
+        s._identities[int(data["id"])] = {"username": author["username"], "avatar_url": body.get("avatar_url")}
         if request.query.get("wait", "").lower() in ("true", "1"):
             return data
         return None
@@ -323,6 +330,7 @@ def routes(s: "DiscordServer") -> list[tuple[str, str, Any]]:
     return [
         ("GET", "/users/@me", me),
         ("POST", "/users/@me/channels", create_dm),
+        ("GET", "/users/{user_id}", get_user),
         ("GET", "/gateway", gateway_bot),
         ("GET", "/gateway/bot", gateway_bot),
         ("GET", "/oauth2/applications/@me", application),
