@@ -5,7 +5,6 @@ resume after a dropped connection, 429s and a refused token."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,7 +14,11 @@ import pytest
 import pytest_asyncio
 from discord import app_commands
 
-from tests.servers.discord_api import DiscordServer, connected, local_discord, pointed_at
+from tests.servers.discord_api import (
+    DiscordServer,
+    connected,
+    local_discord,
+)
 from tests.servers.discord_payloads import GUILD_MEMBERS
 
 pytest_plugins = ["tests.servers.fixtures"]
@@ -128,7 +131,7 @@ async def test_webhook_send_with_identity_thread_and_allowed_mentions(server: Di
     assert [w.id for w in await channel.webhooks()] == [webhook.id]
     asker = server.alice["id"]
     posted = await webhook.send(
-        "<@%s> @everyone look" % asker, username="Sophia", avatar_url="https://example.test/sophia.png",
+        f"<@{asker}> @everyone look", username="Sophia", avatar_url="https://example.test/sophia.png",
         thread=discord.Object(thread.id), wait=True,
         embeds=[discord.Embed(description="finding", colour=0x3498DB).set_footer(text="turn:x:1")],
         allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(int(asker))],
@@ -340,6 +343,6 @@ async def test_interaction_reply_then_edit_original(server: DiscordServer, clien
     assert server.callbacks_for(run)[0].data["content"] == "Cherry, Sophia, Karen"
     assert server.messages_in(server.general_id)[-1]["content"] == "Cherry, Sophia and Karen"
     # A second acknowledgement is refused as Discord refuses it.
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{server.api_url}/interactions/{run['id']}/{run['token']}/callback", json={"type": 5}) as r:
-            assert r.status == 400 and (await r.json())["code"] == 40060
+    url = f"{server.api_url}/interactions/{run['id']}/{run['token']}/callback"
+    async with aiohttp.ClientSession() as http, http.post(url, json={"type": 5}) as r:
+        assert r.status == 400 and (await r.json())["code"] == 40060

@@ -33,7 +33,7 @@ class Session:
 
 
 class Gateway:
-    def __init__(self, server: "DiscordServer", *, heartbeat_interval: int, allowed_intents: int):
+    def __init__(self, server: DiscordServer, *, heartbeat_interval: int, allowed_intents: int):
         self.server = server
         self.heartbeat_interval = heartbeat_interval
         self.allowed_intents = allowed_intents

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 DISCORD_EPOCH_MS = 1420070400000
@@ -67,7 +67,7 @@ def snowflake() -> int:
 
 
 def iso_now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 def user(user_id: int, name: str, *, bot: bool = False) -> dict[str, Any]:

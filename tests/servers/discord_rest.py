@@ -14,7 +14,12 @@ from aiohttp import web
 
 from tests.servers import discord_payloads as wire
 from tests.servers.discord_api import (
-    ALREADY_ACKNOWLEDGED, MISSING_PERMISSIONS, THREAD_EXISTS, Callback, DiscordError, unknown,
+    ALREADY_ACKNOWLEDGED,
+    MISSING_PERMISSIONS,
+    THREAD_EXISTS,
+    Callback,
+    DiscordError,
+    unknown,
 )
 
 if TYPE_CHECKING:
@@ -28,7 +33,7 @@ def _components_allowed(request: web.Request, body: dict[str, Any]) -> dict[str,
     return {k: v for k, v in body.items() if k != "components"}
 
 
-def routes(s: "DiscordServer") -> list[tuple[str, str, Any]]:
+def routes(s: DiscordServer) -> list[tuple[str, str, Any]]:
     def p(request: web.Request, name: str) -> str:
         return request.match_info[name]
 
