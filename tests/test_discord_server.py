@@ -346,3 +346,23 @@ async def test_interaction_reply_then_edit_original(server: DiscordServer, clien
     url = f"{server.api_url}/interactions/{run['id']}/{run['token']}/callback"
     async with aiohttp.ClientSession() as http, http.post(url, json={"type": 5}) as r:
         assert r.status == 400 and (await r.json())["code"] == 40060
+
+
+async def test_bodies_past_discord_limits_are_refused_as_discord_does(server: DiscordServer, client: Recorder) -> None:
+    channel = client.get_channel(server.general_id)
+    with pytest.raises(discord.HTTPException) as long_content:
+        await channel.send("x" * 2001)
+    assert long_content.value.code == 50035 and "2000 or fewer" in long_content.value.text
+    with pytest.raises(discord.HTTPException) as big_embeds:
+        await channel.send(embeds=[discord.Embed(description="y" * 4000), discord.Embed(description="z" * 2001)])
+    assert big_embeds.value.code == 50035 and "6000" in big_embeds.value.text
+    await channel.send("x" * 2000, embeds=[discord.Embed(description="y" * 4096)])  # at the limits: fine
+    webhook = await channel.create_webhook(name="Orchestra")
+    with pytest.raises(discord.HTTPException) as bad_name:
+        await webhook.send("hi", username="Discord Helper", wait=True)
+    assert bad_name.value.code == 50035
+    root = await channel.send("root")
+    with pytest.raises(discord.HTTPException) as long_thread_name:
+        await root.create_thread(name="n" * 101)
+    assert long_thread_name.value.code == 50035
+    assert server.of("POST /channels/{channel_id}/messages", ok_only=False)[0].status == 400

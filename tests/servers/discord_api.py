@@ -40,6 +40,7 @@ from tests.servers.discord_world import (  # noqa: F401  (re-exported for tests)
     THREAD_EXISTS,
     DiscordError,
     DiscordWorld,
+    invalid_form,
     unknown,
 )
 
@@ -110,6 +111,7 @@ class DiscordServer(DiscordWorld):
         self.latency = latency
         self.requests: list[Request] = []
         self.callbacks: list[Callback] = []
+        self.errors: list[Exception] = []  # exceptions the stand-in itself raised while answering
         self.commands: dict[int | None, list[dict[str, Any]]] = {}  # guild id (None: global) -> commands
         self.interactions: dict[str, dict[str, Any]] = {}  # token -> the interaction payload
         self._answered: dict[str, int | None] = {}  # token -> response message id
@@ -254,9 +256,14 @@ class DiscordServer(DiscordWorld):
                 if asyncio.iscoroutine(result):
                     result = await result
             except DiscordError as e:
-                record.status, record.response = e.status, {"code": e.code, "message": e.message}
+                record.status, record.response = e.status, e.body()
                 self.touch()
                 return _json(record.response, status=e.status)
+            except Exception as e:  # noqa: BLE001  (a bug in the stand-in: 503, which discord.py does not retry)
+                self.errors.append(e)
+                record.status, record.response = 503, {"message": f"stand-in error: {e!r}", "code": 0}
+                self.touch()
+                return _json(record.response, status=503)
             record.status, record.response = (204, None) if result is None else (200, result)
             self.touch()
             if result is None:

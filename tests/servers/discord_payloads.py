@@ -283,3 +283,62 @@ def interaction(
     if message is not None:
         payload["message"] = message
     return payload
+
+
+# --- Discord's limits on a message body (answered as 400 code 50035 Invalid Form Body) -------
+
+def _too_long(limit: int) -> dict[str, Any]:
+    return {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": f"Must be {limit} or fewer in length."}]}
+
+
+def form_errors(body: dict[str, Any], *, webhook: bool = False) -> dict[str, Any]:
+    """The `errors` Discord answers for a message body past its limits ({} when it is fine):
+    content 2,000; at most 10 embeds, 6,000 characters across them; title 256, description 4,096,
+    25 fields (name 256, value 1,024), footer 2,048, author name 256; a webhook username 1-80
+    characters without "discord" or "clyde"; a thread name 1-100."""
+    errors: dict[str, Any] = {}
+    content = body.get("content")
+    if isinstance(content, str) and len(content) > 2000:
+        errors["content"] = _too_long(2000)
+    embeds = body.get("embeds") or []
+    if len(embeds) > 10:
+        errors["embeds"] = _too_long(10)
+    total = 0
+    for i, embed in enumerate(embeds[:10]):
+        problems: dict[str, Any] = {}
+        for key, limit in (("title", 256), ("description", 4096)):
+            text = embed.get(key) or ""
+            total += len(text)
+            if len(text) > limit:
+                problems[key] = _too_long(limit)
+        fields = embed.get("fields") or []
+        if len(fields) > 25:
+            problems["fields"] = _too_long(25)
+        for j, f in enumerate(fields):
+            total += len(f.get("name", "")) + len(f.get("value", ""))
+            for key, limit in (("name", 256), ("value", 1024)):
+                if len(f.get(key, "")) > limit:
+                    problems.setdefault("fields", {}).setdefault(str(j), {})[key] = _too_long(limit)
+        for part, limit in (("footer", 2048), ("author", 256)):
+            text = (embed.get(part) or {}).get("text" if part == "footer" else "name") or ""
+            total += len(text)
+            if len(text) > limit:
+                problems[part] = {"text" if part == "footer" else "name": _too_long(limit)}
+        if problems:
+            errors.setdefault("embeds", {})[str(i)] = problems
+    if total > 6000:
+        errors.setdefault("embeds", {})["_errors"] = [
+            {"code": "MAX_EMBED_SIZE_EXCEEDED", "message": "Embed size exceeds maximum size of 6000"}]
+    username = body.get("username")
+    if webhook and username is not None:
+        if not 1 <= len(username) <= 80:
+            errors["username"] = {"_errors": [{"code": "BASE_TYPE_BAD_LENGTH", "message": "Must be between 1 and 80 in length."}]}
+        elif "discord" in username.lower() or "clyde" in username.lower():
+            errors["username"] = {"_errors": [{"code": "USERNAME_INVALID_CONTAINS", "message": "Username cannot contain \"discord\""}]}
+    return errors
+
+
+def thread_name_errors(name: Any) -> dict[str, Any]:
+    if not isinstance(name, str) or not 1 <= len(name) <= 100:
+        return {"name": {"_errors": [{"code": "BASE_TYPE_BAD_LENGTH", "message": "Must be between 1 and 100 in length."}]}}
+    return {}

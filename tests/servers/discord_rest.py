@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from tests.servers import discord_payloads as wire
-from tests.servers.discord_api import (
+from tests.servers.discord_api import Callback
+from tests.servers.discord_world import (
     ALREADY_ACKNOWLEDGED,
     MISSING_PERMISSIONS,
     THREAD_EXISTS,
-    Callback,
     DiscordError,
+    invalid_form,
     unknown,
 )
 
@@ -180,9 +181,12 @@ def routes(s: DiscordServer) -> list[tuple[str, str, Any]]:
         return await _new_thread(channel, body or {}, thread_id=None)
 
     async def _new_thread(channel: dict[str, Any], body: dict[str, Any], thread_id: int | None) -> Any:
+        errors = wire.thread_name_errors(body.get("name"))
+        if errors:
+            raise invalid_form(errors)
         if channel["type"] != wire.GUILD_TEXT:
             raise DiscordError(400, 50024, "Cannot execute action on this channel type")
-        thread = wire.thread_channel(thread_id or wire.snowflake(), channel, body.get("name") or "thread", s.bot_id,
+        thread = wire.thread_channel(thread_id or wire.snowflake(), channel, body["name"], s.bot_id,
                                      type=int(body.get("type") or wire.PUBLIC_THREAD),
                                      auto_archive_duration=int(body.get("auto_archive_duration") or 1440))
         s.channels[int(thread["id"])] = thread

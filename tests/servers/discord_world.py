@@ -17,8 +17,19 @@ if TYPE_CHECKING:
 class DiscordError(Exception):
     """An error answer, shaped as Discord shapes them: {"code": ..., "message": ...}."""
 
-    def __init__(self, status: int, code: int, message: str):
-        self.status, self.code, self.message = status, code, message
+    def __init__(self, status: int, code: int, message: str, errors: dict[str, Any] | None = None):
+        self.status, self.code, self.message, self.errors = status, code, message, errors
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"message": self.message, "code": self.code}
+        if self.errors:
+            body["errors"] = self.errors
+        return body
+
+
+def invalid_form(errors: dict[str, Any]) -> DiscordError:
+    """400 code 50035, with Discord's nested `errors` (discord.py puts them in the exception text)."""
+    return DiscordError(400, 50035, "Invalid Form Body", errors)
 
 
 def unknown(what: str, code: int) -> DiscordError:
@@ -179,6 +190,9 @@ class DiscordWorld:
         """Store a message from a REST body (content, embeds, components, message_reference, flags)
         and dispatch MESSAGE_CREATE (ephemeral messages are not dispatched)."""
         channel = self.channel(channel_id)
+        errors = wire.form_errors(body, webhook=webhook_id is not None and webhook_id != int(self.bot["id"]))
+        if errors:
+            raise invalid_form(errors)
         if channel.get("thread_metadata", {}).get("archived"):
             raise DiscordError(*THREAD_ARCHIVED)
         content = body.get("content") or ""
@@ -216,6 +230,9 @@ class DiscordWorld:
         data = self.messages.get(int(message_id))
         if data is None:
             raise unknown("Message", 10008)
+        errors = wire.form_errors(body)
+        if errors:
+            raise invalid_form(errors)
         for key in ("content", "embeds", "components", "flags"):
             if key in body and body[key] is not None:
                 data[key] = body[key]

@@ -28,6 +28,8 @@ async def anthropic_server() -> AsyncIterator[AnthropicServer]:
 @pytest_asyncio.fixture
 async def discord_server() -> AsyncIterator[DiscordServer]:
     """A local Discord with discord.py's Route.BASE and DEFAULT_GATEWAY pointed at it (restored
-    after); a 200 ms heartbeat so heartbeats happen within a test."""
+    after); a 200 ms heartbeat so heartbeats happen within a test. A bug in the stand-in itself
+    (answered 503) fails the test at teardown."""
     async with local_discord(heartbeat_interval=200) as server:
         yield server  # type: ignore[misc]
+    assert not server.errors, f"the local Discord failed while answering: {server.errors!r}"
