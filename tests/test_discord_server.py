@@ -251,6 +251,10 @@ async def test_resume_after_a_dropped_connection_replays_missed_events(server: D
     # A duplicate delivery of the same event after the resume reaches the client again.
     await server.gateway.redeliver(server.gateway.last_seq("MESSAGE_CREATE"))
     await wait_until(lambda: len([m for m in client.received if m.id == int(missed["id"])]) == 2)
+    # Op 7 RECONNECT: discord.py closes and resumes again.
+    await server.gateway.request_reconnect()
+    await wait_until(lambda: client.events.count("resumed") == 2)
+    assert len(server.gateway.resumes) == 2 and len(server.gateway.identifies) == 1
 
 
 async def test_thread_create_is_dispatched(server: DiscordServer, client: Recorder) -> None:
@@ -267,6 +271,14 @@ async def test_rate_limited_route_is_retried_by_discord_py(server: DiscordServer
     statuses = [r.status for r in server.of("POST /channels/{channel_id}/messages", ok_only=False)]
     assert statuses == [429, 429, 200]
     assert server.messages[message.id]["content"] == "patient"
+    assert server.of("POST /channels/{channel_id}/messages", ok_only=False)[0].response == {
+        "message": "You are being rate limited.", "retry_after": 0.05, "global": False}
+
+    webhook = await client.get_channel(server.general_id).create_webhook(name="Orchestra")
+    server.rate_limit("POST /webhooks/{webhook_id}/{webhook_token}", times=1, retry_after=0.05, is_global=True)
+    sent = await webhook.send("through the hook", wait=True)
+    assert [r.status for r in server.of("POST /webhooks/{webhook_id}/{webhook_token}", ok_only=False)] == [429, 200]
+    assert server.messages[sent.id]["webhook_id"] == str(webhook.id)
 
 
 async def test_slow_and_failing_routes(server: DiscordServer, client: Recorder) -> None:
