@@ -30,14 +30,10 @@ class Recorder(discord.Client):
     def __init__(self, **kw: Any):
         intents = kw.pop("intents", None) or discord.Intents.default()
         intents.message_content = True
-        super().__init__(intents=intents, guild_ready_timeout=0.05, **kw)
+        super().__init__(intents=intents, **kw)
         self.tree = app_commands.CommandTree(self)
         self.received: list[discord.Message] = []
         self.events: list[str] = []
-        self.ready_event = asyncio.Event()
-
-    async def on_ready(self) -> None:
-        self.ready_event.set()
 
     async def on_message(self, message: discord.Message) -> None:
         self.received.append(message)

@@ -446,19 +446,24 @@ def pointed_at(server: DiscordServer) -> Iterator[DiscordServer]:
 
 
 @contextlib.asynccontextmanager
-async def connected(client: Any, server: DiscordServer, *, timeout: float = 5.0) -> AsyncIterator[Any]:
-    """Run `client` (a discord.Client) against `server` until the block ends: start it with the
-    server's token, wait for on_ready, then close it. Give the client `guild_ready_timeout=0.05`
-    (discord.py otherwise waits 2 s after the last GUILD_CREATE before it is ready)."""
-    task = asyncio.create_task(client.start(server.token))
+async def connected(client: Any, server: DiscordServer, *, timeout: float = 5.0,
+                    start: Callable[[], Any] | None = None) -> AsyncIterator[Any]:
+    """Run `client` (a discord.Client) against `server` until the block ends, then close it.
+    `start`: what runs it (default `client.start(server.token)`; an adapter passes its own
+    `run`). Waits until the guild is in the client's cache (GUILD_CREATE handled), which does not
+    wait out discord.py's `guild_ready_timeout` (2 s after the last GUILD_CREATE before
+    on_ready); a client's own failure to start (LoginFailure, PrivilegedIntentsRequired...) is
+    raised."""
+    task = asyncio.ensure_future(start() if start else client.start(server.token))
     try:
-        waiting = asyncio.create_task(client.wait_until_ready())
-        done, _ = await asyncio.wait({task, waiting}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        if waiting not in done:
-            waiting.cancel()
-            if task in done:
-                task.result()  # the client's own error (LoginFailure, PrivilegedIntentsRequired...)
-            raise AssertionError("the client did not become ready")
+        deadline = time.monotonic() + timeout
+        while client.get_guild(server.guild_id) is None:
+            if task.done():
+                task.result()
+                raise AssertionError("the client stopped before it connected")
+            if time.monotonic() > deadline:
+                raise AssertionError("the client did not connect to the local Discord")
+            await asyncio.sleep(0.01)
         yield client
     finally:
         await client.close()
