@@ -28,8 +28,10 @@ class Recorder(discord.Client):
     """A discord.Client that keeps what it receives and waits for it."""
 
     def __init__(self, **kw: Any):
-        intents = kw.pop("intents", None) or discord.Intents.default()
-        intents.message_content = True
+        intents = kw.pop("intents", None)
+        if intents is None:
+            intents = discord.Intents.default()
+            intents.message_content = True
         super().__init__(intents=intents, **kw)
         self.tree = app_commands.CommandTree(self)
         self.received: list[discord.Message] = []
@@ -374,3 +376,26 @@ async def test_bodies_past_discord_limits_are_refused_as_discord_does(server: Di
         await root.create_thread(name="n" * 101)
     assert long_thread_name.value.code == 50035
     assert server.of("POST /channels/{channel_id}/messages", ok_only=False)[0].status == 400
+
+
+async def test_without_message_content_only_mentions_and_dms_carry_text(server: DiscordServer) -> None:
+    intents = discord.Intents.default()
+    intents.message_content = False
+    async with connected(Recorder(intents=intents), server) as client:
+        plain = await server.user_message("no mention here")
+        mention = await server.mention("sophia help")
+        dm = await server.dm("private words")
+        ids = {int(plain["id"]), int(mention["id"]), int(dm["id"])}
+        got = await wait_until(lambda: (found := {m.id: m for m in client.received if m.id in ids}) if len(
+            {m.id for m in client.received} & ids) == 3 else None)
+        assert got[int(plain["id"])].content == ""
+        assert got[int(mention["id"])].content == f"<@{server.bot_id}> sophia help"
+        assert got[int(dm["id"])].content == "private words"
+
+
+async def test_thread_without_message_leaves_a_system_message(server: DiscordServer, client: Recorder) -> None:
+    thread = await client.get_channel(server.general_id).create_thread(name="loose", type=discord.ChannelType.public_thread)
+    notice = await wait_until(lambda: [m for m in client.received if m.type is discord.MessageType.thread_created])
+    assert notice[0].channel.id == server.general_id and notice[0].content == "loose"
+    assert notice[0].reference is not None and notice[0].reference.channel_id == thread.id
+    assert notice[0].is_system()

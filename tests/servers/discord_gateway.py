@@ -132,13 +132,35 @@ class Gateway:
             session.log.append(resumed)
             await ws.send_str(json.dumps(resumed))
 
-    async def dispatch(self, event: str, data: dict[str, Any]) -> int:
-        """Send one DISPATCH frame (or keep it for the next RESUME when disconnected); returns its seq."""
+    def _as_received(self, event: str, data: dict[str, Any]) -> dict[str, Any] | None:
+        """What a session with these intents gets of an event, as Discord filters it: guild
+        messages need GUILD_MESSAGES, DMs DIRECT_MESSAGES; without MESSAGE_CONTENT a guild
+        message that does not mention the bot arrives with empty content, embeds, attachments
+        and components (the bot's own messages keep theirs). None: not sent at all."""
+        assert self.session is not None
+        intents = self.session.intents
+        if event not in ("MESSAGE_CREATE", "MESSAGE_UPDATE"):
+            return data
+        in_guild = "guild_id" in data
+        if not intents & (wire.GUILD_MESSAGES if in_guild else wire.DIRECT_MESSAGES):
+            return None
+        bot_id = str(self.server.bot_id)
+        if (in_guild and not intents & wire.MESSAGE_CONTENT and data["author"]["id"] != bot_id
+                and bot_id not in [u["id"] for u in data.get("mentions", [])]):
+            return {**data, "content": "", "embeds": [], "attachments": [], "components": []}
+        return data
+
+    async def dispatch(self, event: str, data: dict[str, Any]) -> int | None:
+        """Send one DISPATCH frame (or keep it for the next RESUME when disconnected); returns its
+        seq (None when the session's intents do not receive it)."""
         if self.session is None:
             raise AssertionError(f"no gateway session to dispatch {event} on (the client never identified)")
+        received = self._as_received(event, data)
+        if received is None:
+            return None
         async with self._lock:
             self.session.seq += 1
-            frame = {"op": DISPATCH, "t": event, "s": self.session.seq, "d": data}
+            frame = {"op": DISPATCH, "t": event, "s": self.session.seq, "d": received}
             self.session.log.append(frame)
             if self.ws is not None and not self.ws.closed:
                 try:
@@ -153,7 +175,7 @@ class Gateway:
         if self.session is not None:
             asyncio.get_running_loop().create_task(self.dispatch(event, data))
 
-    async def redeliver(self, seq: int) -> int:
+    async def redeliver(self, seq: int) -> int | None:
         """Send the already-dispatched event `seq` again as a new event (a duplicate delivery)."""
         assert self.session is not None
         frame = next(f for f in self.session.log if f["s"] == seq)

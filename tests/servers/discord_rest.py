@@ -193,6 +193,11 @@ def routes(s: DiscordServer) -> list[tuple[str, str, Any]]:
         if thread_id is not None:
             s.messages[thread_id]["thread"] = thread
         await s.gateway.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
+        if thread_id is None:
+            # As Discord does: a thread not started from a message leaves a system message
+            # (type 18, THREAD_CREATED) in the parent channel, dispatched like any other.
+            s.create_message(int(channel["id"]), s.bot, {"content": thread["name"]}, type=18, extra={
+                "message_reference": {"type": 0, "channel_id": thread["id"], "guild_id": thread["guild_id"]}})
         return thread
 
     # --- webhooks ---------------------------------------------------------------------------

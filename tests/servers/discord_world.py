@@ -186,7 +186,8 @@ class DiscordWorld:
     # --- messages (shared by REST, interactions and the test helpers) -----------------------
 
     def create_message(self, channel_id: int, author: dict[str, Any], body: dict[str, Any], *,
-                       webhook_id: int | None = None, type: int = 0, dispatch: bool = True) -> dict[str, Any]:
+                       webhook_id: int | None = None, type: int = 0, dispatch: bool = True,
+                       extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """Store a message from a REST body (content, embeds, components, message_reference, flags)
         and dispatch MESSAGE_CREATE (ephemeral messages are not dispatched)."""
         channel = self.channel(channel_id)
@@ -208,6 +209,7 @@ class DiscordWorld:
             reference={"message_id": reference["message_id"]} if reference else None,
             webhook_id=webhook_id, flags=int(body.get("flags") or 0), type=type,
         )
+        data.update(extra or {})
         self._store(channel, data)
         if dispatch and not int(data["flags"]) & 64:
             self.gateway.dispatch_nowait("MESSAGE_CREATE", data)
