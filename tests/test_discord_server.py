@@ -99,8 +99,9 @@ async def test_message_create_reaches_on_message(server: DiscordServer, client: 
     hook = await server.webhook_message("from a hook")
     bot = await server.bot_message("from a bot")
     dm = await server.dm("hello in private")
-    got = await wait_until(lambda: {m.id: m for m in client.received if m.id in {int(hook["id"]), int(bot["id"]), int(dm["id"])}}
-                           if len([m for m in client.received if m.id in {int(hook["id"]), int(bot["id"]), int(dm["id"])}]) == 3 else None)
+    ids = {int(hook["id"]), int(bot["id"]), int(dm["id"])}
+    await wait_until(lambda: len({m.id for m in client.received} & ids) == 3)
+    got = {m.id: m for m in client.received}
     assert got[int(hook["id"])].webhook_id is not None and got[int(hook["id"])].author.bot
     assert got[int(bot["id"])].author.bot and got[int(bot["id"])].webhook_id is None
     assert isinstance(got[int(dm["id"])].channel, discord.DMChannel) and got[int(dm["id"])].guild is None
@@ -386,8 +387,8 @@ async def test_without_message_content_only_mentions_and_dms_carry_text(server: 
         mention = await server.mention("sophia help")
         dm = await server.dm("private words")
         ids = {int(plain["id"]), int(mention["id"]), int(dm["id"])}
-        got = await wait_until(lambda: (found := {m.id: m for m in client.received if m.id in ids}) if len(
-            {m.id for m in client.received} & ids) == 3 else None)
+        await wait_until(lambda: len({m.id for m in client.received} & ids) == 3)
+        got = {m.id: m for m in client.received}
         assert got[int(plain["id"])].content == ""
         assert got[int(mention["id"])].content == f"<@{server.bot_id}> sophia help"
         assert got[int(dm["id"])].content == "private words"
