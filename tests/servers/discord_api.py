@@ -3,18 +3,24 @@
 `DiscordServer` listens on 127.0.0.1 (random port). It keeps a small world (one guild with
 text channels, a bot with its managed role, people, threads, DMs, messages, webhooks), answers
 the REST routes discord.py calls the way discord.com does (JSON bodies, `{"code", "message"}`
-errors, 429 with `Retry-After`), records every request, and runs a gateway session (HELLO,
-IDENTIFY -> READY + GUILD_CREATE, heartbeats, RESUME with replay of what was missed). Every
-message created through REST is dispatched back as MESSAGE_CREATE, as Discord does, so a bot
-sees its own and its webhooks' posts.
+errors, 429 with `Retry-After`, 400 50035 past Discord's length limits), records every request,
+and runs a gateway session (HELLO, IDENTIFY -> READY + GUILD_CREATE, heartbeats, RESUME with
+replay of what was missed, events filtered by intents). Every message created through REST is
+dispatched back as MESSAGE_CREATE, as Discord does, so a bot sees its own and its webhooks' posts.
 
-    async with DiscordServer() as server, pointed_at(server):
-        client = discord.Client(intents=..., guild_ready_timeout=0.05)
-        ...
+    async with local_discord(heartbeat_interval=200) as server:      # or the discord_server fixture
+        async with connected(discord.Client(intents=...), server) as client:
+            message = await server.mention("sophia why?")            # MESSAGE_CREATE from alice
+            await server.wait_for(lambda: server.webhook_executions())
+            call = server.webhook_executions()[-1]                   # .json, .query, .headers, .at
 
-The state (guild, people, channels, messages, webhooks) is in `tests.servers.discord_world`, the
-REST routes in `tests.servers.discord_rest`, the gateway in `tests.servers.discord_gateway`, the
-wire objects in `tests.servers.discord_payloads`.
+People act through the gateway: `user_message`, `mention`, `bot_message`, `webhook_message`,
+`dm`, `thread_create`, `slash_command` (also autocomplete), `click`; `gateway.drop()`,
+`gateway.request_reconnect()`, `gateway.redeliver(seq)` for resumes and duplicates. Failure
+switches: `rate_limit`, `fail`, `slow`, `delete_webhook`, `deny_manage_webhooks`, `archive_thread`.
+
+The state is in `tests.servers.discord_world`, the REST routes in `tests.servers.discord_rest`,
+the gateway in `tests.servers.discord_gateway`, the wire objects in `tests.servers.discord_payloads`.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import contextlib
 import json
 import secrets
 import time
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,7 +54,6 @@ from tests.servers.discord_world import (  # noqa: F401  (re-exported for tests)
 TOKEN = "test-bot-token"
 
 _Handler = Callable[[web.Request, Any], Any]
-
 
 
 @dataclass
@@ -280,7 +286,7 @@ class DiscordServer(DiscordWorld):
             "Retry-After": str(max(1, round(retry_after))),
             "Via": "1.1 google",  # discord.py treats a 429 without Via as a Cloudflare ban
             "X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0",
-            "X-RateLimit-Reset-After": str(retry_after), "X-RateLimit-Bucket": "local-bucket",
+            "X-RateLimit-Reset-After": str(retry_after), "X-RateLimit-Bucket": f"bucket-{zlib.crc32(record.route.encode()):08x}",
             "X-RateLimit-Scope": "global" if is_global else "user",
         }
         if is_global:
