@@ -400,3 +400,22 @@ async def test_thread_without_message_leaves_a_system_message(server: DiscordSer
     assert notice[0].channel.id == server.general_id and notice[0].content == "loose"
     assert notice[0].reference is not None and notice[0].reference.channel_id == thread.id
     assert notice[0].is_system()
+
+
+async def test_member_permissions_in_interactions_follow_roles(server: DiscordServer, client: Recorder) -> None:
+    perms: dict[str, tuple[bool, list[str]]] = {}
+
+    @client.tree.command(name="forget", description="Forget this channel")
+    async def forget(interaction: discord.Interaction) -> None:
+        member = interaction.user
+        assert isinstance(member, discord.Member)
+        perms[member.name] = (interaction.permissions.manage_guild, [r.name for r in member.roles[1:]])
+        await interaction.response.send_message("ok", ephemeral=True)
+
+    helpers = server.add_role("Helpers")
+    server.give_role(server.alice, helpers)
+    for user in (server.alice, server.bob, server.carol, server.owner):
+        run = await server.slash_command("forget", user=user)
+        await server.wait_for(lambda run=run: server.callbacks_for(run))
+    assert perms == {"alice": (False, ["Helpers"]), "bob": (False, ["Orchestra Admins"]),
+                     "carol": (True, ["Managers"]), "olivia": (True, [])}

@@ -45,7 +45,9 @@ ALREADY_ACKNOWLEDGED = (400, 40060, "Interaction has already been acknowledged."
 class DiscordWorld:
     """The state. Ids: `guild_id`, `general_id` / `random_id` (text channels), `bot_id` (= the
     application id), `bot_role_id` (its managed role), `admin_role_id` ("Orchestra Admins", bob),
-    `manager_role_id` (Manage Server, carol); users `alice`, `bob`, `carol`, `other_bot` (dicts)."""
+    `manager_role_id` (Manage Server, carol); users `alice`, `bob`, `carol`, `owner` (olivia, owns
+    the guild), `other_bot` (dicts, as Discord sends users). `add_user`, `add_channel`,
+    `add_thread`, `dm_with`, `add_role`, `give_role` extend it."""
 
     gateway: Gateway
 
@@ -85,6 +87,7 @@ class DiscordWorld:
             int(self.carol["id"]): [self.manager_role_id],
             int(self.other_bot["id"]): [],
         }
+        self.owner = self.add_user("olivia")  # owns the guild: every permission, no roles
         general = self.add_channel("general")
         self.general_id = int(general["id"])
         self.random_id = int(self.add_channel("random")["id"])
@@ -126,11 +129,26 @@ class DiscordWorld:
         return wire.member(self.users[user_id], self.member_roles.get(user_id, []), with_user=with_user)
 
     def permissions_of(self, user_id: int) -> int:
+        """Guild-level permissions, as an interaction's `member.permissions` carries them."""
+        if user_id == int(self.owner["id"]):
+            return (1 << 53) - 1
         granted = 0
         for r in self.roles:
             if int(r["id"]) == self.guild_id or int(r["id"]) in self.member_roles.get(user_id, []):
                 granted |= int(r["permissions"])
         return granted
+
+    def add_role(self, name: str, permissions: int = wire.EVERYONE_PERMISSIONS) -> int:
+        """A new role (GUILD_ROLE_CREATE when connected); returns its id."""
+        data = wire.role(wire.snowflake(), name, permissions, position=len(self.roles))
+        self.roles.append(data)
+        if self.gateway.ready:
+            self.gateway.dispatch_nowait("GUILD_ROLE_CREATE", {"guild_id": str(self.guild_id), "role": data})
+        return int(data["id"])
+
+    def give_role(self, user: dict[str, Any], role_id: int) -> None:
+        """`user` gets the role (seen in later messages' and interactions' member data)."""
+        self.member_roles.setdefault(int(user["id"]), []).append(int(role_id))
 
     def guild_payload(self) -> dict[str, Any]:
         """GUILD_CREATE's data: roles, members (the bot with its role), channels and active threads."""
@@ -140,7 +158,7 @@ class DiscordWorld:
                    if c["type"] in (wire.PUBLIC_THREAD, wire.PRIVATE_THREAD) and not c["thread_metadata"]["archived"]]
         return {
             "id": str(self.guild_id), "name": "Orchestra Test", "icon": None, "splash": None,
-            "discovery_splash": None, "owner_id": str(self.carol["id"]), "afk_channel_id": None,
+            "discovery_splash": None, "owner_id": str(self.owner["id"]), "afk_channel_id": None,
             "afk_timeout": 300, "verification_level": 0, "default_message_notifications": 1,
             "explicit_content_filter": 0, "features": [], "mfa_level": 0, "application_id": None,
             "system_channel_id": str(self.general_id), "system_channel_flags": 0, "rules_channel_id": None,
