@@ -419,3 +419,29 @@ async def test_member_permissions_in_interactions_follow_roles(server: DiscordSe
         await server.wait_for(lambda run=run: server.callbacks_for(run))
     assert perms == {"alice": (False, ["Helpers"]), "bob": (False, ["Orchestra Admins"]),
                      "carol": (True, ["Managers"]), "olivia": (True, [])}
+
+
+async def test_late_or_deferred_component_answers(server: DiscordServer, client: Recorder) -> None:
+    outcomes: list[str] = []
+
+    class Slow(discord.ui.View):
+        def __init__(self) -> None:
+            super().__init__(timeout=None)
+
+        @discord.ui.button(label="Plan", custom_id="orchestra:plan:inv-2")
+        async def plan(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+            try:
+                await interaction.response.defer()
+                outcomes.append("deferred")
+            except discord.NotFound as e:
+                outcomes.append(f"late:{e.code}")
+
+    client.add_view(Slow())
+    sent = await client.get_channel(server.general_id).send("plan?", view=Slow())
+    await server.click(sent.id, "orchestra:plan:inv-2")
+    await wait_until(lambda: outcomes)
+    server.interaction_deadline = 0.0  # every answer now comes too late
+    await server.click(sent.id, "orchestra:plan:inv-2")
+    await wait_until(lambda: len(outcomes) == 2)
+    assert outcomes == ["deferred", "late:10062"]
+    assert server.callback_types() == [6]

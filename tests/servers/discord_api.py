@@ -115,6 +115,8 @@ class DiscordServer(DiscordWorld):
     ):
         self.token = token
         self.latency = latency
+        #: Seconds an interaction may wait for its callback before Discord answers 404 10062.
+        self.interaction_deadline = 3.0
         self.requests: list[Request] = []
         self.callbacks: list[Callback] = []
         self.errors: list[Exception] = []  # exceptions the stand-in itself raised while answering

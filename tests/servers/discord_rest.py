@@ -295,6 +295,9 @@ def routes(s: DiscordServer) -> list[tuple[str, str, Any]]:
         kind = int(body.get("type", 0))
         if token in s._answered:
             raise DiscordError(*ALREADY_ACKNOWLEDGED)
+        sent = s.dispatched_at.get(int(payload["id"]))
+        if sent is not None and at - sent > s.interaction_deadline:
+            raise unknown("interaction", 10062)  # Discord forgets an interaction not answered in 3 s
         s.callbacks.append(Callback(int(payload["id"]), kind, body.get("data"), at, s.dispatched_at.get(int(payload["id"]))))
         message: dict[str, Any] | None = None
         channel_id = int(payload["channel_id"])
