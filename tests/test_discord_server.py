@@ -150,6 +150,21 @@ async def test_webhook_send_with_identity_thread_and_allowed_mentions(server: Di
     # The webhook's own post comes back through the gateway, as on Discord.
     await wait_until(lambda: [m for m in client.received if m.id == posted.id])
 
+    class Buttons(discord.ui.View):
+        def __init__(self) -> None:
+            super().__init__(timeout=None)
+            self.add_item(discord.ui.Button(label="Challenge", custom_id="orchestra:challenge:inv-1"))
+
+    with_buttons = await webhook.send("choose", username="Karen", view=Buttons(), wait=True)
+    assert server.messages[with_buttons.id]["components"][0]["components"][0]["custom_id"] == "orchestra:challenge:inv-1"
+
+    server.delete_message(posted.id)  # someone removed the post
+    with pytest.raises(discord.NotFound) as gone:
+        await webhook.edit_message(posted.id, content="again", thread=discord.Object(thread.id))
+    assert gone.value.code == 10008
+    await webhook.delete_message(with_buttons.id)
+    assert with_buttons.id not in server.messages
+
 
 async def test_failure_switches_raise_discord_errors_with_codes(server: DiscordServer, client: Recorder) -> None:
     channel = client.get_channel(server.general_id)

@@ -137,6 +137,13 @@ def routes(s: DiscordServer) -> list[tuple[str, str, Any]]:
             raise DiscordError(403, 50005, "Cannot edit a message authored by another user")
         return s.edit_message(int(data["id"]), body or {})
 
+    def delete_message(request: web.Request, body: Any) -> Any:
+        data = get_message(request, body)
+        if data["author"]["id"] != s.bot["id"] and not s.permissions_of(s.bot_id) & wire.MANAGE_MESSAGES:
+            raise DiscordError(*MISSING_PERMISSIONS)
+        s.delete_message(int(data["id"]))
+        return None
+
     def history(request: web.Request, body: Any) -> Any:
         s.channel(p(request, "channel_id"))
         q = request.query
@@ -271,6 +278,13 @@ def routes(s: DiscordServer) -> list[tuple[str, str, Any]]:
             return interaction_message(request)
         return webhook_message(request, webhook_of(request))
 
+    def delete_webhook_message(request: web.Request, body: Any) -> Any:
+        if int(p(request, "webhook_id")) == s.application_id and p(request, "webhook_token") in s.interactions:
+            s.delete_message(int(interaction_message(request)["id"]))
+        else:
+            s.delete_message(int(webhook_message(request, webhook_of(request))["id"]))
+        return None
+
     def patch_webhook_message(request: web.Request, body: Any) -> Any:
         if int(p(request, "webhook_id")) == s.application_id and p(request, "webhook_token") in s.interactions:
             return s.edit_message(int(interaction_message(request)["id"]), body or {})
@@ -365,6 +379,7 @@ def routes(s: DiscordServer) -> list[tuple[str, str, Any]]:
         ("POST", "/channels/{channel_id}/messages", post_message),
         ("GET", "/channels/{channel_id}/messages/{message_id}", get_message),
         ("PATCH", "/channels/{channel_id}/messages/{message_id}", patch_message),
+        ("DELETE", "/channels/{channel_id}/messages/{message_id}", delete_message),
         ("POST", "/channels/{channel_id}/messages/{message_id}/threads", thread_from_message),
         ("POST", "/channels/{channel_id}/threads", thread_without_message),
         ("POST", "/channels/{channel_id}/typing", typing),
@@ -376,5 +391,6 @@ def routes(s: DiscordServer) -> list[tuple[str, str, Any]]:
         ("POST", "/webhooks/{webhook_id}/{webhook_token}", execute),
         ("GET", "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}", get_webhook_message),
         ("PATCH", "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}", patch_webhook_message),
+        ("DELETE", "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}", delete_webhook_message),
         ("POST", "/interactions/{webhook_id}/{webhook_token}/callback", callback),
     ]

@@ -189,6 +189,17 @@ class DiscordWorld:
         if self.gateway.ready:
             self.gateway.dispatch_nowait("CHANNEL_UPDATE", channel)
 
+    def delete_message(self, message_id: int) -> None:
+        """Someone deleted the message (MESSAGE_DELETE sent): fetching or editing it answers 404 10008."""
+        data = self.messages.pop(int(message_id), None)
+        if data is None:
+            raise unknown("Message", 10008)
+        if self.gateway.ready:
+            event = {"id": data["id"], "channel_id": data["channel_id"]}
+            if "guild_id" in data:
+                event["guild_id"] = data["guild_id"]
+            self.gateway.dispatch_nowait("MESSAGE_DELETE", event)
+
     def archive_thread(self, thread_id: int, archived: bool = True) -> None:
         """Archive (or unarchive) a thread; posting into an archived one answers 400 code 50083."""
         thread = self.channels[int(thread_id)]
