@@ -17,10 +17,12 @@ dispatched back as MESSAGE_CREATE, as Discord does, so a bot sees its own and it
 People act through the gateway: `user_message`, `mention`, `bot_message`, `webhook_message`,
 `dm`, `thread_create`, `slash_command` (also autocomplete), `click`; `gateway.drop()`,
 `gateway.request_reconnect()`, `gateway.redeliver(seq)` for resumes and duplicates. Failure
-switches: `rate_limit`, `fail`, `slow`, `delete_webhook`, `deny_manage_webhooks`, `archive_thread`.
+switches: `rate_limit`, `fail`, `slow`, `delete_webhook`, `deny_manage_webhooks`,
+`archive_thread`, `delete_message`, `interaction_deadline`.
 
-The state is in `tests.servers.discord_world`, what people do in `tests.servers.discord_people`, the REST routes in `tests.servers.discord_rest`,
-the gateway in `tests.servers.discord_gateway`, the wire objects in `tests.servers.discord_payloads`.
+The state is in `tests.servers.discord_world`, what people do in `tests.servers.discord_people`,
+the REST routes in `tests.servers.discord_rest`, the gateway in `tests.servers.discord_gateway`,
+the wire objects in `tests.servers.discord_payloads`.
 """
 
 from __future__ import annotations
