@@ -218,6 +218,9 @@ async def test_slash_command_defer_then_followup(server: DiscordServer, client: 
     await client.tree.sync(guild=guild)
     synced = server.of("PUT /applications/{application_id}/guilds/{guild_id}/commands")[-1].json
     assert [c["name"] for c in synced] == ["investigate"]
+    with pytest.raises(discord.Forbidden) as elsewhere:
+        await client.tree.sync(guild=discord.Object(12345))  # a guild the bot was never invited to
+    assert elsewhere.value.code == 50001
 
     run = await server.slash_command("investigate", {"problem": "slow checkout", "persona": "sophia"})
     await server.wait_for(lambda: len(server.callbacks_for(run)) == 1 and server.of("POST /webhooks/{webhook_id}/{webhook_token}"))

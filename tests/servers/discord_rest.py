@@ -58,6 +58,8 @@ def routes(s: DiscordServer) -> list[tuple[str, str, Any]]:
 
     def put_commands(request: web.Request, body: Any) -> Any:
         guild = request.match_info.get("guild_id")
+        if guild and int(guild) != s.guild_id:
+            raise DiscordError(403, 50001, "Missing Access")  # a guild the bot is not in
         saved = []
         for c in body or []:
             command = {
