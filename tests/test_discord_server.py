@@ -5,6 +5,7 @@ resume after a dropped connection, 429s and a refused token."""
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -118,6 +119,11 @@ async def test_send_and_edit_a_message_as_the_bot(server: DiscordServer, client:
     assert server.messages[sent.id]["content"] == "hello again"
     history = [m async for m in channel.history(limit=10)]
     assert history[0].id == sent.id
+    # With a file discord.py sends multipart; the recorded json is its payload_json.
+    await channel.send("with a file", file=discord.File(io.BytesIO(b"log line"), filename="log.txt"))
+    assert server.channel_posts()[-1].json["content"] == "with a file"
+    older = [m async for m in channel.history(limit=1, before=discord.Object(sent.id))]
+    assert older == []
 
 
 async def test_webhook_send_with_identity_thread_and_allowed_mentions(server: DiscordServer, client: Recorder) -> None:
