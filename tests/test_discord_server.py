@@ -153,6 +153,7 @@ async def test_webhook_send_with_identity_thread_and_allowed_mentions(server: Di
     edited = await webhook.edit_message(posted.id, content="edited", thread=discord.Object(thread.id))
     assert edited.content == "edited"
     assert server.of("PATCH /webhooks/{webhook_id}/{webhook_token}/messages/{message_id}")[-1].query["thread_id"] == str(thread.id)
+    assert server.posts_for(server.messages[root.id]) == server.of("POST /channels/{channel_id}/messages")[-1:] + [call]
     # The webhook's own post comes back through the gateway, as on Discord.
     await wait_until(lambda: [m for m in client.received if m.id == posted.id])
 

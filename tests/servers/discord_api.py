@@ -217,6 +217,17 @@ class DiscordServer(DiscordPeople):
         return [r for r in self.of("POST /channels/{channel_id}/messages")
                 if channel_id is None or r.path.split("/")[2] == str(channel_id)]
 
+    def posts_for(self, message: dict[str, Any]) -> list[Request]:
+        """Successful posts (webhook executions with wait=true, bot posts, interaction follow-ups)
+        that answered `message` (a payload a helper returned): in its channel or in the thread
+        created from it (same id), arriving after it was dispatched. For "dispatch to answer" figures:
+        `server.posts_for(m)[0].at - server.dispatched_at[int(m["id"])]`."""
+        places = {message["channel_id"], message["id"]}
+        since = self._dispatched_at.get(int(message["id"]), 0.0)
+        return [r for r in self.requests if r.status == 200 and r.method == "POST" and r.at >= since
+                and r.route in ("/webhooks/{webhook_id}/{webhook_token}", "/channels/{channel_id}/messages")
+                and isinstance(r.response, dict) and r.response.get("channel_id") in places]
+
     def callback_types(self) -> list[int]:
         return [c.type for c in self.callbacks]
 
