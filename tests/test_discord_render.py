@@ -197,6 +197,16 @@ def test_as_the_bot_the_persona_is_named_in_bold_and_the_asker_is_the_only_menti
     assert render_placeholder(odd, "wait:1:1:odd", as_webhook=False).content == f"**<{WORD_JOINER}@&5> @{WORD_JOINER}everyone** 🎭"
 
 
+def test_only_replies_that_speak_to_the_asker_mention_them() -> None:
+    """An answer, a question for them or a failure notifies the asker once; an investigation's
+    turns, its root and status notices notify nobody (a thread of pings gets muted)."""
+    asker = "222333444555666777"
+    for kind in (ReplyKind.ANSWER, ReplyKind.QUESTION, ReplyKind.ERROR, ReplyKind.ROOT):
+        assert render_reply(reply(kind=kind, asker=asker, title="t"), as_webhook=True)[0].content == f"<@{asker}>"
+    assert render_reply(turn("researcher", research(), asker=asker), as_webhook=True)[0].content == ""
+    assert render_reply(reply(kind=ReplyKind.NOTICE, asker=asker), as_webhook=False)[0].content == "**Sophia** 🔬"
+
+
 def test_model_output_pings_nobody_and_relabels_no_link() -> None:
     r = reply(text="@everyone @here look at [bank.com](http://evil.example) <@&99>", asker="2")
     [post] = render_reply(r, as_webhook=False)
@@ -359,4 +369,4 @@ async def test_discord_py_builds_the_webhook_payload_of_every_part() -> None:
         assert payload is not None and len(payload["embeds"]) == len(post.embeds) <= 10
         assert payload["allowed_mentions"]["parse"] == [] and payload["allowed_mentions"]["users"] == [222333444555666777]
         assert ("components" in payload) == bool(post.actions)
-    assert posts[0].content == "<@222333444555666777>" and posts[-1].content == ""
+    assert all(post.content == "" for post in posts)  # a turn notifies nobody, not even the asker

@@ -19,10 +19,14 @@ import discord
 
 from adapters.discord.sections import Prose, Section, sections_of
 from adapters.safe_text import WORD_JOINER, neutral
-from engine.models import Action, Reply, TaskKind, Voice
+from engine.models import Action, Reply, ReplyKind, TaskKind, Voice
 from engine.personas.model import color_key
 
 PLATFORM = "discord"
+#: The replies that speak to the person who asked, and so mention (notify) them once, on their
+#: first message: the root of the investigation they started, an answer, a question for them, a
+#: failure. Investigation turns and notices notify nobody: a thread of pings gets muted.
+NOTIFY_ASKER = frozenset({ReplyKind.ROOT, ReplyKind.ANSWER, ReplyKind.QUESTION, ReplyKind.ERROR})
 MODE_LABELS = {"researcher": "Research", "critic": "Critique", "planner": "Plan"}
 
 # Discord's limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits)
@@ -274,7 +278,8 @@ def render_reply(reply: Reply, *, as_webhook: bool) -> list[DiscordPost]:
         key = part_key(reply.key, i)
         embeds[-1].set_footer(text=footer_text(label, key, f"{i + 1}/{total}" if total > 1 else ""))
         posts.append(DiscordPost(
-            content=_content(reply.voice, reply.asker if i == 0 else None, as_webhook=as_webhook, continued=i > 0),
+            content=_content(reply.voice, reply.asker if i == 0 and reply.kind in NOTIFY_ASKER else None,
+                             as_webhook=as_webhook, continued=i > 0),
             embeds=embeds,
             actions=list(reply.actions) if i == total - 1 else [],
             key=key,
