@@ -285,7 +285,8 @@ class Engine(EngineQueries):
                     "it will remember what we found here."
                 ), "closed")
                 return rec
-            who = f"<@{job.task.user}>" if job.task.platform == "slack" else job.task.user
+            # `<@id>`: the mention Slack and Discord share; their adapters notify only the asker
+            who = f"<@{job.task.user}>" if job.task.platform in ("slack", "discord") else job.task.user
             await self.flows.notice(job, lead, (
                 f"Investigation {rec.id} closed by {who} after {rec.turn_count} turns, in the {rec.phase.value} phase. "
                 "This channel will remember it."
