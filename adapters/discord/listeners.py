@@ -322,13 +322,14 @@ class DiscordListeners:
         listeners = self
         choices = self._persona_choices()
 
-        @app_commands.command(name="investigate", description="Start an investigation: the personas research, challenge and plan")
-        @app_commands.describe(problem="What should we look into?", persona="Who leads (optional; the topic decides otherwise)")
-        async def investigate(interaction: discord.Interaction, problem: str, persona: Optional[str] = None) -> None:
+        async def start(interaction: discord.Interaction, problem: str, persona: Optional[str] = None) -> None:
             await listeners.on_investigate(interaction, problem, persona)
 
         if choices:
-            investigate = app_commands.choices(persona=choices)(investigate)  # type: ignore[arg-type]
+            start = app_commands.choices(persona=choices)(start)
+        start = app_commands.describe(problem="What should we look into?", persona="Who leads (optional; the topic decides otherwise)")(start)
+        investigate = app_commands.command(
+            name="investigate", description="Start an investigation: the personas research, challenge and plan")(start)
 
         @app_commands.command(name="personas", description="Who the personas are, or one of them in full")
         @app_commands.describe(name="A persona's name (optional)")

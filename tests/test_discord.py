@@ -1,0 +1,319 @@
+"""The Discord adapter end to end: discord.py's real Client against the local Discord
+(tests/servers/discord_api.py), our listeners and outbox, the real engine on a SQLite file with
+the offline provider. Assertions are on what reached Discord: which webhook, username, avatar,
+thread, embeds, allowed mentions."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+import pytest_asyncio
+from discord import app_commands
+
+from adapters.discord.listeners import DiscordListeners
+from adapters.discord.outbox import DiscordOutbox
+from bot.settings import Settings
+from engine.engine import Engine, EngineConfig
+from engine.models import Reply, ReplyKind
+from engine.memory.store import SQLiteMemory
+from engine.personas import PersonaRegistry
+from engine.providers import OfflineProvider
+from tests.servers.discord_api import DiscordServer, connected
+
+pytest_plugins = ["tests.servers.fixtures"]
+
+EXECUTE = "POST /webhooks/{webhook_id}/{webhook_token}"
+
+
+class Client(discord.Client):
+    """The minimal wiring app.py does: install the listeners, hand them messages."""
+
+    def __init__(self, listeners_box: list[DiscordListeners]):
+        intents = discord.Intents.default()
+        intents.message_content = True
+        super().__init__(intents=intents)
+        self.tree = app_commands.CommandTree(self)
+        self.box = listeners_box
+
+    async def setup_hook(self) -> None:
+        self.box[0].install(self, self.tree)
+        await self.tree.sync()
+
+    async def on_message(self, message: discord.Message) -> None:
+        await self.box[0].on_message(message)
+
+
+@dataclass
+class Rig:
+    server: DiscordServer
+    client: Client
+    engine: Engine
+    memory: SQLiteMemory
+    outbox: DiscordOutbox
+    listeners: DiscordListeners
+    db_path: Path
+
+    async def settle(self) -> None:
+        for _ in range(3):
+            await asyncio.sleep(0.05)
+            await self.listeners.idle()
+            await self.engine.wait_idle()
+
+
+async def make_rig(server: DiscordServer, tmp_path, **settings: Any) -> AsyncIterator[Rig]:
+    memory = await SQLiteMemory.open(tmp_path / "orchestra.db")
+    engine = Engine(memory, OfflineProvider(), PersonaRegistry.defaults(), EngineConfig())
+    box: list[DiscordListeners] = []
+    client = Client(box)
+    outbox = DiscordOutbox(client)
+    listeners = DiscordListeners(engine, Settings(_env_file=None, **settings), outbox)
+    box.append(listeners)
+    engine.register_outbox("discord", outbox)
+    async with connected(client, server):
+        rig = Rig(server, client, engine, memory, outbox, listeners, tmp_path / "orchestra.db")
+        yield rig
+        await rig.settle()
+    await memory.close()
+
+
+@pytest_asyncio.fixture
+async def rig(discord_server: DiscordServer, tmp_path) -> AsyncIterator[Rig]:
+    async for r in make_rig(discord_server, tmp_path):
+        yield r
+
+
+def task_count(rig: Rig, kind: str | None = None) -> int:
+    with sqlite3.connect(rig.db_path) as db:
+        if kind is None:
+            return db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
+        return db.execute("SELECT COUNT(*) FROM tasks WHERE json_extract(body, '$.kind') = ?", (kind,)).fetchone()[0]
+
+
+def executions(server: DiscordServer) -> list[Any]:
+    return server.webhook_executions()
+
+
+def footer_keys(body: dict[str, Any]) -> list[str]:
+    return [((e.get("footer") or {}).get("text") or "") for e in body.get("embeds") or []]
+
+
+async def test_a_mention_gets_a_thread_and_a_webhook_post_as_the_persona(rig: Rig) -> None:
+    s = rig.server
+    m = await s.mention("sophia why did signups drop last week?")
+    await rig.settle()
+    # the thread was created from the mention (same id), named after the question
+    threads = s.of("POST /channels/{channel_id}/messages/{message_id}/threads")
+    assert len(threads) == 1 and threads[0].path.split("/")[4] == m["id"]
+    assert threads[0]["name"].startswith("sophia why did signups drop")
+    assert threads[0]["auto_archive_duration"] == 1440
+    # one webhook in #general, named Orchestra, every post through it into the thread
+    hooks = s.of("POST /channels/{channel_id}/webhooks")
+    assert len(hooks) == 1 and hooks[0]["name"] == "Orchestra"
+    posts = executions(s)
+    assert posts and all(p.query.get("thread_id") == m["id"] for p in posts)
+    assert all(p.query.get("wait") in ("true", "True", "1") for p in posts)
+    assert {p["username"] for p in posts} == {"Sophia"}
+    assert all(p.get("avatar_url") for p in posts) or rig.engine.personas["sophia"].voice.avatar_url is None
+    # the answer mentions only the asker
+    last = rig.server.of("PATCH /webhooks/{webhook_id}/{webhook_token}/messages/{message_id}") or posts
+    body = last[-1].json
+    am = body["allowed_mentions"]
+    assert am.get("parse") == [] and am.get("users") in ([s.alice["id"]], [int(s.alice["id"])])
+    assert not rig.server.channel_posts()  # nothing in the bot's own name
+
+
+async def test_a_named_persona_answers_and_a_thread_follow_up_continues(rig: Rig) -> None:
+    s = rig.server
+    m = await s.mention("Karen: is the pricing page ready?")
+    await rig.settle()
+    assert {p["username"] for p in executions(s)} == {"Karen"}
+    before = len(s.webhook_executions()) + len(s.of("PATCH /webhooks/{webhook_id}/{webhook_token}/messages/{message_id}"))
+    await s.user_message("and what about the FAQ?", channel_id=int(m["id"]))  # in the thread, no mention
+    await rig.settle()
+    after = len(s.webhook_executions()) + len(s.of("PATCH /webhooks/{webhook_id}/{webhook_token}/messages/{message_id}"))
+    assert after > before
+    assert all(p.query.get("thread_id") == m["id"] for p in executions(s))
+    # still one webhook for the channel
+    assert len(s.of("POST /channels/{channel_id}/webhooks")) == 1
+
+
+async def test_a_reply_to_sophias_message_goes_to_sophia(rig: Rig) -> None:
+    s = rig.server
+    m = await s.mention("sophia what is our churn?")
+    await rig.settle()
+    sophia_msg = executions(s)[-1].response
+    # a question in a thread the engine does not know, replying to Sophia's message
+    await s.user_message("tell me more about that", channel_id=int(m["id"]), reply_to=int(sophia_msg["id"]))
+    await rig.settle()
+    assert {p["username"] for p in executions(s)} == {"Sophia"}
+    assert len(executions(s)) + len(s.of("PATCH /webhooks/{webhook_id}/{webhook_token}/messages/{message_id}")) >= 3
+
+
+async def test_bots_and_webhooks_never_start_turns(rig: Rig) -> None:
+    s = rig.server
+    await s.bot_message(f"<@{s.bot_id}> hello from a bot")
+    await s.webhook_message(f"<@{s.bot_id}> hello from a hook")
+    await rig.settle()
+    assert not executions(s) and not s.channel_posts()
+    assert task_count(rig) == 0
+
+
+EDIT = "PATCH /webhooks/{webhook_id}/{webhook_token}/messages/{message_id}"
+
+
+def posted_and_edited(server: DiscordServer) -> list[Any]:
+    return sorted(server.webhook_executions() + server.of(EDIT), key=lambda r: r.at)
+
+
+async def test_investigate_is_stored_before_acknowledged_then_root_thread_turns_and_buttons(rig: Rig) -> None:
+    s = rig.server
+    stored_at_ack: list[int] = []
+    original = rig.engine.submit
+
+    async def submit(task):  # record what SQLite holds when the interaction is answered
+        accepted = await original(task)
+        return accepted
+
+    rig.engine.submit = submit  # type: ignore[method-assign]
+    payload = await s.slash_command("investigate", {"problem": "intermittent 401s on checkout", "persona": "sophia"})
+    await s.wait_for(lambda: s.callbacks_for(payload))
+    stored_at_ack.append(task_count(rig, "investigate"))
+    await rig.settle()
+    assert stored_at_ack == [1]
+    callback = s.callbacks_for(payload)[0]
+    assert callback.type == 4 and callback.data["flags"] & 64  # an ephemeral answer
+    assert "Starting an investigation" in callback.data["content"]
+    # the root went to #general (no thread), then a thread was made from it, named by the title
+    posts = executions(s)
+    root = posts[0]
+    assert "thread_id" not in root.query and root["username"] == "Sophia"
+    threads = s.of("POST /channels/{channel_id}/messages/{message_id}/threads")
+    assert [t.path.split("/")[4] for t in threads] == [root.response["id"]]
+    assert threads[0]["name"] == "intermittent 401s on checkout"
+    later = [p for p in posted_and_edited(s) if p is not root]
+    assert later and all(p.query.get("thread_id") == root.response["id"] for p in later)
+    assert all(p.json.get("embeds") for p in later)
+    with_buttons = [p for p in later if p.json.get("components")]
+    assert with_buttons, "turns carry challenge/plan/close buttons"
+    custom_ids = [c["custom_id"] for row in with_buttons[-1]["components"] for c in row["components"]]
+    assert any(c.startswith("orchestra:challenge:") for c in custom_ids)
+
+
+async def test_a_double_click_makes_one_task_and_the_buttons_give_way_to_a_line(rig: Rig) -> None:
+    s = rig.server
+    await s.slash_command("investigate", {"problem": "why are refunds slow?"})
+    await rig.settle()
+    with_buttons = [p for p in posted_and_edited(s) if p.json.get("components")]
+    message_id = int(with_buttons[-1].response["id"])
+    custom_id = next(c["custom_id"] for row in with_buttons[-1]["components"] for c in row["components"]
+                     if c["custom_id"].startswith("orchestra:challenge:"))
+    first = await s.click(message_id, custom_id)
+    second = await s.click(message_id, custom_id)
+    await s.wait_for(lambda: s.callbacks_for(first) and s.callbacks_for(second))
+    await rig.settle()
+    assert task_count(rig, "challenge") == 1
+    assert s.callbacks_for(first)[0].type == 6  # deferred update
+    # the clicked message lost its buttons for "↪ Challenge requested by <@alice>"
+    edits = [e for e in s.of(EDIT) if e.path.split("/")[-1] == str(message_id) and e.json.get("components") == []]
+    assert edits and f"<@{s.alice['id']}>" in edits[-1]["content"]
+
+
+async def test_a_deleted_webhook_is_recreated_once_and_the_post_is_not_lost(rig: Rig) -> None:
+    s = rig.server
+    await s.mention("sophia first question")
+    await rig.settle()
+    hook_id = int(executions(s)[0].path.split("/")[2])
+    s.delete_webhook(hook_id)
+    m = await s.mention("sophia second question")
+    await rig.settle()
+    hooks = s.of("POST /channels/{channel_id}/webhooks")
+    assert len(hooks) == 2
+    new_id = hooks[-1].response["id"]
+    answered = [p for p in executions(s) if p.query.get("thread_id") == m["id"]]
+    assert answered and all(p.path.split("/")[2] == str(new_id) for p in answered)
+
+
+async def test_without_manage_webhooks_posts_go_out_as_the_bot_with_the_name_in_bold(rig: Rig, caplog) -> None:
+    s = rig.server
+    s.deny_manage_webhooks(s.general_id)
+    m = await s.mention("karen is the launch on track?")
+    await rig.settle()
+    assert not executions(s)
+    posts = s.channel_posts(int(m["id"]))
+    assert posts and all(p["content"].lstrip().startswith(("**Karen**", f"<@{s.alice['id']}>")) for p in posts)
+    assert any("**Karen**" in p["content"] for p in posts)
+    assert all(p["allowed_mentions"].get("parse") == [] for p in posts)
+    warnings = [r for r in caplog.records if "Manage Webhooks" in r.getMessage()]
+    assert len(warnings) == 1
+    await s.mention("karen and the budget?")
+    await rig.settle()
+    assert len([r for r in caplog.records if "Manage Webhooks" in r.getMessage()]) == 1  # remembered
+
+
+async def test_a_dm_needs_no_mention_and_is_answered_as_the_bot(rig: Rig) -> None:
+    s = rig.server
+    m = await s.dm("sophia what is a cohort?")
+    await rig.settle()
+    assert not executions(s) and not s.of("POST /channels/{channel_id}/messages/{message_id}/threads")
+    posts = s.channel_posts(int(m["channel_id"]))
+    assert posts and any("**Sophia**" in p["content"] for p in posts)
+
+
+def notice(rig: Rig, thread: str, text: str = "Still on it.", key: str = "") -> Reply:
+    voice = rig.engine.personas["sophia"].voice
+    return Reply(kind=ReplyKind.NOTICE, voice=voice, platform="discord", workspace=str(rig.server.guild_id),
+                 channel=str(rig.server.general_id), thread=thread, text=text, key=key)
+
+
+async def test_a_thread_archived_mid_investigation_is_reopened_for_the_post(rig: Rig) -> None:
+    s = rig.server
+    m = await s.mention("sophia first")
+    await rig.settle()
+    s.archive_thread(int(m["id"]))
+    await asyncio.sleep(0.05)
+    posted = await rig.outbox.post(notice(rig, m["id"], key="n:1"))
+    assert s.of("PATCH /channels/{channel_id}")[-1].json == {"archived": False}
+    assert executions(s)[-1].query.get("thread_id") == m["id"] and posted.thread == m["id"]
+
+
+async def test_when_the_thread_cannot_be_reopened_the_post_goes_to_the_channel_saying_so(rig: Rig) -> None:
+    s = rig.server
+    m = await s.mention("sophia first")
+    await rig.settle()
+    s.archive_thread(int(m["id"]))
+    s.fail("PATCH /channels/{channel_id}", 403, 50013, "Missing Permissions")
+    await asyncio.sleep(0.05)
+    await rig.outbox.post(notice(rig, m["id"], key="n:2"))
+    last = executions(s)[-1]
+    assert "thread_id" not in last.query and "is archived" in last["content"]
+
+
+async def test_find_posted_recognises_our_post_by_its_key_and_resume_posts_only_missing_parts(rig: Rig) -> None:
+    s = rig.server
+    m = await s.mention("sophia first")
+    await rig.settle()
+    long_text = "\n\n".join(f"Paragraph {i}: " + "words " * 300 for i in range(8))  # several messages
+    first = await rig.outbox.post(notice(rig, m["id"], long_text, key="long:1"))
+    parts = len(executions(s))
+    found = await rig.outbox.find_posted(str(s.general_id), m["id"], "long:1")
+    assert found is not None and found.message_id == first.message_id
+    assert await rig.outbox.find_posted(str(s.general_id), m["id"], "nothing:1") is None
+    again = await rig.outbox.post(notice(rig, m["id"], long_text, key="long:1"), resume=found)
+    assert again == found and len(executions(s)) == parts  # nothing was missing: nothing posted
+
+
+async def test_allowlisted_channels_refuse_a_mention_once_and_stay_silent_otherwise(discord_server, tmp_path) -> None:
+    async for rig in make_rig(discord_server, tmp_path, allowed_channels=["1"]):
+        s = rig.server
+        m = await s.mention("sophia hello")
+        await rig.settle()
+        posts = s.channel_posts(s.general_id)
+        assert len(posts) == 1 and "isn't enabled" in posts[0]["content"]
+        assert posts[0]["allowed_mentions"]["parse"] == [] and posts[0]["message_reference"]["message_id"] in (m["id"], int(m["id"]))
+        assert task_count(rig) == 0 and not executions(s)
