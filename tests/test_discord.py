@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -173,19 +174,20 @@ def posted_and_edited(server: DiscordServer) -> list[Any]:
 
 async def test_investigate_is_stored_before_acknowledged_then_root_thread_turns_and_buttons(rig: Rig) -> None:
     s = rig.server
-    stored_at_ack: list[int] = []
+    stored: list[float] = []
     original = rig.engine.submit
 
-    async def submit(task):  # record what SQLite holds when the interaction is answered
+    async def submit(task):  # when SQLite had the task
         accepted = await original(task)
+        stored.append(time.monotonic())
         return accepted
 
     rig.engine.submit = submit  # type: ignore[method-assign]
     payload = await s.slash_command("investigate", {"problem": "intermittent 401s on checkout", "persona": "sophia"})
     await s.wait_for(lambda: s.callbacks_for(payload))
-    stored_at_ack.append(task_count(rig, "investigate"))
     await rig.settle()
-    assert stored_at_ack == [1]
+    assert task_count(rig, "investigate") == 1
+    assert len(stored) == 1 and stored[0] <= s.callbacks_for(payload)[0].at
     callback = s.callbacks_for(payload)[0]
     assert callback.type == 4 and callback.data["flags"] & 64  # an ephemeral answer
     assert "Starting an investigation" in callback.data["content"]
@@ -306,6 +308,11 @@ async def test_find_posted_recognises_our_post_by_its_key_and_resume_posts_only_
     assert await rig.outbox.find_posted(str(s.general_id), m["id"], "nothing:1") is None
     again = await rig.outbox.post(notice(rig, m["id"], long_text, key="long:1"), resume=found)
     assert again == found and len(executions(s)) == parts  # nothing was missing: nothing posted
+    assert parts - 1 >= 3  # the mention's answer, then a notice split in several messages
+    s.delete_message(int(executions(s)[-1].response["id"]))  # its last part never went out
+    await rig.outbox.post(notice(rig, m["id"], long_text, key="long:1"), resume=found)
+    assert len(executions(s)) == parts + 1
+    assert executions(s)[-1].json["embeds"][-1]["footer"]["text"] == executions(s)[-2].json["embeds"][-1]["footer"]["text"]
 
 
 async def test_allowlisted_channels_refuse_a_mention_once_and_stay_silent_otherwise(discord_server, tmp_path) -> None:
