@@ -1,0 +1,253 @@
+"""How Discord runs: where calls go, which intents, the login check, the gateway, command sync.
+
+discord.py's real client against a small local Discord (tests/discord_stub.py); nothing here
+touches the internet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+import pytest
+
+pytest.importorskip("discord")
+
+from tests.discord_stub import APP_ID, BOT_ID, GOOD_TOKEN, GUILD_ID, DiscordStub, ensure_parts  # noqa: E402
+
+ensure_parts()
+
+import discord  # noqa: E402
+from discord.gateway import DiscordWebSocket  # noqa: E402
+
+from adapters.discord import DiscordAdapter  # noqa: E402
+from adapters.discord.app import (  # noqa: E402
+    INVITE_PERMISSIONS,
+    DiscordIdentity,
+    DiscordStartError,
+    api_base_url,
+    intents_for,
+    invite_url,
+)
+from bot.settings import load_settings  # noqa: E402
+
+PREFIXES = ("ORCHESTRA_", "ANTHROPIC_", "OPENAI_", "SLACK_", "DISCORD_")
+
+
+@pytest.fixture(autouse=True)
+def clean(monkeypatch, tmp_path):
+    for key in list(os.environ):
+        if key.startswith(PREFIXES):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    base, gateway = discord.http.Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY
+    yield
+    discord.http.Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = base, gateway
+
+
+@pytest.fixture
+async def stub():
+    server = await DiscordStub().start()
+    yield server
+    await server.close()
+
+
+def settings_for(tmp_path, stub: DiscordStub | None = None, **overrides):
+    values = dict(db=tmp_path / "memory.db", discord_token=GOOD_TOKEN)
+    if stub is not None:
+        values.update(discord_api_url=stub.api_url, discord_gateway_url=stub.gateway_url)
+    values.update(overrides)
+    return load_settings(**values)
+
+
+class NoEngine:
+    """The listeners are not exercised here."""
+
+
+# --- pure ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "base"),
+    [
+        (None, "https://discord.com/api/v10"),
+        ("http://127.0.0.1:8123", "http://127.0.0.1:8123/api/v10"),
+        ("http://127.0.0.1:8123/", "http://127.0.0.1:8123/api/v10"),
+        ("https://proxy.example/discord", "https://proxy.example/discord/api/v10"),
+        ("https://staging.example/api/v10/", "https://staging.example/api/v10"),
+        ("https://staging.example/api/v9", "https://staging.example/api/v9"),
+    ],
+)
+def test_the_api_url_gets_api_v10_unless_it_has_an_api_path(given, base):
+    assert api_base_url(given) == base
+
+
+def test_intents_are_only_what_the_bot_reads(tmp_path):
+    on = intents_for(settings_for(tmp_path))
+    assert on.guilds and on.guild_messages and on.dm_messages and on.message_content
+    assert not (on.members or on.presences or on.guild_reactions or on.voice_states or on.guild_typing)
+    off = intents_for(settings_for(tmp_path, discord_message_content=False))
+    assert off.guild_messages and not off.message_content
+
+
+def test_the_invite_url_asks_for_the_scopes_and_permissions_in_the_docs():
+    url = invite_url(APP_ID)
+    assert url.startswith("https://discord.com/oauth2/authorize?client_id=2002&scope=bot+applications.commands")
+    p = INVITE_PERMISSIONS
+    assert p.view_channel and p.send_messages and p.send_messages_in_threads and p.create_public_threads
+    assert p.read_message_history and p.embed_links and p.manage_webhooks and p.manage_threads
+    assert not (p.administrator or p.add_reactions or p.mention_everyone or p.manage_messages)
+    assert f"permissions={p.value}" in url and p.value == 326954470400
+
+
+def test_the_identity_line():
+    me = DiscordIdentity(bot_name="orchestra", bot_id=int(BOT_ID), application_id=int(APP_ID))
+    assert me.connected(1) == "Discord: connected as @orchestra (1 server)"
+    assert me.connected(3, message_content=False).startswith("Discord: connected as @orchestra (3 servers); "
+                                                             "DISCORD_MESSAGE_CONTENT=false")
+    assert invite_url(APP_ID) in me.connected(0)
+
+
+# --- against the local Discord ------------------------------------------------------------------
+
+
+async def test_the_adapter_points_rest_and_gateway_at_the_settings(tmp_path, stub):
+    adapter = DiscordAdapter(settings_for(tmp_path, stub), NoEngine())
+    try:
+        assert discord.http.Route.BASE == f"{stub.api_url}/api/v10"
+        assert str(DiscordWebSocket.DEFAULT_GATEWAY) == stub.gateway_url
+        assert adapter.client.intents.message_content
+        assert adapter.client.allowed_mentions.to_dict() == {"parse": []}  # a forgotten send notifies nobody
+        assert adapter.client.listeners is adapter.listeners and adapter.listeners.outbox is adapter.outbox
+    finally:
+        await adapter.stop()
+
+
+async def test_verify_logs_in_and_syncs_the_commands_globally(tmp_path, stub):
+    adapter = DiscordAdapter(settings_for(tmp_path, stub), NoEngine())
+    try:
+        identity = await adapter.verify()
+        assert identity == DiscordIdentity(bot_name="orchestra", bot_id=int(BOT_ID), application_id=int(APP_ID))
+        assert ("GET", "/api/v10/users/@me") in stub.requests
+        assert ("PUT", f"/api/v10/applications/{APP_ID}/commands") in stub.requests
+        assert not any("/guilds/" in path for _, path in stub.requests)
+    finally:
+        await adapter.stop()
+
+
+async def test_guild_ids_sync_to_each_guild_at_once(tmp_path, stub):
+    stub.guilds = [GUILD_ID, "3004"]
+    adapter = DiscordAdapter(settings_for(tmp_path, stub, discord_guild_ids=f"{GUILD_ID},3004"), NoEngine())
+    try:
+        await adapter.verify()
+        puts = [path for method, path in stub.requests if method == "PUT"]
+        assert puts == [f"/api/v10/applications/{APP_ID}/guilds/{GUILD_ID}/commands",
+                        f"/api/v10/applications/{APP_ID}/guilds/3004/commands"]
+    finally:
+        await adapter.stop()
+
+
+async def test_a_guild_the_bot_is_not_in_is_named(tmp_path, stub):
+    adapter = DiscordAdapter(settings_for(tmp_path, stub, discord_guild_ids="777"), NoEngine())
+    try:
+        with pytest.raises(DiscordStartError) as excinfo:
+            await adapter.verify()
+        assert excinfo.value.refused
+        assert "DISCORD_GUILD_IDS" in str(excinfo.value) and "777" in str(excinfo.value)
+        assert "applications.commands" in str(excinfo.value)
+    finally:
+        await adapter.stop()
+
+
+async def test_a_refused_token_is_named_and_never_shown(tmp_path, stub):
+    adapter = DiscordAdapter(settings_for(tmp_path, stub, discord_token="not-the-token-xyz"), NoEngine())
+    try:
+        with pytest.raises(DiscordStartError) as excinfo:
+            await adapter.verify()
+    finally:
+        await adapter.stop()
+    assert excinfo.value.refused and "Discord refused DISCORD_TOKEN" in str(excinfo.value)
+    assert "Reset Token" in str(excinfo.value) and "not-the-token-xyz" not in str(excinfo.value)
+    assert not any(method == "PUT" for method, _ in stub.requests)  # nothing synced with a refused token
+
+
+async def test_an_unreachable_discord_is_not_a_refusal(tmp_path, stub):
+    url = stub.api_url
+    await stub.close()  # nothing listens there any more
+    adapter = DiscordAdapter(settings_for(tmp_path, discord_api_url=url), NoEngine())
+    try:
+        with pytest.raises(DiscordStartError) as excinfo:
+            await adapter.verify()
+    finally:
+        await adapter.stop()
+    assert not excinfo.value.refused
+    assert f"cannot reach Discord at {url}/api/v10" in str(excinfo.value) and "DISCORD_API_URL" in str(excinfo.value)
+
+
+async def test_run_connects_identifies_with_the_intents_and_stops(tmp_path, stub):
+    adapter = DiscordAdapter(settings_for(tmp_path, stub), NoEngine())
+    try:
+        await adapter.verify()
+        running = asyncio.create_task(adapter.run())
+        await asyncio.wait_for(adapter.client.wait_until_ready(), 10)
+        assert [g.id for g in adapter.client.guilds] == [int(GUILD_ID)]
+        (identify,) = stub.identifies
+        assert identify["token"] == GOOD_TOKEN
+        assert identify["intents"] == intents_for(adapter.settings).value
+        await adapter.stop_receiving()
+        await asyncio.wait_for(running, 5)  # returns: stopped on purpose, not an error
+        assert running.exception() is None
+    finally:
+        await adapter.stop()
+    assert adapter.client.is_closed()
+
+
+async def test_a_refused_message_content_intent_says_what_to_do(tmp_path, stub):
+    stub.refuse_message_content = True
+    adapter = DiscordAdapter(settings_for(tmp_path, stub), NoEngine())
+    try:
+        await adapter.verify()
+        with pytest.raises(DiscordStartError) as excinfo:
+            await asyncio.wait_for(adapter.run(), 10)
+    finally:
+        await adapter.stop()
+    assert excinfo.value.refused
+    assert "Message Content Intent" in str(excinfo.value) and "Bot" in str(excinfo.value)
+    assert "DISCORD_MESSAGE_CONTENT=false" in str(excinfo.value)
+
+
+async def test_without_message_content_the_bot_connects_without_asking_for_it(tmp_path, stub):
+    stub.refuse_message_content = True
+    adapter = DiscordAdapter(settings_for(tmp_path, stub, discord_message_content="false"), NoEngine())
+    try:
+        await adapter.verify()
+        running = asyncio.create_task(adapter.run())
+        await asyncio.wait_for(adapter.client.wait_until_ready(), 10)
+        assert not stub.identifies[0]["intents"] & (1 << 15)
+        await adapter.stop_receiving()
+        await asyncio.wait_for(running, 5)
+    finally:
+        await adapter.stop()
+
+
+async def test_a_lost_connection_is_logged_and_resumed(tmp_path, stub, caplog):
+    caplog.set_level(logging.INFO, logger="adapters.discord.app")
+    stub.drop_after_ready = True
+    adapter = DiscordAdapter(settings_for(tmp_path, stub), NoEngine())
+    try:
+        await adapter.verify()
+        running = asyncio.create_task(adapter.run())
+        for _ in range(200):
+            if stub.resumes:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+        assert stub.resumes == 1 and len(stub.identifies) == 1  # resumed, not a new session
+        said = [r.getMessage() for r in caplog.records if r.name == "adapters.discord.app"]
+        assert any("gateway connection lost" in line for line in said)
+        assert any("session resumed" in line for line in said)
+        await adapter.stop_receiving()
+        await asyncio.wait_for(running, 5)
+    finally:
+        await adapter.stop()
