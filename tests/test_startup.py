@@ -226,11 +226,21 @@ async def test_no_platform_and_no_terminal_says_what_to_set_and_exits_2(tmp_path
     assert not (tmp_path / "memory.db").exists()
 
 
-async def test_a_discord_token_alone_and_no_terminal_says_discord_is_not_here_yet(tmp_path):
-    code, out, err = await finished(tmp_path, env=clean_env(tmp_path, DISCORD_TOKEN="discord-startup-token"))
-    assert code == 2 and out == ""
-    assert "Discord adapter is not part of this version" in one_clean_message(err)
-    assert "discord-startup-token" not in err
+async def test_a_refused_discord_token_exits_2_with_its_name_before_the_banner(tmp_path):
+    pytest.importorskip("discord")
+    pytest.importorskip("adapters.discord.listeners")  # the whole adapter: runs once every part is in
+    from tests.discord_stub import DiscordStub
+
+    stub = await DiscordStub().start()
+    try:
+        env = clean_env(tmp_path, DISCORD_TOKEN="discord-startup-token", DISCORD_API_URL=stub.api_url,
+                        DISCORD_GATEWAY_URL=stub.gateway_url)
+        code, out, err = await finished(tmp_path, env=env)
+    finally:
+        await stub.close()
+    assert code == 2 and out == ""  # no banner: nothing started
+    assert "Discord refused DISCORD_TOKEN" in one_clean_message(err)
+    assert "discord-startup-token" not in err and stub.identifies == []
 
 
 # Lines piped into `orchestra` still make a chat: tests/test_terminal.py.
@@ -300,7 +310,7 @@ def free_port() -> int:
 
 async def test_http_mode_says_where_it_listens_serves_health_and_stops_on_sigterm(tmp_path, slack):
     port = free_port()
-    env = slack_env(tmp_path, slack, SLACK_SIGNING_SECRET=SIGNING_SECRET, DISCORD_TOKEN="discord-local-test")
+    env = slack_env(tmp_path, slack, SLACK_SIGNING_SECRET=SIGNING_SECRET)
     proc = await start(tmp_path, "--slack-http", "--port", str(port), env=env)
     try:
         seen = await read_until(proc, r"^Slack: connected")
@@ -312,8 +322,7 @@ async def test_http_mode_says_where_it_listens_serves_health_and_stops_on_sigter
         f"Slack: connected to Orchestra Test (workspace {TEAM}) as @orchestra (HTTP on port {port}, /slack/events)"
     )
     assert body == b"ok" and code == 0 and err == "", err
-    assert "Discord adapter is not part of this version" in seen
-    for secret in (BOT_TOKEN, SIGNING_SECRET, "discord-local-test"):
+    for secret in (BOT_TOKEN, SIGNING_SECRET):
         assert secret not in seen + out + err
 
 
