@@ -251,3 +251,11 @@ async def test_a_lost_connection_is_logged_and_resumed(tmp_path, stub, caplog):
         await asyncio.wait_for(running, 5)
     finally:
         await adapter.stop()
+
+
+async def test_building_the_client_says_nothing_about_voice(tmp_path, caplog):
+    caplog.set_level(logging.WARNING)
+    discord.VoiceClient.warn_nacl = True  # as in a fresh process
+    adapter = DiscordAdapter(settings_for(tmp_path), NoEngine())
+    await adapter.stop()
+    assert not [r for r in caplog.records if r.name.startswith("discord")]

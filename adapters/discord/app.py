@@ -136,6 +136,11 @@ class OrchestraClient(discord.Client):
     """A `discord.Client` with an app-command tree; events go to the listeners."""
 
     def __init__(self, settings: "Settings", **options: Any):
+        # Orchestra has no voice: discord.py's warnings about missing voice libraries would only
+        # be noise on every start
+        discord.VoiceClient.warn_nacl = False
+        if hasattr(discord.VoiceClient, "warn_dave"):
+            discord.VoiceClient.warn_dave = False
         super().__init__(
             intents=intents_for(settings),
             # a second line of defence: a send that forgets its own allowed mentions notifies nobody
