@@ -228,7 +228,8 @@ async def test_no_platform_and_no_terminal_says_what_to_set_and_exits_2(tmp_path
 
 async def test_a_refused_discord_token_exits_2_with_its_name_before_the_banner(tmp_path):
     pytest.importorskip("discord")
-    pytest.importorskip("adapters.discord.listeners")  # the whole adapter: runs once every part is in
+    if not all((ROOT / "adapters" / "discord" / f"{part}.py").exists() for part in ("listeners", "outbox")):
+        pytest.skip("the Discord listeners and outbox are not in this branch yet")  # a real process needs them
     from tests.discord_stub import DiscordStub
 
     stub = await DiscordStub().start()
