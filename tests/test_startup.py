@@ -228,8 +228,7 @@ async def test_no_platform_and_no_terminal_says_what_to_set_and_exits_2(tmp_path
 
 async def test_a_refused_discord_token_exits_2_with_its_name_before_the_banner(tmp_path):
     pytest.importorskip("discord")
-    if not all((ROOT / "adapters" / "discord" / f"{part}.py").exists() for part in ("listeners", "outbox")):
-        pytest.skip("the Discord listeners and outbox are not in this branch yet")  # a real process needs them
+    needs_the_whole_discord_adapter()
     from tests.discord_stub import DiscordStub
 
     stub = await DiscordStub().start()
@@ -262,6 +261,48 @@ async def test_socket_mode_connects_and_says_so_on_one_line_with_nothing_on_stde
     assert code == 0 and err == "", err  # no "'token' will be unused", nothing else
     assert [c.method for c in slack.calls][:2] == ["auth.test", "apps.connections.open"]
     assert len(slack.of("apps.connections.open")) == 1  # the URL checked at start is the one used
+
+
+def needs_the_whole_discord_adapter() -> None:
+    if not all((ROOT / "adapters" / "discord" / f"{part}.py").exists() for part in ("listeners", "outbox")):
+        pytest.skip("the Discord listeners and outbox are not in this branch yet")  # a real process needs them
+
+
+async def test_slack_and_discord_run_in_one_process_and_stop_together(tmp_path, slack):
+    needs_the_whole_discord_adapter()
+    from tests.discord_stub import GOOD_TOKEN, DiscordStub
+
+    discord_ = await DiscordStub().start()
+    env = slack_env(tmp_path, slack, DISCORD_TOKEN=GOOD_TOKEN, DISCORD_API_URL=discord_.api_url,
+                    DISCORD_GATEWAY_URL=discord_.gateway_url)
+    proc = await start(tmp_path, env=env)
+    try:
+        seen = await read_until(proc, r"^Platforms: ")
+        seen += await read_until(proc, r"^(Slack|Discord): connected")
+        seen += await read_until(proc, r"^(Slack|Discord): connected")
+    finally:
+        code, out, err = await stop(proc)
+        await discord_.close()
+    assert "Platforms: Slack (Socket Mode), Discord (gateway)" in seen
+    assert "Discord: connected as @orchestra (1 server)" in seen and "Slack: connected to Orchestra Test" in seen
+    assert code == 0 and err == "", err
+    assert len(discord_.identifies) == 1 and discord_.identifies[0]["token"] == GOOD_TOKEN
+
+
+async def test_when_discord_ends_with_an_error_slack_stops_too(tmp_path, slack):
+    needs_the_whole_discord_adapter()
+    from tests.discord_stub import GOOD_TOKEN, DiscordStub
+
+    discord_ = await DiscordStub(refuse_message_content=True).start()
+    env = slack_env(tmp_path, slack, DISCORD_TOKEN=GOOD_TOKEN, DISCORD_API_URL=discord_.api_url,
+                    DISCORD_GATEWAY_URL=discord_.gateway_url)
+    try:
+        code, out, err = await finished(tmp_path, env=env)
+    finally:
+        await discord_.close()
+    assert code == 2
+    assert "Message Content Intent" in one_clean_message(err) and "DISCORD_MESSAGE_CONTENT=false" in err
+    assert GOOD_TOKEN not in out + err
 
 
 @pytest.mark.parametrize(
