@@ -187,12 +187,13 @@ class Settings(BaseSettings):
         ids: list[int] = []
         for item in items:
             text = str(item).strip()
-            if not text.isdecimal() or int(text) <= 0:
+            if not text.isascii() or not text.isdecimal() or not 0 < int(text) < 2**64:
                 raise ValueError(
                     f"{text[:40]!r} is not a server id: give numbers separated by commas "
                     "(Discord: User Settings → Advanced → Developer Mode, then right-click the server → Copy Server ID)"
                 )
-            ids.append(int(text))
+            if int(text) not in ids:  # the same server twice would only be synced twice
+                ids.append(int(text))
         return ids
 
     @field_validator("discord_api_url", "discord_gateway_url", mode="before")

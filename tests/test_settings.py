@@ -318,7 +318,7 @@ def test_discord_defaults():
 
 def test_discord_settings_from_the_environment(monkeypatch):
     monkeypatch.setenv("DISCORD_TOKEN", "Bot discord-token-123\n")
-    monkeypatch.setenv("DISCORD_GUILD_IDS", " 123456789012345678, 42,, ")
+    monkeypatch.setenv("DISCORD_GUILD_IDS", " 123456789012345678, 42,, 42")
     monkeypatch.setenv("DISCORD_API_URL", "http://127.0.0.1:8123")
     monkeypatch.setenv("DISCORD_GATEWAY_URL", "ws://127.0.0.1:8124/")
     monkeypatch.setenv("DISCORD_ADMIN_ROLES", "Moderators, 998877")
@@ -354,6 +354,8 @@ def test_discord_settings_from_a_yaml_file(monkeypatch, tmp_path):
         ("DISCORD_GUILD_IDS", "123,my-server", "'my-server' is not a server id"),
         ("DISCORD_GUILD_IDS", "-5", "'-5' is not a server id"),
         ("DISCORD_GUILD_IDS", "12.5", "'12.5' is not a server id"),
+        ("DISCORD_GUILD_IDS", "١٢٣", "'١٢٣' is not a server id"),
+        ("DISCORD_GUILD_IDS", "9" * 30, "is not a server id"),
         ("DISCORD_API_URL", "discord.com/api", "must be an http:// or https:// URL"),
         ("DISCORD_API_URL", "wss://gateway.discord.gg", "must be an http:// or https:// URL"),
         ("DISCORD_API_URL", "http://host:notaport/api", "must be an http:// or https:// URL"),
