@@ -259,3 +259,11 @@ async def test_building_the_client_says_nothing_about_voice(tmp_path, caplog):
     adapter = DiscordAdapter(settings_for(tmp_path), NoEngine())
     await adapter.stop()
     assert not [r for r in caplog.records if r.name.startswith("discord")]
+
+
+async def test_unset_urls_leave_discord_pys_own(tmp_path, stub):
+    discord.http.Route.BASE = "http://elsewhere.invalid/api/v10"  # e.g. a test that pointed it itself
+    adapter = DiscordAdapter(settings_for(tmp_path), NoEngine())
+    await adapter.stop()
+    assert discord.http.Route.BASE == "http://elsewhere.invalid/api/v10"
+    assert str(DiscordWebSocket.DEFAULT_GATEWAY) == "wss://gateway.discord.gg/"

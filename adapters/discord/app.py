@@ -83,9 +83,12 @@ def gateway_url(url: str | None) -> yarl.URL:
 
 
 def point_at(settings: "Settings") -> None:
-    """Send every REST call and the gateway where the settings say (Discord's own when unset)."""
-    discord.http.Route.BASE = api_base_url(settings.discord_api_url)
-    DiscordWebSocket.DEFAULT_GATEWAY = gateway_url(settings.discord_gateway_url)
+    """Send every REST call and the gateway where the settings say. Unset leaves discord.py's
+    own value (Discord's, unless a test or an embedding program pointed it elsewhere)."""
+    if settings.discord_api_url:
+        discord.http.Route.BASE = api_base_url(settings.discord_api_url)
+    if settings.discord_gateway_url:
+        DiscordWebSocket.DEFAULT_GATEWAY = gateway_url(settings.discord_gateway_url)
 
 
 def intents_for(settings: "Settings") -> discord.Intents:
@@ -213,7 +216,7 @@ class DiscordAdapter:
 
     @property
     def api_url(self) -> str:
-        return api_base_url(self.settings.discord_api_url)
+        return discord.http.Route.BASE
 
     async def verify(self) -> DiscordIdentity:
         """Log in (REST: who we are, which application) and sync the commands, before the
