@@ -84,6 +84,7 @@ class DiscordStub:
     requests: list[tuple[str, str]] = field(default_factory=list)
     identifies: list[dict] = field(default_factory=list)
     resumes: int = 0
+    refuse_commands: bool = False  # answer a command sync with 400 50035 (Invalid Form Body)
     drop_after_ready: bool = False  # close the first gateway connection (4000) once READY is sent
     port: int = 0
     _runner: web.AppRunner | None = None
@@ -136,6 +137,9 @@ class DiscordStub:
         guild = request.match_info.get("guild")
         if guild is not None and guild not in self.guilds:
             return _json({"message": "Missing Access", "code": 50001}, status=403)
+        if self.refuse_commands:
+            return _json({"message": "Invalid Form Body", "code": 50035,
+                          "errors": {"0": {"name": {"_errors": [{"code": "X", "message": "bad"}]}}}}, status=400)
         commands = await request.json()
         for i, c in enumerate(commands):
             c.update(id=str(9000 + i), application_id=APP_ID, version="1", default_member_permissions=None)

@@ -267,3 +267,16 @@ async def test_unset_urls_leave_discord_pys_own(tmp_path, stub):
     await adapter.stop()
     assert discord.http.Route.BASE == "http://elsewhere.invalid/api/v10"
     assert str(DiscordWebSocket.DEFAULT_GATEWAY) == "wss://gateway.discord.gg/"
+
+
+async def test_commands_discord_refuses_stop_start_up_without_blaming_a_setting(tmp_path, stub, caplog):
+    stub.refuse_commands = True
+    adapter = DiscordAdapter(settings_for(tmp_path, stub), NoEngine())
+    try:
+        with pytest.raises(DiscordStartError) as excinfo:
+            await adapter.verify()
+    finally:
+        await adapter.stop()
+    assert not excinfo.value.refused
+    assert str(excinfo.value) == "Discord refused Orchestra's slash commands (HTTP 400); the log has the details"
+    assert any("Invalid Form Body" in r.getMessage() for r in caplog.records)  # the details: in the log only

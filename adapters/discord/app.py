@@ -163,6 +163,18 @@ class OrchestraClient(discord.Client):
     async def sync_commands(self) -> None:
         """To each of DISCORD_GUILD_IDS at once (a guild's commands appear immediately), or
         globally (Discord may take a while to show them everywhere)."""
+        try:
+            await self._sync_commands()
+        except discord.HTTPException as e:
+            if isinstance(e, discord.Forbidden) or e.status in (401, 429) or e.status >= 500:
+                raise
+            # Discord refused the commands themselves: ours to fix, not the person's; details in the log
+            log.error("Discord: command sync refused (HTTP %s, code %s): %s", e.status, e.code, e.text)
+            raise DiscordStartError(
+                f"Discord refused Orchestra's slash commands (HTTP {e.status}); the log has the details", refused=False
+            ) from None
+
+    async def _sync_commands(self) -> None:
         guild_ids = self.settings.discord_guild_ids
         for guild_id in guild_ids:
             guild = discord.Object(guild_id)
