@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest_asyncio
 
 from tests.servers.anthropic_server import AnthropicServer
+from tests.servers.discord_api import DiscordServer, local_discord
 from tests.servers.openai_server import OpenAIServer
 
 
@@ -22,3 +23,13 @@ async def openai_server() -> AsyncIterator[OpenAIServer]:
 async def anthropic_server() -> AsyncIterator[AnthropicServer]:
     async with AnthropicServer() as server:
         yield server  # type: ignore[misc]
+
+
+@pytest_asyncio.fixture
+async def discord_server() -> AsyncIterator[DiscordServer]:
+    """A local Discord with discord.py's Route.BASE and DEFAULT_GATEWAY pointed at it (restored
+    after); a 200 ms heartbeat so heartbeats happen within a test. A bug in the stand-in itself
+    (answered 503) fails the test at teardown."""
+    async with local_discord(heartbeat_interval=200) as server:
+        yield server  # type: ignore[misc]
+    assert not server.errors, f"the local Discord failed while answering: {server.errors!r}"
