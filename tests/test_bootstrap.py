@@ -151,7 +151,7 @@ async def test_slack_is_built_when_configured(tmp_path):
 
 async def test_discord_is_built_when_configured(tmp_path):
     pytest.importorskip("discord")
-    from tests.discord_stub import ensure_parts
+    from tests.discord_parts import ensure_parts
 
     ensure_parts()
     app = await bootstrap(settings_for(tmp_path, discord_token="discord-token-1"))
@@ -167,7 +167,7 @@ async def test_discord_is_built_when_configured(tmp_path):
 
 async def test_slack_and_discord_run_side_by_side_on_one_engine(tmp_path):
     pytest.importorskip("discord")
-    from tests.discord_stub import ensure_parts
+    from tests.discord_parts import ensure_parts
 
     ensure_parts()
     app = await bootstrap(settings_for(tmp_path, slack_bot_token="xoxb-1-test", slack_app_token="xapp-1-test",
@@ -200,14 +200,15 @@ async def test_a_missing_discord_library_says_what_to_install(tmp_path, monkeypa
 
 async def test_discord_token_is_checked_before_anything_connects_then_says_who_we_are(tmp_path):
     pytest.importorskip("discord")
-    from tests.discord_stub import GOOD_TOKEN, DiscordStub, ensure_parts
+    from tests.discord_parts import ensure_parts
+    from tests.servers.discord_api import TOKEN, DiscordServer
 
     ensure_parts()
-    stub = await DiscordStub().start()
+    server = await DiscordServer().start()
     lines: list[str] = []
     try:
-        bad = await bootstrap(settings_for(tmp_path, discord_token="not-the-token", discord_api_url=stub.api_url,
-                                           discord_gateway_url=stub.gateway_url))
+        bad = await bootstrap(settings_for(tmp_path, discord_token="not-the-token", discord_api_url=server.api_url,
+                                           discord_gateway_url=server.gateway_url))
         try:
             platforms = build_platforms(bad, announce=lines.append)
             with pytest.raises(StartupError, match="Discord refused DISCORD_TOKEN") as excinfo:
@@ -216,25 +217,23 @@ async def test_discord_token_is_checked_before_anything_connects_then_says_who_w
         finally:
             await platforms[0].stop()
             await bad.aclose()
-        assert stub.identifies == [] and lines == []  # nothing connected, nothing announced
+        assert server.gateway.identifies == [] and lines == []  # nothing connected, nothing announced
 
-        good = await bootstrap(settings_for(tmp_path, discord_token=GOOD_TOKEN, discord_api_url=stub.api_url,
-                                            discord_gateway_url=stub.gateway_url))
+        good = await bootstrap(settings_for(tmp_path, discord_token=TOKEN, discord_api_url=server.api_url,
+                                            discord_gateway_url=server.gateway_url))
         (platform,) = build_platforms(good, announce=lines.append)
         await verify_platforms([platform])
         runner = asyncio.create_task(platform.run())
         try:
-            for _ in range(200):
-                if lines:
-                    break
-                await asyncio.sleep(0.05)
+            await server.wait_for(lambda: lines, timeout=10)
         finally:
             await platform.stop()
             await asyncio.wait_for(runner, 5)  # stopped on purpose: returns, no error
             await good.aclose()
         assert lines == ["Discord: connected as @orchestra (1 server)"]
+        assert platform.adapter.client.is_closed()
     finally:
-        await stub.close()
+        await server.stop()
 
 
 async def test_slack_http_without_its_credentials_is_refused(tmp_path):

@@ -1,6 +1,6 @@
 """How Discord runs: where calls go, which intents, the login check, the gateway, command sync.
 
-discord.py's real client against a small local Discord (tests/discord_stub.py); nothing here
+discord.py's real client against the local Discord (tests/servers/discord_api.py); nothing here
 touches the internet.
 """
 
@@ -14,7 +14,8 @@ import pytest
 
 pytest.importorskip("discord")
 
-from tests.discord_stub import APP_ID, BOT_ID, GOOD_TOKEN, GUILD_ID, DiscordStub, ensure_parts  # noqa: E402
+from tests.discord_parts import ensure_parts  # noqa: E402
+from tests.servers.discord_api import TOKEN, DiscordServer  # noqa: E402
 
 ensure_parts()
 
@@ -46,17 +47,22 @@ def clean(monkeypatch, tmp_path):
     discord.http.Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = base, gateway
 
 
+APP_ID = 2002
+
+
 @pytest.fixture
 async def stub():
-    server = await DiscordStub().start()
+    """The local Discord, reached only through the settings (DISCORD_API_URL, DISCORD_GATEWAY_URL)."""
+    server = await DiscordServer(heartbeat_interval=200).start()
     yield server
-    await server.close()
+    await server.stop()
+    assert not server.errors
 
 
-def settings_for(tmp_path, stub: DiscordStub | None = None, **overrides):
-    values = dict(db=tmp_path / "memory.db", discord_token=GOOD_TOKEN)
-    if stub is not None:
-        values.update(discord_api_url=stub.api_url, discord_gateway_url=stub.gateway_url)
+def settings_for(tmp_path, stub: DiscordServer | None = None, **overrides):
+    values = dict(db=tmp_path / "memory.db", discord_token=TOKEN)
+    if stub is not None:  # without /api/v10: the adapter adds it
+        values.update(discord_api_url=stub.url, discord_gateway_url=stub.gateway_url)
     values.update(overrides)
     return load_settings(**values)
 
@@ -102,7 +108,7 @@ def test_the_invite_url_asks_for_the_scopes_and_permissions_in_the_docs():
 
 
 def test_the_identity_line():
-    me = DiscordIdentity(bot_name="orchestra", bot_id=int(BOT_ID), application_id=int(APP_ID))
+    me = DiscordIdentity(bot_name="orchestra", bot_id=APP_ID, application_id=APP_ID)
     assert me.connected(1) == "Discord: connected as @orchestra (1 server)"
     assert me.connected(3, message_content=False).startswith("Discord: connected as @orchestra (3 servers); "
                                                              "DISCORD_MESSAGE_CONTENT=false")
@@ -115,7 +121,7 @@ def test_the_identity_line():
 async def test_the_adapter_points_rest_and_gateway_at_the_settings(tmp_path, stub):
     adapter = DiscordAdapter(settings_for(tmp_path, stub), NoEngine())
     try:
-        assert discord.http.Route.BASE == f"{stub.api_url}/api/v10"
+        assert discord.http.Route.BASE == stub.api_url == f"{stub.url}/api/v10"
         assert str(DiscordWebSocket.DEFAULT_GATEWAY) == stub.gateway_url
         assert adapter.client.intents.message_content
         assert adapter.client.allowed_mentions.to_dict() == {"parse": []}  # a forgotten send notifies nobody
@@ -128,22 +134,21 @@ async def test_verify_logs_in_and_syncs_the_commands_globally(tmp_path, stub):
     adapter = DiscordAdapter(settings_for(tmp_path, stub), NoEngine())
     try:
         identity = await adapter.verify()
-        assert identity == DiscordIdentity(bot_name="orchestra", bot_id=int(BOT_ID), application_id=int(APP_ID))
-        assert ("GET", "/api/v10/users/@me") in stub.requests
-        assert ("PUT", f"/api/v10/applications/{APP_ID}/commands") in stub.requests
-        assert not any("/guilds/" in path for _, path in stub.requests)
+        assert identity == DiscordIdentity(bot_name="orchestra", bot_id=stub.bot_id, application_id=stub.application_id)
+        assert stub.of("GET /users/@me")
+        assert [c["name"] for c in stub.commands[None]] == ["personas"]  # synced globally
+        assert not stub.of("PUT /applications/{application_id}/guilds/{guild_id}/commands", ok_only=False)
     finally:
         await adapter.stop()
 
 
 async def test_guild_ids_sync_to_each_guild_at_once(tmp_path, stub):
-    stub.guilds = [GUILD_ID, "3004"]
-    adapter = DiscordAdapter(settings_for(tmp_path, stub, discord_guild_ids=f"{GUILD_ID},3004"), NoEngine())
+    adapter = DiscordAdapter(settings_for(tmp_path, stub, discord_guild_ids=str(stub.guild_id)), NoEngine())
     try:
         await adapter.verify()
-        puts = [path for method, path in stub.requests if method == "PUT"]
-        assert puts == [f"/api/v10/applications/{APP_ID}/guilds/{GUILD_ID}/commands",
-                        f"/api/v10/applications/{APP_ID}/guilds/3004/commands"]
+        puts = [r.path for r in stub.requests if r.method == "PUT"]
+        assert puts == [f"/applications/{stub.application_id}/guilds/{stub.guild_id}/commands"]
+        assert [c["name"] for c in stub.commands[stub.guild_id]] == ["personas"] and None not in stub.commands
     finally:
         await adapter.stop()
 
@@ -169,12 +174,12 @@ async def test_a_refused_token_is_named_and_never_shown(tmp_path, stub):
         await adapter.stop()
     assert excinfo.value.refused and "Discord refused DISCORD_TOKEN" in str(excinfo.value)
     assert "Reset Token" in str(excinfo.value) and "not-the-token-xyz" not in str(excinfo.value)
-    assert not any(method == "PUT" for method, _ in stub.requests)  # nothing synced with a refused token
+    assert not any(r.method == "PUT" for r in stub.requests)  # nothing synced with a refused token
 
 
 async def test_an_unreachable_discord_is_not_a_refusal(tmp_path, stub):
-    url = stub.api_url
-    await stub.close()  # nothing listens there any more
+    url = stub.url
+    await stub.stop()  # nothing listens there any more
     adapter = DiscordAdapter(settings_for(tmp_path, discord_api_url=url), NoEngine())
     try:
         with pytest.raises(DiscordStartError) as excinfo:
@@ -191,9 +196,9 @@ async def test_run_connects_identifies_with_the_intents_and_stops(tmp_path, stub
         await adapter.verify()
         running = asyncio.create_task(adapter.run())
         await asyncio.wait_for(adapter.client.wait_until_ready(), 10)
-        assert [g.id for g in adapter.client.guilds] == [int(GUILD_ID)]
-        (identify,) = stub.identifies
-        assert identify["token"] == GOOD_TOKEN
+        assert [g.id for g in adapter.client.guilds] == [stub.guild_id]
+        (identify,) = stub.gateway.identifies
+        assert identify["token"] == TOKEN
         assert identify["intents"] == intents_for(adapter.settings).value
         await adapter.stop_receiving()
         await asyncio.wait_for(running, 5)  # returns: stopped on purpose, not an error
@@ -204,7 +209,7 @@ async def test_run_connects_identifies_with_the_intents_and_stops(tmp_path, stub
 
 
 async def test_a_refused_message_content_intent_says_what_to_do(tmp_path, stub):
-    stub.refuse_message_content = True
+    stub.gateway.allowed_intents = 0  # Message Content off in the developer portal
     adapter = DiscordAdapter(settings_for(tmp_path, stub), NoEngine())
     try:
         await adapter.verify()
@@ -218,13 +223,13 @@ async def test_a_refused_message_content_intent_says_what_to_do(tmp_path, stub):
 
 
 async def test_without_message_content_the_bot_connects_without_asking_for_it(tmp_path, stub):
-    stub.refuse_message_content = True
+    stub.gateway.allowed_intents = 0
     adapter = DiscordAdapter(settings_for(tmp_path, stub, discord_message_content="false"), NoEngine())
     try:
         await adapter.verify()
         running = asyncio.create_task(adapter.run())
         await asyncio.wait_for(adapter.client.wait_until_ready(), 10)
-        assert not stub.identifies[0]["intents"] & (1 << 15)
+        assert not stub.gateway.identifies[0]["intents"] & (1 << 15)
         await adapter.stop_receiving()
         await asyncio.wait_for(running, 5)
     finally:
@@ -233,20 +238,17 @@ async def test_without_message_content_the_bot_connects_without_asking_for_it(tm
 
 async def test_a_lost_connection_is_logged_and_resumed(tmp_path, stub, caplog):
     caplog.set_level(logging.INFO, logger="adapters.discord.app")
-    stub.drop_after_ready = True
     adapter = DiscordAdapter(settings_for(tmp_path, stub), NoEngine())
     try:
         await adapter.verify()
         running = asyncio.create_task(adapter.run())
-        for _ in range(200):
-            if stub.resumes:
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.2)
-        assert stub.resumes == 1 and len(stub.identifies) == 1  # resumed, not a new session
-        said = [r.getMessage() for r in caplog.records if r.name == "adapters.discord.app"]
-        assert any("gateway connection lost" in line for line in said)
-        assert any("session resumed" in line for line in said)
+        await asyncio.wait_for(adapter.client.wait_until_ready(), 10)
+        await stub.gateway.drop(4000)
+        await stub.wait_for(lambda: stub.gateway.resumes, timeout=10)
+        said = lambda: [r.getMessage() for r in caplog.records if r.name == "adapters.discord.app"]  # noqa: E731
+        await stub.wait_for(lambda: any("session resumed" in line for line in said()), timeout=10)
+        assert len(stub.gateway.identifies) == 1  # resumed, not a new session
+        assert any("gateway connection lost" in line for line in said())
         await adapter.stop_receiving()
         await asyncio.wait_for(running, 5)
     finally:
@@ -270,7 +272,7 @@ async def test_unset_urls_leave_discord_pys_own(tmp_path, stub):
 
 
 async def test_commands_discord_refuses_stop_start_up_without_blaming_a_setting(tmp_path, stub, caplog):
-    stub.refuse_commands = True
+    stub.fail("PUT /applications/{application_id}/commands", 400, 50035, "Invalid Form Body")
     adapter = DiscordAdapter(settings_for(tmp_path, stub), NoEngine())
     try:
         with pytest.raises(DiscordStartError) as excinfo:

@@ -229,18 +229,18 @@ async def test_no_platform_and_no_terminal_says_what_to_set_and_exits_2(tmp_path
 async def test_a_refused_discord_token_exits_2_with_its_name_before_the_banner(tmp_path):
     pytest.importorskip("discord")
     needs_the_whole_discord_adapter()
-    from tests.discord_stub import DiscordStub
+    from tests.servers.discord_api import DiscordServer
 
-    stub = await DiscordStub().start()
+    server = await DiscordServer().start()
     try:
-        env = clean_env(tmp_path, DISCORD_TOKEN="discord-startup-token", DISCORD_API_URL=stub.api_url,
-                        DISCORD_GATEWAY_URL=stub.gateway_url)
+        env = clean_env(tmp_path, DISCORD_TOKEN="discord-startup-token", DISCORD_API_URL=server.url,
+                        DISCORD_GATEWAY_URL=server.gateway_url)
         code, out, err = await finished(tmp_path, env=env)
     finally:
-        await stub.close()
+        await server.stop()
     assert code == 2 and out == ""  # no banner: nothing started
     assert "Discord refused DISCORD_TOKEN" in one_clean_message(err)
-    assert "discord-startup-token" not in err and stub.identifies == []
+    assert "discord-startup-token" not in err and server.gateway.identifies == []
 
 
 # Lines piped into `orchestra` still make a chat: tests/test_terminal.py.
@@ -270,10 +270,10 @@ def needs_the_whole_discord_adapter() -> None:
 
 async def test_slack_and_discord_run_in_one_process_and_stop_together(tmp_path, slack):
     needs_the_whole_discord_adapter()
-    from tests.discord_stub import GOOD_TOKEN, DiscordStub
+    from tests.servers.discord_api import TOKEN, DiscordServer
 
-    discord_ = await DiscordStub().start()
-    env = slack_env(tmp_path, slack, DISCORD_TOKEN=GOOD_TOKEN, DISCORD_API_URL=discord_.api_url,
+    discord_ = await DiscordServer().start()
+    env = slack_env(tmp_path, slack, DISCORD_TOKEN=TOKEN, DISCORD_API_URL=discord_.url,
                     DISCORD_GATEWAY_URL=discord_.gateway_url)
     proc = await start(tmp_path, env=env)
     try:
@@ -282,27 +282,27 @@ async def test_slack_and_discord_run_in_one_process_and_stop_together(tmp_path, 
         seen += await read_until(proc, r"^(Slack|Discord): connected")
     finally:
         code, out, err = await stop(proc)
-        await discord_.close()
+        await discord_.stop()
     assert "Platforms: Slack (Socket Mode), Discord (gateway)" in seen
     assert "Discord: connected as @orchestra (1 server)" in seen and "Slack: connected to Orchestra Test" in seen
     assert code == 0 and err == "", err
-    assert len(discord_.identifies) == 1 and discord_.identifies[0]["token"] == GOOD_TOKEN
+    assert len(discord_.gateway.identifies) == 1 and discord_.gateway.identifies[0]["token"] == TOKEN
 
 
 async def test_when_discord_ends_with_an_error_slack_stops_too(tmp_path, slack):
     needs_the_whole_discord_adapter()
-    from tests.discord_stub import GOOD_TOKEN, DiscordStub
+    from tests.servers.discord_api import TOKEN, DiscordServer
 
-    discord_ = await DiscordStub(refuse_message_content=True).start()
-    env = slack_env(tmp_path, slack, DISCORD_TOKEN=GOOD_TOKEN, DISCORD_API_URL=discord_.api_url,
+    discord_ = await DiscordServer(allowed_intents=0).start()  # Message Content off in the portal
+    env = slack_env(tmp_path, slack, DISCORD_TOKEN=TOKEN, DISCORD_API_URL=discord_.url,
                     DISCORD_GATEWAY_URL=discord_.gateway_url)
     try:
         code, out, err = await finished(tmp_path, env=env)
     finally:
-        await discord_.close()
+        await discord_.stop()
     assert code == 2
     assert "Message Content Intent" in one_clean_message(err) and "DISCORD_MESSAGE_CONTENT=false" in err
-    assert GOOD_TOKEN not in out + err
+    assert TOKEN not in out + err
 
 
 @pytest.mark.parametrize(
