@@ -282,3 +282,20 @@ async def test_commands_discord_refuses_stop_start_up_without_blaming_a_setting(
     assert not excinfo.value.refused
     assert str(excinfo.value) == "Discord refused Orchestra's slash commands (HTTP 400); the log has the details"
     assert any("Invalid Form Body" in r.getMessage() for r in caplog.records)  # the details: in the log only
+
+
+async def test_a_gateway_that_cannot_be_reached_at_start_stops_with_the_setting_named(tmp_path, stub):
+    closed = DiscordServer()
+    await closed.start()
+    gateway = closed.gateway_url
+    await closed.stop()  # nothing listens there any more
+    adapter = DiscordAdapter(settings_for(tmp_path, stub, discord_gateway_url=gateway), NoEngine())
+    try:
+        await adapter.verify()
+        with pytest.raises(DiscordStartError) as excinfo:
+            await asyncio.wait_for(adapter.run(), 20)
+    finally:
+        await adapter.stop()
+    assert not excinfo.value.refused
+    assert f"cannot connect to Discord's gateway at {gateway}" in str(excinfo.value)
+    assert "DISCORD_GATEWAY_URL" in str(excinfo.value)

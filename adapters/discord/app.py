@@ -153,6 +153,9 @@ class OrchestraClient(discord.Client):
         self.settings = settings
         self.tree = app_commands.CommandTree(self)
         self.listeners: DiscordListeners | None = None  # set by DiscordAdapter before login
+        self._connected_once = False
+        #: Set when the gateway connection fails before it was ever ready.
+        self.first_connection_failed = asyncio.Event()
 
     async def setup_hook(self) -> None:
         """Runs inside `login`: the commands and buttons exist before the first event arrives."""
@@ -199,12 +202,16 @@ class OrchestraClient(discord.Client):
 
     # a lost connection leaves a trace; discord.py reconnects and resumes by itself
     async def on_disconnect(self) -> None:
+        if not self._connected_once:
+            self.first_connection_failed.set()  # `DiscordAdapter.run` stops with what to check
+            return
         log.info("Discord: gateway connection lost; discord.py reconnects and resumes")
 
     async def on_resumed(self) -> None:
         log.info("Discord: gateway session resumed")
 
     async def on_ready(self) -> None:
+        self._connected_once = True
         log.info("Discord: gateway ready (%d server(s))", len(self.guilds))
 
 
@@ -266,15 +273,24 @@ class DiscordAdapter:
 
     async def run(self) -> None:
         """Hold the gateway connection until `stop_receiving()` / `stop()` (returns) or until
-        Discord ends it for good (raises `DiscordStartError`). Drops are discord.py's to resume."""
+        Discord ends it for good (raises `DiscordStartError`). Drops after the first connection
+        are discord.py's to resume; a first connection that fails stops here (discord.py would
+        retry it forever, e.g. with a mistyped DISCORD_GATEWAY_URL)."""
         if self.identity is None:
             await self.verify()
-        self._receiving = asyncio.ensure_future(self.client.connect(reconnect=True))
+        receiving = self._receiving = asyncio.ensure_future(self.client.connect(reconnect=True))
+        never_connected = asyncio.ensure_future(self.client.first_connection_failed.wait())
         try:
-            await self._receiving
+            await asyncio.wait({receiving, never_connected}, return_when=asyncio.FIRST_COMPLETED)
+            if not receiving.done():
+                receiving.cancel()
+                await asyncio.gather(receiving, return_exceptions=True)
+                raise DiscordStartError(self._unreachable_gateway(), refused=False)
+            receiving.result()
         except asyncio.CancelledError:
-            if self._receiving.cancelled() and asyncio.current_task().cancelling() == 0:  # type: ignore[union-attr]
+            if receiving.cancelled() and asyncio.current_task().cancelling() == 0:  # type: ignore[union-attr]
                 return  # stop_receiving() ended it
+            receiving.cancel()
             raise
         except discord.PrivilegedIntentsRequired:
             raise DiscordStartError(MESSAGE_CONTENT_HELP, refused=True) from None
@@ -288,11 +304,13 @@ class DiscordAdapter:
             ) from None
         except (discord.GatewayNotFound, aiohttp.ClientError, OSError, asyncio.TimeoutError):
             log.warning("Discord: cannot connect to the gateway", exc_info=True)
-            raise DiscordStartError(
-                f"cannot connect to Discord's gateway at {DiscordWebSocket.DEFAULT_GATEWAY}: check the network"
-                + (" and DISCORD_GATEWAY_URL" if self.settings.discord_gateway_url else ""),
-                refused=False,
-            ) from None
+            raise DiscordStartError(self._unreachable_gateway(), refused=False) from None
+        finally:
+            never_connected.cancel()
+
+    def _unreachable_gateway(self) -> str:
+        return (f"cannot connect to Discord's gateway at {DiscordWebSocket.DEFAULT_GATEWAY}: check the network"
+                + (" and DISCORD_GATEWAY_URL" if self.settings.discord_gateway_url else ""))
 
     async def stop_receiving(self) -> None:
         """No more events; the REST session stays open, so work finishing now can still post."""
