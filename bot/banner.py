@@ -20,11 +20,6 @@ OFFLINE_HELP = (
     "  OPENAI_BASE_URL=http://localhost:11434/v1   a local OpenAI-compatible server: Ollama, vLLM, llama.cpp"
 )
 
-DISCORD_NOTE = (
-    "DISCORD_TOKEN is set, but the Discord adapter is not part of this version yet: "
-    "Discord is not started (Slack and the terminal work)."
-)
-
 
 def safe_url(url: str | None) -> str | None:
     """A base URL without user:password, query or fragment, which may carry credentials."""
@@ -60,6 +55,4 @@ def banner(settings: "Settings", *, version: str, platforms: list[str], personas
     ]
     if settings.provider == "offline":
         lines += ["", OFFLINE_HELP]
-    if settings.discord_token:
-        lines += ["", DISCORD_NOTE]
     return "\n".join(lines)

@@ -17,8 +17,8 @@ import logging
 import re
 import sqlite3
 import sys
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Protocol, TextIO
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Awaitable, Callable, Protocol, TextIO
 
 from bot.settings import Settings, SettingsError
 from engine.engine import Engine, EngineConfig
@@ -111,14 +111,21 @@ class App:
     provider: Provider
     personas: PersonaRegistry
     engine: Engine
+    #: Closed after the engine stops, so its last posts still have a connection (Discord's client).
+    on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def aclose(self, grace: float | None = None) -> None:
         """Let running work finish (at most `grace` seconds; the rest resumes on the next start),
-        then close the provider and the memory."""
+        then close the platforms' connections, the provider and the memory."""
         try:
             await self.engine.stop(grace)
         finally:
             try:
+                for close in reversed(self.on_close):
+                    try:
+                        await close()
+                    except Exception:  # noqa: BLE001 - shutting down: note it and go on
+                        log.warning("closing a platform connection failed", exc_info=True)
                 await self.provider.aclose()
             finally:
                 await self.memory.close()
@@ -217,6 +224,52 @@ class SlackPlatform:
         await self.adapter.stop()
 
 
+class DiscordPlatform:
+    """Discord through `adapters.discord.DiscordAdapter`: verify (log in, sync commands), hold the
+    gateway connection, say once who we are and in how many servers."""
+
+    name = "discord"
+
+    def __init__(self, adapter, *, announce: Callable[[str], None] | None = None):
+        self.adapter = adapter
+        self.announce = announce or (lambda line: print(line, flush=True))
+        self.description = "Discord (gateway)"
+
+    async def verify(self) -> None:
+        from adapters.discord.app import DiscordStartError
+
+        try:
+            await self.adapter.verify()
+        except DiscordStartError as e:
+            raise StartupError(str(e), exit_code=2 if e.refused else 1) from None
+
+    async def run(self) -> None:
+        """Until the connection ends for good (an error: every platform stops) or is cancelled."""
+        from adapters.discord.app import DiscordStartError
+
+        running = asyncio.create_task(self.adapter.run(), name="discord-gateway")
+        ready = asyncio.create_task(self.adapter.client.wait_until_ready(), name="discord-ready")
+        try:
+            await asyncio.wait({running, ready}, return_when=asyncio.FIRST_COMPLETED)
+            if ready.done() and not ready.cancelled() and ready.exception() is None:
+                identity = self.adapter.identity
+                self.announce(identity.connected(
+                    len(self.adapter.client.guilds), message_content=self.adapter.settings.discord_message_content
+                ))
+            await running
+        except DiscordStartError as e:
+            raise StartupError(str(e), exit_code=2 if e.refused else 1) from None
+        finally:
+            for task in (ready, running):
+                task.cancel()
+            await asyncio.gather(ready, running, return_exceptions=True)
+
+    async def stop(self) -> None:
+        """Stop receiving; the client itself closes with the app (`App.aclose`), after the
+        engine's last posts."""
+        await self.adapter.stop_receiving()
+
+
 async def verify_platforms(platforms: list[Platform]) -> None:
     """Let each platform that can check its credentials do so (the terminal has none)."""
     for platform in platforms:
@@ -255,8 +308,20 @@ def build_platforms(
         adapter = SlackAdapter(settings, engine)
         engine.register_outbox("slack", adapter.outbox)
         platforms.append(SlackPlatform(adapter, http_port=port if use_http else None, announce=announce))
-    # DISCORD_TOKEN alone: the Discord adapter is not in this version (the banner says so), so
-    # the terminal is what there is.
+    if settings.discord_token:
+        try:
+            from adapters.discord import DiscordAdapter
+        except ImportError as e:
+            if not (e.name or "").startswith(("discord", "aiohttp", "yarl")):
+                raise
+            raise StartupError(
+                f"Discord is configured but its libraries are missing ({e.name}): "
+                "pip install 'orchestra-personas[discord]' (from a clone: pip install -e '.[discord]')"
+            ) from None
+        discord_adapter = DiscordAdapter(settings, engine)
+        engine.register_outbox("discord", discord_adapter.outbox)
+        app.on_close.append(discord_adapter.stop)
+        platforms.append(DiscordPlatform(discord_adapter, announce=announce))
     if not platforms:
         from adapters.terminal import TerminalShell
 

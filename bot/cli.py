@@ -1,6 +1,6 @@
 """`orchestra`: run the bot (chat platforms, or the terminal), or one command from the shell.
 
-    orchestra                                   Slack if configured, else a chat in this terminal
+    orchestra                                   Slack and/or Discord if configured, else a chat in this terminal
     orchestra --slack-http --port 3000          Slack over HTTP (Events API) instead of Socket Mode
     orchestra investigate TEXT [--channel NAME] [--json]   one investigation, printed
     orchestra reply ID TEXT | challenge ID | plan ID | close ID   continue it (ids: payments-1)
@@ -54,6 +54,7 @@ Settings come from the environment, a .env file, and an optional YAML file (ORCH
   ANTHROPIC_API_KEY / OPENAI_API_KEY / OPENAI_BASE_URL   the model (none: offline rehearsal)
   SLACK_BOT_TOKEN + SLACK_APP_TOKEN                      Slack in Socket Mode
   SLACK_BOT_TOKEN + SLACK_SIGNING_SECRET                 Slack over HTTP (--slack-http)
+  DISCORD_TOKEN                                          Discord (alongside Slack when both are set)
   ORCHESTRA_DB                                           where the memory lives (SQLite)
 With no chat platform configured, orchestra opens a chat in this terminal (or reads lines piped
 into it); with neither, it says what to set and exits with code 2, as for every setting mistake."""
@@ -99,7 +100,7 @@ def _port(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orchestra",
-        description="Cherry, Sophia and Karen: AI personas that answer and investigate in Slack and the terminal.",
+        description="Cherry, Sophia and Karen: AI personas that answer and investigate in Slack, Discord and the terminal.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

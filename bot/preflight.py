@@ -16,6 +16,7 @@ from bot.settings import Settings
 NO_PLATFORM_HELP = """no chat platform is configured, and there is no terminal to chat in ({why}).
   To run on Slack, set SLACK_BOT_TOKEN and SLACK_APP_TOKEN (Socket Mode), or SLACK_BOT_TOKEN and
   SLACK_SIGNING_SECRET and start with --slack-http; see docs/slack.md.
+  To run on Discord, set DISCORD_TOKEN; see docs/discord.md.
   To chat in a terminal, run `orchestra` in one, or pipe lines into it: echo "@sophia hi" | orchestra"""
 
 
@@ -50,11 +51,8 @@ def check_can_start(settings: Settings, *, slack_http: bool, stdin_fd: int = 0) 
     if slack_http and not settings.slack_http_mode:
         raise StartupError("--slack-http needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET "
                            "(Basic Information → App Credentials → Signing Secret)")
-    if settings.slack_socket_mode or settings.slack_http_mode:
+    if settings.has_chat_platform:
         return
     why = stdin_missing(stdin_fd)
     if why is not None:
-        text = NO_PLATFORM_HELP.format(why=why)
-        if settings.discord_token:
-            text += "\n  DISCORD_TOKEN is set, but the Discord adapter is not part of this version yet."
-        raise StartupError(text)
+        raise StartupError(NO_PLATFORM_HELP.format(why=why))

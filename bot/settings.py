@@ -12,8 +12,9 @@ import difflib
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import InitSettingsSource, NoDecode
 
@@ -147,6 +148,17 @@ class Settings(BaseSettings):
 
     # --- Discord
     discord_token: SecretStr | None = _alias("DISCORD_TOKEN")
+    discord_guild_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, validation_alias=AliasChoices("DISCORD_GUILD_IDS", "discord_guild_ids")
+    )
+    discord_api_url: str | None = _alias("DISCORD_API_URL")
+    discord_gateway_url: str | None = _alias("DISCORD_GATEWAY_URL")
+    discord_admin_roles: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=AliasChoices("DISCORD_ADMIN_ROLES", "discord_admin_roles")
+    )
+    discord_message_content: bool = Field(
+        True, validation_alias=AliasChoices("DISCORD_MESSAGE_CONTENT", "discord_message_content")
+    )
 
     _provider_chosen: bool = PrivateAttr(False)  # ORCHESTRA_PROVIDER was given, not inferred
 
@@ -154,12 +166,69 @@ class Settings(BaseSettings):
         "WARNING", validation_alias=AliasChoices("ORCHESTRA_LOG_LEVEL", "log_level")
     )
 
-    @field_validator("slack_admins", "allowed_channels", "allowed_users", mode="before")
+    @field_validator("slack_admins", "allowed_channels", "allowed_users", "discord_admin_roles", mode="before")
     @classmethod
     def _comma_list(cls, v: Any) -> Any:
         """Environment variables give "U1,U2"; YAML gives a list. Accept both."""
         if isinstance(v, str):
             return [item.strip() for item in v.split(",") if item.strip()]
+        if isinstance(v, list):  # YAML: `discord_admin_roles: [1234, Moderators]` has numbers too
+            return [str(item).strip() for item in v if str(item).strip()]
+        return v
+
+    @field_validator("discord_guild_ids", mode="before")
+    @classmethod
+    def _guild_ids(cls, v: Any) -> Any:
+        """Server ids are numbers (snowflakes); a name or a pasted URL here would only show up as
+        commands that never appear, so it stops start-up with what to copy instead."""
+        items = cls._comma_list(v)
+        if not isinstance(items, list):
+            return v
+        ids: list[int] = []
+        for item in items:
+            text = str(item).strip()
+            if not text.isascii() or not text.isdecimal() or not 0 < int(text) < 2**64:
+                raise ValueError(
+                    f"{text[:40]!r} is not a server id: give numbers separated by commas "
+                    "(Discord: User Settings → Advanced → Developer Mode, then right-click the server → Copy Server ID)"
+                )
+            if int(text) not in ids:  # the same server twice would only be synced twice
+                ids.append(int(text))
+        return ids
+
+    @field_validator("discord_api_url", "discord_gateway_url", mode="before")
+    @classmethod
+    def _discord_url(cls, v: Any, info: ValidationInfo) -> Any:
+        """A typo here sends every call somewhere else: only an absolute http(s) (REST) or ws(s)
+        (gateway) URL is accepted. Empty means Discord's own."""
+        if not isinstance(v, str):
+            return v
+        url = v.strip()
+        if not url:
+            return None
+        schemes = ("http", "https") if info.field_name == "discord_api_url" else ("ws", "wss")
+        try:
+            parts = urlsplit(url)
+            valid = parts.scheme.lower() in schemes and bool(parts.hostname) and (parts.port or 1) > 0
+        except ValueError:  # e.g. a port that is not a number
+            valid = False
+        if not valid:
+            what = ("an http:// or https:// URL, e.g. https://discord.example.com/api/v10" if schemes[0] == "http"
+                    else "a ws:// or wss:// URL, e.g. wss://gateway.example.com/")
+            raise ValueError(f"must be {what}; unset it to use Discord's own")
+        return url
+
+    @field_validator("discord_message_content", mode="before")
+    @classmethod
+    def _switch(cls, v: Any) -> Any:
+        """On/off in the words people use; anything else is named, with what was given."""
+        if isinstance(v, str):
+            word = v.strip().lower()
+            if word in ("1", "true", "yes", "on"):
+                return True
+            if word in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"must be true or false (got {v.strip()[:40]!r})")
         return v
 
     @field_validator("log_level", mode="before")
@@ -183,10 +252,15 @@ class Settings(BaseSettings):
         "discord_token", mode="before",
     )
     @classmethod
-    def _secret_text(cls, v: Any) -> Any:
-        """A pasted token often brings a space or a newline along; an empty one is no token."""
+    def _secret_text(cls, v: Any, info: ValidationInfo) -> Any:
+        """A pasted token often brings a space or a newline along; an empty one is no token.
+        A Discord token copied from an `Authorization: Bot …` header loses its "Bot " (discord.py
+        adds it again)."""
         if isinstance(v, str):
-            return v.strip() or None
+            v = v.strip()
+            if info.field_name == "discord_token" and v[:4].lower() == "bot ":
+                v = v[4:].strip()
+            return v or None
         return v
 
     @model_validator(mode="after")
@@ -307,6 +381,9 @@ def credential_problems(s: Settings) -> list[str]:
         problems.append("SLACK_BOT_TOKEN is set alone: Slack also needs SLACK_APP_TOKEN for Socket Mode, "
                         f"{APP_TOKEN_HELP}, or SLACK_SIGNING_SECRET for HTTP mode (--slack-http); "
                         "or unset SLACK_BOT_TOKEN to run without Slack")
+    if _starts(s.discord_token, "xox", "xapp-"):
+        problems.append("DISCORD_TOKEN holds a Slack token: it takes the bot token from the Discord developer portal "
+                        "(your application → Bot → Reset Token); Slack's tokens go in SLACK_BOT_TOKEN / SLACK_APP_TOKEN")
     if s.provider == "offline" and not s._provider_chosen and s.anthropic_base_url:
         problems.append("ANTHROPIC_BASE_URL is set but ANTHROPIC_API_KEY is not, so no model would be used: set the "
                         "key (a local server may take any value), or set ORCHESTRA_PROVIDER=offline to rehearse")

@@ -15,6 +15,7 @@ import pytest
 from adapters.terminal import TerminalShell
 from bot.bootstrap import (
     App,
+    DiscordPlatform,
     SlackPlatform,
     StartupError,
     bootstrap,
@@ -120,7 +121,7 @@ def test_persona_engine_opens_no_memory(tmp_path):
 
 
 async def test_without_chat_tokens_the_terminal_is_the_platform(tmp_path):
-    app = await bootstrap(settings_for(tmp_path, discord_token="discord-token"))
+    app = await bootstrap(settings_for(tmp_path))
     try:
         (platform,) = build_platforms(app, channel="ops", stdin=io.StringIO(""), stdout=io.StringIO())
         assert isinstance(platform, TerminalShell)
@@ -146,6 +147,93 @@ async def test_slack_is_built_when_configured(tmp_path):
         assert platform.http_port == 3456 and "port 3456" in platform.description
     finally:
         await http.aclose()
+
+
+async def test_discord_is_built_when_configured(tmp_path):
+    pytest.importorskip("discord")
+    from tests.discord_parts import ensure_parts
+
+    ensure_parts()
+    app = await bootstrap(settings_for(tmp_path, discord_token="discord-token-1"))
+    try:
+        (platform,) = build_platforms(app)
+        assert isinstance(platform, DiscordPlatform) and platform.name == "discord"
+        assert app.engine.poster.outboxes["discord"] is platform.adapter.outbox
+        assert "local" not in app.engine.poster.outboxes
+    finally:
+        await app.aclose()
+    assert platform.adapter.client.is_closed()  # closed with the app, after the engine's last posts
+
+
+async def test_slack_and_discord_run_side_by_side_on_one_engine(tmp_path):
+    pytest.importorskip("discord")
+    from tests.discord_parts import ensure_parts
+
+    ensure_parts()
+    app = await bootstrap(settings_for(tmp_path, slack_bot_token="xoxb-1-test", slack_app_token="xapp-1-test",
+                                       discord_token="discord-token-1"))
+    try:
+        slack, discord_ = build_platforms(app)
+        assert (slack.name, discord_.name) == ("slack", "discord")
+        assert slack.adapter.engine is discord_.adapter.engine is app.engine
+        assert set(app.engine.poster.outboxes) == {"slack", "discord"}
+    finally:
+        await slack.stop()
+        await app.aclose()
+
+
+async def test_a_missing_discord_library_says_what_to_install(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "discord", None)  # as if discord.py were not installed
+    monkeypatch.delitem(sys.modules, "adapters.discord.app", raising=False)
+    app = await bootstrap(settings_for(tmp_path, discord_token="discord-token-1"))
+    try:
+        with pytest.raises(StartupError) as excinfo:
+            build_platforms(app)
+    finally:
+        await app.aclose()
+    assert excinfo.value.exit_code == 2
+    assert "Discord is configured but its libraries are missing (discord)" in str(excinfo.value)
+    assert "orchestra-personas[discord]" in str(excinfo.value)
+
+
+async def test_discord_token_is_checked_before_anything_connects_then_says_who_we_are(tmp_path):
+    pytest.importorskip("discord")
+    from tests.discord_parts import ensure_parts
+    from tests.servers.discord_api import TOKEN, DiscordServer
+
+    ensure_parts()
+    server = await DiscordServer().start()
+    lines: list[str] = []
+    try:
+        bad = await bootstrap(settings_for(tmp_path, discord_token="not-the-token", discord_api_url=server.api_url,
+                                           discord_gateway_url=server.gateway_url))
+        try:
+            platforms = build_platforms(bad, announce=lines.append)
+            with pytest.raises(StartupError, match="Discord refused DISCORD_TOKEN") as excinfo:
+                await verify_platforms(platforms)
+            assert excinfo.value.exit_code == 2
+        finally:
+            await platforms[0].stop()
+            await bad.aclose()
+        assert server.gateway.identifies == [] and lines == []  # nothing connected, nothing announced
+
+        good = await bootstrap(settings_for(tmp_path, discord_token=TOKEN, discord_api_url=server.api_url,
+                                            discord_gateway_url=server.gateway_url))
+        (platform,) = build_platforms(good, announce=lines.append)
+        await verify_platforms([platform])
+        runner = asyncio.create_task(platform.run())
+        try:
+            await server.wait_for(lambda: lines, timeout=10)
+        finally:
+            await platform.stop()
+            await asyncio.wait_for(runner, 5)  # stopped on purpose: returns, no error
+            await good.aclose()
+        assert lines == ["Discord: connected as @orchestra (1 server)"]
+        assert platform.adapter.client.is_closed()
+    finally:
+        await server.stop()
 
 
 async def test_slack_http_without_its_credentials_is_refused(tmp_path):
@@ -235,6 +323,8 @@ def test_a_start_with_no_platform_needs_a_terminal_or_input(tmp_path):
         check_can_start(settings, slack_http=False, stdin_fd=read)  # a pipe: lines may come
         slack = settings_for(tmp_path, slack_bot_token="xoxb-1-test", slack_app_token="xapp-1-test")
         check_can_start(slack, slack_http=False, stdin_fd=fds["null"])  # a service: Slack is the platform
+        discord_ = settings_for(tmp_path, discord_token="discord-token-1")
+        check_can_start(discord_, slack_http=False, stdin_fd=fds["null"])  # ... or Discord
         with pytest.raises(StartupError, match="--slack-http needs"):
             check_can_start(slack, slack_http=True, stdin_fd=fds["null"])
     finally:

@@ -392,6 +392,24 @@ def test_bad_settings_exit_2_with_the_key_and_no_traceback(tmp_path, extra, key,
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ({"DISCORD_GUILD_IDS": "123,my-server"}, "DISCORD_GUILD_IDS"),
+        ({"DISCORD_API_URL": "discord.com/api"}, "DISCORD_API_URL"),
+        ({"DISCORD_GATEWAY_URL": "https://gateway.discord.gg"}, "DISCORD_GATEWAY_URL"),
+        ({"DISCORD_MESSAGE_CONTENT": "maybe"}, "DISCORD_MESSAGE_CONTENT"),
+    ],
+)
+def test_bad_discord_settings_exit_2_before_anything_connects(tmp_path, extra, key):
+    env = clean_env(tmp_path, DISCORD_TOKEN="discord-cli-token-123", **extra)
+    result = orchestra(tmp_path, env=env, input="")
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stderr.startswith(f"orchestra: {key}: ") and "Traceback" not in result.stderr
+    assert "discord-cli-token-123" not in result.stderr + result.stdout and result.stdout == ""
+    assert not (tmp_path / "memory.db").exists()
+
+
 def test_a_typo_gets_a_suggestion(tmp_path):
     result = orchestra(tmp_path, "personas", "list", env=clean_env(tmp_path, ORCHESTRA_PROVDER="openai"))
     assert "did you mean ORCHESTRA_PROVIDER" in result.stderr

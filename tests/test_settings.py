@@ -304,3 +304,80 @@ def test_the_config_file_may_be_named_in_dotenv_and_may_be_empty(monkeypatch, tm
     (tmp_path / "empty.yaml").write_text("# nothing yet\n", encoding="utf-8")
     monkeypatch.setenv("ORCHESTRA_CONFIG", "empty.yaml")  # the environment beats .env
     assert load_settings().max_turns == 10
+
+
+# --- Discord --------------------------------------------------------------------------------------
+
+
+def test_discord_defaults():
+    s = load_settings()
+    assert s.discord_guild_ids == [] and s.discord_admin_roles == []
+    assert s.discord_api_url is None and s.discord_gateway_url is None
+    assert s.discord_message_content is True
+
+
+def test_discord_settings_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DISCORD_TOKEN", "Bot discord-token-123\n")
+    monkeypatch.setenv("DISCORD_GUILD_IDS", " 123456789012345678, 42,, 42")
+    monkeypatch.setenv("DISCORD_API_URL", "http://127.0.0.1:8123")
+    monkeypatch.setenv("DISCORD_GATEWAY_URL", "ws://127.0.0.1:8124/")
+    monkeypatch.setenv("DISCORD_ADMIN_ROLES", "Moderators, 998877")
+    monkeypatch.setenv("DISCORD_MESSAGE_CONTENT", "off")
+    s = load_settings()
+    assert s.discord_token.get_secret_value() == "discord-token-123"  # "Bot " is discord.py's to add
+    assert s.discord_guild_ids == [123456789012345678, 42]
+    assert (s.discord_api_url, s.discord_gateway_url) == ("http://127.0.0.1:8123", "ws://127.0.0.1:8124/")
+    assert s.discord_admin_roles == ["Moderators", "998877"]
+    assert s.discord_message_content is False and s.has_chat_platform
+
+
+def test_discord_settings_from_a_yaml_file(monkeypatch, tmp_path):
+    config = tmp_path / "orchestra.yaml"
+    config.write_text(
+        "discord_guild_ids: [123, '456']\n"
+        "discord_admin_roles: [Moderators, 998877]\n"
+        "discord_message_content: false\n"
+        "discord_api_url: https://discord.example.com/api/v10\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("ORCHESTRA_CONFIG", str(config))
+    s = load_settings()
+    assert s.discord_guild_ids == [123, 456]
+    assert s.discord_admin_roles == ["Moderators", "998877"]
+    assert s.discord_message_content is False
+    assert s.discord_api_url == "https://discord.example.com/api/v10"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "said"),
+    [
+        ("DISCORD_GUILD_IDS", "123,my-server", "'my-server' is not a server id"),
+        ("DISCORD_GUILD_IDS", "-5", "'-5' is not a server id"),
+        ("DISCORD_GUILD_IDS", "12.5", "'12.5' is not a server id"),
+        ("DISCORD_GUILD_IDS", "١٢٣", "'١٢٣' is not a server id"),
+        ("DISCORD_GUILD_IDS", "9" * 30, "is not a server id"),
+        ("DISCORD_API_URL", "discord.com/api", "must be an http:// or https:// URL"),
+        ("DISCORD_API_URL", "wss://gateway.discord.gg", "must be an http:// or https:// URL"),
+        ("DISCORD_API_URL", "http://host:notaport/api", "must be an http:// or https:// URL"),
+        ("DISCORD_GATEWAY_URL", "https://gateway.discord.gg", "must be a ws:// or wss:// URL"),
+        ("DISCORD_GATEWAY_URL", "wss://", "must be a ws:// or wss:// URL"),
+        ("DISCORD_MESSAGE_CONTENT", "maybe", "must be true or false (got 'maybe')"),
+    ],
+)
+def test_a_bad_discord_setting_is_named(monkeypatch, key, value, said):
+    monkeypatch.setenv(key, value)
+    with pytest.raises(SettingsError) as excinfo:
+        load_settings()
+    assert problems_of(excinfo).startswith(f"{key}: ") and said in problems_of(excinfo)
+
+
+def test_an_empty_discord_url_means_discords_own(monkeypatch):
+    monkeypatch.setenv("DISCORD_API_URL", "  ")
+    assert load_settings().discord_api_url is None
+
+
+def test_a_slack_token_in_discord_token_is_named(monkeypatch):
+    monkeypatch.setenv("DISCORD_TOKEN", SLACK_SECRET)
+    with pytest.raises(SettingsError) as excinfo:
+        load_settings()
+    assert "DISCORD_TOKEN holds a Slack token" in str(excinfo.value) and SLACK_SECRET not in str(excinfo.value)
