@@ -15,45 +15,27 @@ from typing import Any
 
 import discord
 import pytest_asyncio
-from discord import app_commands
 
 from adapters.discord.listeners import DiscordListeners
 from adapters.discord.outbox import DiscordOutbox
-from bot.settings import Settings
+from adapters.discord.app import DiscordAdapter
+from bot.settings import load_settings
 from engine.engine import Engine, EngineConfig
 from engine.models import Reply, ReplyKind
 from engine.memory.store import SQLiteMemory
 from engine.personas import PersonaRegistry
 from engine.providers import OfflineProvider
-from tests.servers.discord_api import DiscordServer, connected
+from tests.servers.discord_api import TOKEN, DiscordServer, connected
 
 pytest_plugins = ["tests.servers.fixtures"]
 
 EXECUTE = "POST /webhooks/{webhook_id}/{webhook_token}"
 
 
-class Client(discord.Client):
-    """The minimal wiring app.py does: install the listeners, hand them messages."""
-
-    def __init__(self, listeners_box: list[DiscordListeners]):
-        intents = discord.Intents.default()
-        intents.message_content = True
-        super().__init__(intents=intents)
-        self.tree = app_commands.CommandTree(self)
-        self.box = listeners_box
-
-    async def setup_hook(self) -> None:
-        self.box[0].install(self, self.tree)
-        await self.tree.sync()
-
-    async def on_message(self, message: discord.Message) -> None:
-        await self.box[0].on_message(message)
-
-
 @dataclass
 class Rig:
     server: DiscordServer
-    client: Client
+    client: discord.Client
     engine: Engine
     memory: SQLiteMemory
     outbox: DiscordOutbox
@@ -68,19 +50,23 @@ class Rig:
 
 
 async def make_rig(server: DiscordServer, tmp_path, **settings: Any) -> AsyncIterator[Rig]:
+    """The real adapter (adapters/discord/app.py), reaching the local Discord through its settings."""
     memory = await SQLiteMemory.open(tmp_path / "orchestra.db")
     engine = Engine(memory, OfflineProvider(), PersonaRegistry.defaults(), EngineConfig())
-    box: list[DiscordListeners] = []
-    client = Client(box)
-    outbox = DiscordOutbox(client)
-    listeners = DiscordListeners(engine, Settings(_env_file=None, **settings), outbox)
-    box.append(listeners)
-    engine.register_outbox("discord", outbox)
-    async with connected(client, server):
-        rig = Rig(server, client, engine, memory, outbox, listeners, tmp_path / "orchestra.db")
-        yield rig
-        await rig.settle()
-    await memory.close()
+    adapter = DiscordAdapter(load_settings(
+        db=tmp_path / "orchestra.db", discord_token=TOKEN, discord_api_url=server.url,
+        discord_gateway_url=server.gateway_url, **settings,
+    ), engine)
+    engine.register_outbox("discord", adapter.outbox)
+    await adapter.verify()
+    try:
+        async with connected(adapter.client, server, start=adapter.run):
+            rig = Rig(server, adapter.client, engine, memory, adapter.outbox, adapter.listeners, tmp_path / "orchestra.db")
+            yield rig
+            await rig.settle()
+    finally:
+        await adapter.stop()
+        await memory.close()
 
 
 @pytest_asyncio.fixture
