@@ -26,6 +26,7 @@ from engine.memory.store import SQLiteMemory
 from engine.personas import PersonaRegistry
 from engine.providers import OfflineProvider
 from tests.servers.discord_api import TOKEN, DiscordServer, connected
+from tests.servers.discord_payloads import MANAGE_GUILD
 
 pytest_plugins = ["tests.servers.fixtures"]
 
@@ -310,3 +311,87 @@ async def test_allowlisted_channels_refuse_a_mention_once_and_stay_silent_otherw
         assert len(posts) == 1 and "isn't enabled" in posts[0]["content"]
         assert posts[0]["allowed_mentions"]["parse"] == [] and posts[0]["message_reference"]["message_id"] in (m["id"], int(m["id"]))
         assert task_count(rig) == 0 and not executions(s)
+
+
+def followups(server: DiscordServer, payload: dict[str, Any]) -> list[Any]:
+    return [r for r in server.of(EXECUTE) if r.path.split("/")[2] == str(server.application_id)
+            and r.path.split("/")[3] == payload["token"]]
+
+
+async def test_personas_memory_and_forget_answer_privately_and_forget_is_for_admins(rig: Rig) -> None:
+    s = rig.server
+    p = await s.slash_command("personas", {"name": "karen"})
+    await s.wait_for(lambda: s.callbacks_for(p))
+    cb = s.callbacks_for(p)[0]
+    assert cb.data["flags"] & 64 and "Karen" in cb.data["content"]
+
+    await s.mention("sophia what is churn?")
+    await rig.settle()
+    mem = await s.slash_command("memory")
+    await s.wait_for(lambda: followups(s, mem))
+    assert s.callbacks_for(mem)[0].type == 5  # deferred, then the list
+    assert "remembers 1 thread" in followups(s, mem)[0]["content"] and followups(s, mem)[0]["flags"] & 64
+
+    refused = await s.slash_command("forget")  # alice: no admin role, no Manage Server
+    await s.wait_for(lambda: s.callbacks_for(refused))
+    assert "only admins" in s.callbacks_for(refused)[0].data["content"]
+    assert len(await rig.engine.memory_list("discord", str(s.guild_id), str(s.general_id))) == 1
+
+    done = await s.slash_command("forget", user=s.carol)  # carol has Manage Server
+    await s.wait_for(lambda: followups(s, done))
+    assert followups(s, done)[0]["content"].startswith("Done")
+    assert await rig.engine.memory_list("discord", str(s.guild_id), str(s.general_id)) == []
+
+
+async def test_a_configured_admin_role_may_forget(discord_server, tmp_path) -> None:
+    s = discord_server
+    role = s.add_role("Moderators")
+    s.give_role(s.bob, role)
+    assert not s.permissions_of(int(s.bob["id"])) & MANAGE_GUILD
+    async for rig in make_rig(s, tmp_path, discord_admin_roles="moderators"):
+        done = await s.slash_command("forget", user=s.bob)
+        await s.wait_for(lambda: followups(s, done))
+        assert "nothing to forget" in followups(s, done)[0]["content"]
+
+
+async def test_a_redelivered_mention_is_answered_once(rig: Rig) -> None:
+    s = rig.server
+    m = await s.mention("sophia once please")
+    await rig.settle()
+    count = len(executions(s))
+    await s.gateway.dispatch("MESSAGE_CREATE", s.messages[int(m["id"])])  # as after a resume
+    await rig.settle()
+    assert len(executions(s)) == count and task_count(rig) == 1
+
+
+async def test_investigate_inside_a_thread_opens_its_own_thread_in_the_parent_channel(rig: Rig) -> None:
+    s = rig.server
+    m = await s.mention("sophia hello")
+    await rig.settle()
+    payload = await s.slash_command("investigate", {"problem": "why is search slow?"}, channel_id=int(m["id"]))
+    await rig.settle()
+    assert f"<#{s.general_id}>" in s.callbacks_for(payload)[0].data["content"]
+    root = next(p for p in executions(s) if "thread_id" not in p.query)
+    assert root.path.split("/")[2] == executions(s)[0].path.split("/")[2]  # #general's webhook
+    assert s.of("POST /channels/{channel_id}/messages/{message_id}/threads")[-1].path.split("/")[4] == root.response["id"]
+
+
+async def test_investigate_in_a_dm_runs_there_and_a_dm_follow_up_continues_it(rig: Rig) -> None:
+    s = rig.server
+    dm_channel = int(s.dm_with(s.alice)["id"])
+    await s.dm("hi")  # the DM channel exists in the client
+    await rig.settle()
+    payload = await s.slash_command("investigate", {"problem": "why did trials drop?"}, channel_id=dm_channel)
+    await rig.settle()
+    assert s.callbacks_for(payload)[0].type == 4
+    posts = s.channel_posts(dm_channel)
+    assert any("Investigation" in (p.get("content") or "") + str(p.get("embeds")) for p in posts)
+    assert not executions(s) and not s.of("POST /channels/{channel_id}/messages/{message_id}/threads")
+    async def investigation_turns() -> int:
+        threads = await rig.engine.memory_list("discord", "dm", str(dm_channel))
+        return max(t.turns for t in threads if t.kind.value == "investigation")
+
+    before = await investigation_turns()
+    await s.dm("we changed the signup form on Monday")
+    await rig.settle()
+    assert await investigation_turns() > before
