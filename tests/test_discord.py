@@ -395,3 +395,41 @@ async def test_investigate_in_a_dm_runs_there_and_a_dm_follow_up_continues_it(ri
     await s.dm("we changed the signup form on Monday")
     await rig.settle()
     assert await investigation_turns() > before
+
+
+async def test_many_mentions_at_once_make_one_webhook_and_placeholders_are_edited_into_answers(rig: Rig) -> None:
+    s = rig.server
+    s.slow("GET /channels/{channel_id}/webhooks", 0.3)  # all eight ask for the webhook while the first looks
+    mentions = await asyncio.gather(*(s.mention(f"sophia question number {i}") for i in range(8)))
+    await rig.settle()
+    # looked up once and created once (the lock), then cached: discord.py alone would queue the
+    # lookups per route, each finding the webhook the first one made
+    assert len(s.of("GET /channels/{channel_id}/webhooks")) == 1
+    assert len(s.of("POST /channels/{channel_id}/webhooks")) == 1
+    for m in mentions:
+        here = [p for p in executions(s) if p.query.get("thread_id") == m["id"]]
+        edits = [e for e in s.of(EDIT) if e.query.get("thread_id") == m["id"]]
+        # the placeholder went out first and became the answer (one message, edited)
+        assert len(here) == 1 and len(edits) == 1
+        assert edits[0].path.split("/")[-1] == here[0].response["id"]
+
+
+async def test_after_a_restart_our_webhook_is_found_again_not_created_twice(discord_server, tmp_path) -> None:
+    s = discord_server
+    async for rig in make_rig(s, tmp_path):
+        await s.mention("sophia one")
+        await rig.settle()
+    async for rig in make_rig(s, tmp_path):
+        m = await s.mention("sophia two")
+        await rig.settle()
+        assert s.of("GET /channels/{channel_id}/webhooks")
+    assert len(s.of("POST /channels/{channel_id}/webhooks")) == 1
+    hooks = {p.path.split("/")[2] for p in s.webhook_executions()}
+    assert len(hooks) == 1 and any(p.query.get("thread_id") == m["id"] for p in s.webhook_executions())
+
+
+async def test_investigate_offers_the_personas_as_choices(rig: Rig) -> None:
+    commands = {c["name"]: c for c in rig.server.commands[None]}
+    assert set(commands) == {"investigate", "personas", "memory", "forget"}
+    persona = next(o for o in commands["investigate"]["options"] if o["name"] == "persona")
+    assert {c["value"] for c in persona["choices"]} == {"cherry", "sophia", "karen"} and not persona.get("required")
