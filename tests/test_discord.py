@@ -433,3 +433,11 @@ async def test_investigate_offers_the_personas_as_choices(rig: Rig) -> None:
     assert set(commands) == {"investigate", "personas", "memory", "forget"}
     persona = next(o for o in commands["investigate"]["options"] if o["name"] == "persona")
     assert {c["value"] for c in persona["choices"]} == {"cherry", "sophia", "karen"} and not persona.get("required")
+
+
+async def test_a_reply_to_someone_elses_webhook_starts_nothing_and_makes_no_webhook(rig: Rig) -> None:
+    s = rig.server
+    other = await s.webhook_message("deploy finished", channel_id=s.general_id)
+    await s.user_message("nice", reply_to=int(other["id"]))
+    await rig.settle()
+    assert task_count(rig) == 0 and not s.of("POST /channels/{channel_id}/webhooks") and not executions(s)

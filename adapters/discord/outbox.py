@@ -237,7 +237,7 @@ class DiscordOutbox:
         hook = self._webhooks.get(parent_id)
         if hook is None and parent_id not in self._as_bot:
             try:
-                hook = await self._webhook(parent_id)
+                hook = await self._webhook(parent_id, create=False)
             except Exception as e:  # noqa: BLE001 - cannot tell: not ours
                 log.debug("Discord: could not look up the webhook of %s: %s", parent_id, _describe(e))
         return hook is not None and hook.id == message.webhook_id
@@ -255,8 +255,9 @@ class DiscordOutbox:
         hook = None if dm else await self._webhook(channel_id)
         return _Where(channel=channel_id, thread=thread_id, dm=dm, webhook=hook)
 
-    async def _webhook(self, channel_id: int) -> discord.Webhook | None:
-        """Our webhook in the channel: cached, found again, or created once. None: post as the bot."""
+    async def _webhook(self, channel_id: int, *, create: bool = True) -> discord.Webhook | None:
+        """Our webhook in the channel: cached, found again, or created once (`create`). None: post
+        as the bot (or, with create=False, we have none there)."""
         if channel_id in self._as_bot:
             return None
         hook = self._webhooks.get(channel_id)
@@ -273,7 +274,9 @@ class DiscordOutbox:
                 self._as_bot.add(channel_id)  # a DM, a voice channel's chat…: no webhooks
                 return None
             try:
-                hook = await self._find_or_create(channel)
+                hook = await self._find_or_create(channel, create=create)
+                if hook is None:
+                    return None
             except discord.Forbidden as e:
                 self._as_bot.add(channel_id)
                 log.warning(
@@ -294,11 +297,13 @@ class DiscordOutbox:
             self._webhooks[channel_id] = hook
             return hook
 
-    async def _find_or_create(self, channel: Any) -> discord.Webhook:
+    async def _find_or_create(self, channel: Any, *, create: bool = True) -> discord.Webhook | None:
         me = self.client.user
         for hook in await channel.webhooks():
             if hook.name == self.webhook_name and hook.token and hook.user is not None and me is not None and hook.user.id == me.id:
                 return hook
+        if not create:
+            return None
         log.info("Discord: creating the %s webhook in channel %s", self.webhook_name, channel.id)
         return await channel.create_webhook(name=self.webhook_name, reason="Orchestra posts as its personas")
 
