@@ -8,21 +8,21 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from pathlib import Path
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import discord
 import pytest_asyncio
 
+from adapters.discord.app import DiscordAdapter
 from adapters.discord.listeners import DiscordListeners
 from adapters.discord.outbox import DiscordOutbox
-from adapters.discord.app import DiscordAdapter
 from bot.settings import load_settings
 from engine.engine import Engine, EngineConfig
-from engine.models import Reply, ReplyKind
 from engine.memory.store import SQLiteMemory
+from engine.models import Reply, ReplyKind
 from engine.personas import PersonaRegistry
 from engine.providers import OfflineProvider
 from tests.servers.discord_api import TOKEN, DiscordServer, connected
@@ -350,7 +350,7 @@ async def test_a_configured_admin_role_may_forget(discord_server, tmp_path) -> N
     assert not s.permissions_of(int(s.bob["id"])) & MANAGE_GUILD
     async for rig in make_rig(s, tmp_path, discord_admin_roles="moderators"):
         done = await s.slash_command("forget", user=s.bob)
-        await s.wait_for(lambda: followups(s, done))
+        await s.wait_for(lambda done=done: followups(s, done))
         assert "nothing to forget" in followups(s, done)[0]["content"]
 
 

@@ -27,7 +27,7 @@ def texts(server: DiscordServer) -> list[str]:
     return out
 
 
-async def test_an_empty_mention_gets_the_hint(rig: Rig) -> None:
+async def test_an_empty_mention_gets_the_hint(rig: Rig) -> None:  # noqa: F811 - the imported fixture
     s = rig.server
     m = await s.mention("")
     await rig.settle()
@@ -36,14 +36,14 @@ async def test_an_empty_mention_gets_the_hint(rig: Rig) -> None:
     assert all(p.query.get("thread_id") == m["id"] for p in executions(s))
 
 
-async def test_an_unknown_persona_is_named_and_someone_answers(rig: Rig) -> None:
+async def test_an_unknown_persona_is_named_and_someone_answers(rig: Rig) -> None:  # noqa: F811 - the imported fixture
     s = rig.server
     await s.mention("@zelda what is our churn?")  # "@name" after the mention: the engine's form
     await rig.settle()
     assert any("know a persona called" in t and "zelda" in t for t in texts(s))
 
 
-async def test_a_40000_character_message_is_read_in_part_and_no_post_breaks_a_limit(rig: Rig) -> None:
+async def test_a_40000_character_message_is_read_in_part_and_no_post_breaks_a_limit(rig: Rig) -> None:  # noqa: F811 - the imported fixture
     s = rig.server
     await s.mention("sophia " + "why is this so long? " * 1900)
     await rig.settle()
@@ -51,7 +51,7 @@ async def test_a_40000_character_message_is_read_in_part_and_no_post_breaks_a_li
     assert any("characters; I read the first" in t for t in texts(s))
 
 
-async def test_everyone_in_the_question_and_the_answer_notifies_nobody_but_the_asker(rig: Rig) -> None:
+async def test_everyone_in_the_question_and_the_answer_notifies_nobody_but_the_asker(rig: Rig) -> None:  # noqa: F811 - the imported fixture
     s = rig.server
     await s.mention("sophia @everyone @here <@&123> why did <@999> break prod?")
     await rig.settle()
@@ -63,7 +63,7 @@ async def test_everyone_in_the_question_and_the_answer_notifies_nobody_but_the_a
     assert not any("@everyone" in t or "@here" in t for t in texts(s))  # shown with a word joiner
 
 
-async def test_a_bots_mention_is_never_a_turn(rig: Rig) -> None:
+async def test_a_bots_mention_is_never_a_turn(rig: Rig) -> None:  # noqa: F811 - the imported fixture
     s = rig.server
     await s.bot_message(f"<@{s.bot_id}> sophia do something")
     await rig.settle()

@@ -18,7 +18,7 @@ import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import discord
 from discord import app_commands
@@ -83,7 +83,7 @@ def _parent_id(channel: Any) -> int | None:
 
 
 class DiscordListeners:
-    def __init__(self, engine: DiscordEnginePort, settings: "Settings", outbox: DiscordOutbox):
+    def __init__(self, engine: DiscordEnginePort, settings: Settings, outbox: DiscordOutbox):
         self.engine = engine
         self.outbox = outbox
         self.allowed_channels = set(getattr(settings, "allowed_channels", []) or [])
@@ -306,7 +306,7 @@ class DiscordListeners:
                 self.kind, self.investigation, self.label = kind, investigation, label
 
             @classmethod
-            async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item, match: Any) -> "ActionButton":
+            async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item, match: Any) -> ActionButton:
                 return cls(match["kind"], match["investigation"], getattr(item, "label", None))
 
             async def callback(self, interaction: discord.Interaction) -> None:
@@ -322,7 +322,7 @@ class DiscordListeners:
         listeners = self
         choices = self._persona_choices()
 
-        async def start(interaction: discord.Interaction, problem: str, persona: Optional[str] = None) -> None:
+        async def start(interaction: discord.Interaction, problem: str, persona: str | None = None) -> None:
             await listeners.on_investigate(interaction, problem, persona)
 
         if choices:
@@ -333,7 +333,7 @@ class DiscordListeners:
 
         @app_commands.command(name="personas", description="Who the personas are, or one of them in full")
         @app_commands.describe(name="A persona's name (optional)")
-        async def personas(interaction: discord.Interaction, name: Optional[str] = None) -> None:
+        async def personas(interaction: discord.Interaction, name: str | None = None) -> None:
             await listeners.on_personas(interaction, name)
 
         @app_commands.command(name="memory", description="What this channel remembers")

@@ -19,12 +19,19 @@ import asyncio
 import logging
 import re
 from collections import OrderedDict
-from dataclasses import dataclass, replace as with_fields
+from dataclasses import dataclass
+from dataclasses import replace as with_fields
 from typing import Any
 
 import discord
 
-from adapters.discord.render import DiscordPost, action_view, key_of, render_placeholder, render_reply
+from adapters.discord.render import (
+    DiscordPost,
+    action_view,
+    key_of,
+    render_placeholder,
+    render_reply,
+)
 from engine.models import PostedMessage, Reply, ReplyKind, Voice
 
 log = logging.getLogger(__name__)
@@ -146,7 +153,7 @@ class DiscordOutbox:
                 where = with_fields(where, webhook=None)
                 message_id = await self._send(where, render_placeholder(voice, key, as_webhook=False), voice, None)
             return str(message_id)
-        except Exception as e:  # a status line is never worth failing a turn for
+        except Exception as e:  # noqa: BLE001 - a status line is never worth failing a turn for
             log.warning("Discord: could not post the working placeholder in %s: %s", channel, _describe(e))
             return None
 
