@@ -32,12 +32,13 @@ from adapters.discord.render import (
     render_placeholder,
     render_reply,
 )
+from adapters.discord.webhooks import WEBHOOK_NAME, ChannelWebhooks
+from adapters.discord.webhooks import describe as _describe
 from engine.models import PostedMessage, Reply, ReplyKind, Voice
 
 log = logging.getLogger(__name__)
 
 #: The name of our webhook in each channel (1-80 characters, never "clyde" or "discord").
-WEBHOOK_NAME = "Orchestra"
 #: How many recent messages `find_posted` reads (Discord's page size).
 FIND_LIMIT = 100
 #: Threads we make from a mention stay visible a day without activity.
@@ -52,7 +53,6 @@ UNKNOWN_WEBHOOK = 10015
 MISSING_ACCESS = 50001
 MISSING_PERMISSIONS = 50013
 THREAD_ARCHIVED = 50083
-TOO_MANY_WEBHOOKS = 30007
 THREAD_EXISTS = 160004
 
 
@@ -100,9 +100,8 @@ class DiscordOutbox:
     def __init__(self, client: discord.Client, *, webhook_name: str = WEBHOOK_NAME):
         self.client = client
         self.webhook_name = webhook_name
-        self._webhooks: dict[int, discord.Webhook] = {}
+        self.webhooks = ChannelWebhooks(client, webhook_name, self._channel)
         self._locks: dict[Any, asyncio.Lock] = {}
-        self._as_bot: set[int] = set()  # channels where we post under the bot's own name
         self._threads: set[int] = set()  # threads known to exist
         self._names: OrderedDict[str, str] = OrderedDict()  # message id -> name of its thread-to-be
 
@@ -241,8 +240,8 @@ class DiscordOutbox:
             return False
         channel = message.channel
         parent_id = getattr(channel, "parent_id", None) or channel.id
-        hook = self._webhooks.get(parent_id)
-        if hook is None and parent_id not in self._as_bot:
+        hook = self.webhooks.cached(parent_id)
+        if hook is None and not self.webhooks.as_bot(parent_id):
             try:
                 hook = await self._webhook(parent_id, create=False)
             except Exception as e:  # noqa: BLE001 - cannot tell: not ours
@@ -263,56 +262,7 @@ class DiscordOutbox:
         return _Where(channel=channel_id, thread=thread_id, dm=dm, webhook=hook)
 
     async def _webhook(self, channel_id: int, *, create: bool = True) -> discord.Webhook | None:
-        """Our webhook in the channel: cached, found again, or created once (`create`). None: post
-        as the bot (or, with create=False, we have none there)."""
-        if channel_id in self._as_bot:
-            return None
-        hook = self._webhooks.get(channel_id)
-        if hook is not None:
-            return hook
-        async with self._lock(channel_id):
-            hook = self._webhooks.get(channel_id)
-            if hook is not None or channel_id in self._as_bot:
-                return hook
-            channel = await self._channel(channel_id)
-            if isinstance(channel, discord.Thread):
-                channel = channel.parent or await self._channel(channel.parent_id)
-            if not hasattr(channel, "create_webhook"):
-                self._as_bot.add(channel_id)  # a DM, a voice channel's chat…: no webhooks
-                return None
-            try:
-                hook = await self._find_or_create(channel, create=create)
-                if hook is None:
-                    return None
-            except discord.Forbidden as e:
-                self._as_bot.add(channel_id)
-                log.warning(
-                    "Discord: no Manage Webhooks permission in channel %s (%s): personas post under the bot's "
-                    "own name there. Grant the bot Manage Webhooks for their own names and avatars.",
-                    channel_id, _describe(e),
-                )
-                return None
-            except discord.HTTPException as e:
-                if _code(e) != TOO_MANY_WEBHOOKS:
-                    raise
-                self._as_bot.add(channel_id)
-                log.warning(
-                    "Discord: channel %s already has 15 webhooks; personas post under the bot's own name there "
-                    "(delete an unused webhook to give them their names back)", channel_id,
-                )
-                return None
-            self._webhooks[channel_id] = hook
-            return hook
-
-    async def _find_or_create(self, channel: Any, *, create: bool = True) -> discord.Webhook | None:
-        me = self.client.user
-        for hook in await channel.webhooks():
-            if hook.name == self.webhook_name and hook.token and hook.user is not None and me is not None and hook.user.id == me.id:
-                return hook
-        if not create:
-            return None
-        log.info("Discord: creating the %s webhook in channel %s", self.webhook_name, channel.id)
-        return await channel.create_webhook(name=self.webhook_name, reason="Orchestra posts as its personas")
+        return await self.webhooks.get(channel_id, create=create)
 
     async def _channel(self, channel_id: int) -> Any:
         return self.client.get_channel(channel_id) or await self.client.fetch_channel(channel_id)
@@ -368,7 +318,7 @@ class DiscordOutbox:
             if _code(e) != UNKNOWN_WEBHOOK:
                 raise
             log.warning("Discord: our webhook in channel %s was deleted; making a new one", where.channel)
-            self._webhooks.pop(where.channel, None)
+            self.webhooks.drop(where.channel)
             hook = await self._webhook(where.channel)
             if hook is None:
                 raise _UseBot() from e
@@ -393,7 +343,7 @@ class DiscordOutbox:
                 await self.client.get_partial_messageable(where.target).get_partial_message(message_id).edit(**kwargs)
         except (discord.NotFound, discord.Forbidden) as e:
             if _code(e) == UNKNOWN_WEBHOOK:
-                self._webhooks.pop(where.channel, None)
+                self.webhooks.drop(where.channel)
             log.info("Discord: placeholder %s in %s is gone (%s); posting anew", message_id, where.target, _describe(e))
             return None
         except discord.HTTPException as e:
@@ -454,10 +404,3 @@ class DiscordOutbox:
                 where = with_fields(where, webhook=None)
                 posts = render_reply(reply, as_webhook=False)
                 await self._send(where, posts[n], reply.voice, reply.asker)
-
-
-def _describe(exc: BaseException) -> str:
-    """For the log: Discord's status and code, never a token."""
-    if isinstance(exc, discord.HTTPException):
-        return f"HTTP {exc.status}, code {exc.code}: {exc.text}"
-    return type(exc).__name__
