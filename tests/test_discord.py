@@ -441,3 +441,33 @@ async def test_a_reply_to_someone_elses_webhook_starts_nothing_and_makes_no_webh
     await s.user_message("nice", reply_to=int(other["id"]))
     await rig.settle()
     assert task_count(rig) == 0 and not s.of("POST /channels/{channel_id}/webhooks") and not executions(s)
+
+
+async def test_a_command_that_cannot_be_stored_is_answered_privately_to_try_again(rig: Rig) -> None:
+    s = rig.server
+
+    async def locked(task):  # the database is locked for a moment
+        raise sqlite3.OperationalError("database is locked")
+
+    rig.engine.submit = locked  # type: ignore[method-assign]
+    payload = await s.slash_command("investigate", {"problem": "why is it slow?"})
+    await s.wait_for(lambda: s.callbacks_for(payload))
+    cb = s.callbacks_for(payload)[0]
+    assert cb.data["flags"] & 64 and "try again" in cb.data["content"] and "locked" not in cb.data["content"]
+    m = await s.mention("sophia hello")
+    await rig.settle()
+    said = s.channel_posts(s.general_id)
+    assert len(said) == 1 and "try again" in said[0]["content"]
+    assert said[0]["message_reference"]["message_id"] in (m["id"], int(m["id"]))
+    assert task_count(rig) == 0 and not executions(s)
+
+
+async def test_a_post_discord_refuses_is_logged_in_one_clear_line_and_the_task_fails_visibly(rig: Rig, caplog) -> None:
+    s = rig.server
+    s.fail("POST /webhooks/{webhook_id}/{webhook_token}", 403, 50001, "Missing Access", times=None)
+    await s.mention("sophia hello")
+    await rig.settle()
+    lines = [r.getMessage() for r in caplog.records if "cannot post in channel" in r.getMessage()]
+    assert lines and "Send Messages" in lines[0] and "test-bot-token" not in " ".join(lines)
+    with sqlite3.connect(rig.db_path) as db:
+        assert db.execute("SELECT status FROM tasks").fetchone()[0] == "failed"
