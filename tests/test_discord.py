@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import discord
+import pytest
 import pytest_asyncio
 
 from adapters.discord.app import DiscordAdapter
 from adapters.discord.listeners import DiscordListeners
 from adapters.discord.outbox import DiscordOutbox
+from adapters.discord.webhooks import WEBHOOK_NAME, ChannelWebhooks
 from bot.settings import load_settings
 from engine.engine import Engine, EngineConfig
 from engine.memory.store import SQLiteMemory
@@ -471,3 +473,21 @@ async def test_a_post_discord_refuses_is_logged_in_one_clear_line_and_the_task_f
     assert lines and "Send Messages" in lines[0] and "test-bot-token" not in " ".join(lines)
     with sqlite3.connect(rig.db_path) as db:
         assert db.execute("SELECT status FROM tasks").fetchone()[0] == "failed"
+
+
+async def test_a_429_is_waited_out_by_discord_py_and_the_post_lands(rig: Rig) -> None:
+    s = rig.server
+    s.rate_limit("POST /webhooks/{webhook_id}/{webhook_token}", times=1, retry_after=0.05)
+    m = await s.mention("sophia hello")
+    await rig.settle()
+    assert any(r.status == 429 for r in s.of(EXECUTE, ok_only=False))
+    assert [p for p in executions(s) if p.query.get("thread_id") == m["id"]]
+
+
+def test_the_webhook_name_follows_discords_rules() -> None:
+    async def fetch(_: int) -> None: ...
+
+    assert ChannelWebhooks(None, WEBHOOK_NAME, fetch).webhook_name == "Orchestra"  # type: ignore[arg-type]
+    for bad in ("", "x" * 81, "My Discord Bot", "clyde"):
+        with pytest.raises(ValueError):
+            ChannelWebhooks(None, bad, fetch)  # type: ignore[arg-type]

@@ -35,6 +35,9 @@ def _code(exc: BaseException) -> int:
 
 class ChannelWebhooks:
     def __init__(self, client: discord.Client, name: str, fetch: Callable[[int], Awaitable[Any]]):
+        low = name.lower()
+        if not 1 <= len(name) <= 80 or "clyde" in low or "discord" in low:
+            raise ValueError("a webhook name has 1 to 80 characters and contains neither 'clyde' nor 'discord'")
         self.client = client
         self.webhook_name = name
         self._fetch = fetch
