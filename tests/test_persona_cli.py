@@ -131,3 +131,19 @@ def test_postgresql_dialect_from_the_command_line(tmp_path):
     assert not (tmp_path / "x.json").exists()
     bad = run(tmp_path, "schema", "--dialect", "mysql")
     assert bad.returncode == 2 and "invalid choice: 'mysql'" in bad.stderr
+
+
+def test_import_writes_through_a_symlink_and_keeps_the_file_mode(tmp_path):
+    real = tmp_path / "config" / "personas.yaml"
+    real.parent.mkdir()
+    (tmp_path / "defaults.json").write_text(export_json(PersonaRegistry.defaults()), encoding="utf-8")
+    assert run(tmp_path, "import", "defaults.json", personas_file=real).returncode == 0
+    real.chmod(0o640)
+    link = tmp_path / "personas.yaml"
+    link.symlink_to(real)
+    (tmp_path / "one.json").write_text(export_json(unusual_personas()[:1]), encoding="utf-8")
+
+    result = run(tmp_path, "import", "one.json", personas_file=link)
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and PersonaRegistry.from_yaml(real).names == ["cherry", "sophia", "karen", "zoë"]
+    assert real.stat().st_mode & 0o777 == 0o640

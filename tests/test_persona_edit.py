@@ -34,6 +34,8 @@ def test_parse_assignments_types_each_value():
         "avatar.url": None, "backstory": "She says: a=b, and more.",
     }
     assert parse_assignments(["domains="]) == {"domains": []}
+    assert parse_assignments(["role= Analyst ", "backstory=  indented\n"]) == {
+        "role": "Analyst", "backstory": "  indented\n"}  # a one-line field's stray spaces go; long text is kept as given
 
 
 @pytest.mark.parametrize("items, field, words", [

@@ -108,7 +108,10 @@ def coerce(field: str, value: Any) -> Any:
         return str(value).strip()
     if not isinstance(value, str):
         raise PersonaEditError(f"{field}: expected text, got {value!r}", field)
-    return value
+    return value.strip() if field in _ONE_LINE else value  # a name's stray space is never meant
+
+
+_ONE_LINE = frozenset({"display_name", "role", "avatar.emoji", "avatar.emoji_char"})
 
 
 def _fraction(field: str, value: Any) -> float:
