@@ -100,6 +100,15 @@ def test_a_bad_file_exits_2_with_a_clear_line_and_writes_nothing(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
 
 
+def test_import_into_a_broken_persona_file_says_so_and_writes_nothing(tmp_path):
+    broken = tmp_path / "team.yaml"
+    broken.write_text("# ours\nsophia:\n  role: [unclosed\n", encoding="utf-8")
+    before = broken.read_bytes()
+    (tmp_path / "defaults.json").write_text(export_json(PersonaRegistry.defaults()), encoding="utf-8")
+    assert_refused(run(tmp_path, "import", "defaults.json", personas_file=broken), "team.yaml", "not valid YAML at line")
+    assert broken.read_bytes() == before
+
+
 def test_import_without_a_persona_file_names_the_setting(tmp_path):
     (tmp_path / "defaults.json").write_text(export_json(PersonaRegistry.defaults()), encoding="utf-8")
     assert_refused(run(tmp_path, "import", "defaults.json"), "ORCHESTRA_PERSONAS is not set", "personas.yaml")

@@ -34,6 +34,7 @@ def test_parse_assignments_types_each_value():
         "avatar.url": None, "backstory": "She says: a=b, and more.",
     }
     assert parse_assignments(["domains="]) == {"domains": []}
+    assert parse_assignments(["colour=red", "modes=planner"]) == {"color": "red", "preferred_modes": [Mode.PLANNER]}
     assert parse_assignments(["role= Analyst ", "backstory=  indented\n"]) == {
         "role": "Analyst", "backstory": "  indented\n"}  # a one-line field's stray spaces go; long text is kept as given
 
@@ -82,7 +83,7 @@ def test_apply_changes_takes_raw_text_as_from_chat(cherry):
 @pytest.mark.parametrize("changes, field, words", [
     ({"template": "Hi [name], [task] [mood]"}, "template", ["unknown placeholder [mood]", "[task]", "[memory]"]),
     ({"display_name": "  "}, "display_name", ["must not be empty"]),
-    ({"colour": "red"}, "colour", ["did you mean color?"]),
+    ({"colr": "red"}, "colr", ["did you mean color?"]),
 ])
 def test_apply_changes_validates_the_whole_persona(cherry, changes, field, words):
     with pytest.raises(PersonaEditError) as caught:

@@ -16,9 +16,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from engine.modes import Mode
-from engine.personas.model import COLORS, PLACEHOLDER_RE, PLACEHOLDERS, Persona, color_key
+from engine.personas.model import COLORS, PLACEHOLDER_RE, PLACEHOLDERS, Persona, Traits, color_key
 
-TRAITS = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
+TRAITS: tuple[str, ...] = tuple(Traits.model_fields)
 _NONE_WORDS = frozenset({"", "none", "null", "-"})
 
 #: Every field a person may set, as written on the command line, and the kind of value it takes.
@@ -73,8 +73,13 @@ def parse_assignments(items: Iterable[str]) -> dict[str, Any]:
     return changes
 
 
+#: Other spellings people use (the issue and Notion say "Colour").
+ALIASES = {"colour": "color", "modes": "preferred_modes"}
+
+
 def _known_field(field: str) -> str:
     key = field.strip().lower()
+    key = ALIASES.get(key, key)
     if key in FIELDS:
         return key
     if key == "name":

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from engine.modes import Mode
-from engine.personas.model import Persona
+from engine.personas.model import Persona, Traits
 from engine.personas.registry import PersonaConfigError, PersonaRegistry
 
 #: The version of the JSON layout written by `export_json`; `import_json` reads exactly these.
@@ -23,7 +23,7 @@ SUPPORTED_VERSIONS = frozenset({EXPORT_SCHEMA_VERSION})
 Dialect = Literal["sqlite", "postgresql"]
 DIALECTS: tuple[str, ...] = ("sqlite", "postgresql")
 
-TRAITS = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
+TRAITS: tuple[str, ...] = tuple(Traits.model_fields)
 
 
 class PersonaImportError(PersonaConfigError):
@@ -179,7 +179,10 @@ def sql_inserts(personas: Iterable[Persona], dialect: Dialect = "sqlite") -> str
     is a standard SQL string (PostgreSQL's standard_conforming_strings, on by default since 9.1).
     """
     _check_dialect(dialect)
-    lines = [f"-- Orchestra personas ({dialect}), export schema version {EXPORT_SCHEMA_VERSION}", "BEGIN;"]
+    lines = [f"-- Orchestra personas ({dialect}), export schema version {EXPORT_SCHEMA_VERSION}"]
+    if dialect == "postgresql":  # the default since 9.1; set here so a backslash is a backslash on any server
+        lines.append("SET standard_conforming_strings = on;")
+    lines.append("BEGIN;")
     columns = ", ".join(PERSONA_COLUMNS)
     for p in personas:
         row = _row(p)
