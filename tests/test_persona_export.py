@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -85,7 +85,7 @@ def test_json_round_trip_is_lossless_on_every_field():
 
 
 def test_json_is_versioned_and_readable():
-    when = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+    when = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
     document = json.loads(export_json(unusual_personas(), exported_at=when))
     assert document["schema_version"] == EXPORT_SCHEMA_VERSION == 1
     assert document["exported_at"] == "2026-11-23T12:00:00+00:00"

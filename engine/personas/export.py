@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from engine.modes import Mode
@@ -42,7 +42,7 @@ class PersonaExportError(ValueError):
 
 def export_json(personas: Iterable[Persona], *, exported_at: datetime | None = None) -> str:
     """Every persona, every field, in a versioned JSON document (UTF-8, readable, stable order)."""
-    when = (exported_at or datetime.now(timezone.utc)).isoformat(timespec="seconds")
+    when = (exported_at or datetime.now(UTC)).isoformat(timespec="seconds")
     document = {
         "schema_version": EXPORT_SCHEMA_VERSION,
         "exported_at": when,
@@ -61,22 +61,22 @@ def import_json(text: str, source: str = "the import file") -> list[Persona]:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as e:
-        raise PersonaImportError(source, [
+        raise PersonaImportError(source, [(
             f"not a JSON file (the problem is at line {e.lineno}, column {e.colno}); "
             "use a file written by `orchestra personas export FILE`"
-        ]) from None
+        )]) from None
     if not isinstance(document, dict) or "personas" not in document:
-        raise PersonaImportError(source, [
+        raise PersonaImportError(source, [(
             "not a persona export: expected an object with schema_version and personas "
             "(written by `orchestra personas export FILE`)"
-        ])
+        )])
     version = document.get("schema_version")
     if isinstance(version, bool) or version not in SUPPORTED_VERSIONS:
         known = ", ".join(str(v) for v in sorted(SUPPORTED_VERSIONS))
-        raise PersonaImportError(source, [
+        raise PersonaImportError(source, [(
             f"schema_version {version!r} is not one this Orchestra reads (it reads: {known}); "
             "export the file again with this version, or upgrade Orchestra"
-        ])
+        )])
     entries = document["personas"]
     if not isinstance(entries, list) or not entries:
         raise PersonaImportError(source, ["personas: expected a non-empty list of personas"])
