@@ -4,7 +4,7 @@
     orchestra --slack-http --port 3000          Slack over HTTP (Events API) instead of Socket Mode
     orchestra investigate TEXT [--channel NAME] [--json]   one investigation, printed
     orchestra reply ID TEXT | challenge ID | plan ID | close ID   continue it (ids: payments-1)
-    orchestra personas list | show NAME
+    orchestra personas list | show NAME | export FILE | import FILE | schema
     orchestra memory list | export | forget [--channel NAME]
 
 Only the standard library is imported at module level, so `orchestra --help` answers at once;
@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 from typing import Any
+
+from bot import persona_commands  # standard library only at import, like this module
 
 EXIT_USAGE = 2  # bad settings, unknown persona, wrong flags: the same code argparse uses
 EXIT_INTERRUPTED = 130
@@ -132,11 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         act.add_argument("id", type=thread_id_arg, help="the investigation's id (payments-1; `orchestra memory list` shows them)")
         act.add_argument("--json", action="store_true", help=json_help)
 
-    per = commands.add_parser("personas", help="list the personas, or show one in full")
-    per_actions = per.add_subparsers(dest="action", metavar="ACTION")
-    per_actions.add_parser("list", help="one line per persona")
-    show = per_actions.add_parser("show", help="one persona in full")
-    show.add_argument("name")
+    persona_commands.add_parser(commands)
 
     mem = commands.add_parser("memory", help="what a channel remembers: list, export, forget")
     mem_actions = mem.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -163,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             pass
     handler = {
         "investigate": cmd_investigate, "reply": cmd_continue, "challenge": cmd_continue, "plan": cmd_continue,
-        "close": cmd_continue, "personas": cmd_personas, "memory": cmd_memory,
+        "close": cmd_continue, "personas": persona_commands.cmd_personas, "memory": cmd_memory,
     }.get(args.command, cmd_run)
     try:
         return _guarded(handler, args)
@@ -330,24 +328,6 @@ def investigation_report(rec, turns, posts) -> dict:
     from bot.oneshot import investigation_report as report
 
     return report(rec, turns, posts)
-
-
-# --- orchestra personas -----------------------------------------------------------------------
-
-
-def cmd_personas(args: argparse.Namespace) -> int:
-    from bot.bootstrap import persona_engine
-
-    engine = persona_engine(_settings())
-    if args.action == "show":
-        card = engine.persona_card(args.name.lstrip("@"))
-        if card is None:
-            print(f"orchestra: unknown persona {args.name!r} (known: {', '.join(engine.personas.names)})", file=sys.stderr)
-            return EXIT_USAGE
-        print(card)
-    else:
-        print(engine.personas_overview())
-    return 0
 
 
 # --- orchestra memory -------------------------------------------------------------------------
