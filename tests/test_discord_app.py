@@ -136,7 +136,7 @@ async def test_verify_logs_in_and_syncs_the_commands_globally(tmp_path, stub):
         identity = await adapter.verify()
         assert identity == DiscordIdentity(bot_name="orchestra", bot_id=stub.bot_id, application_id=stub.application_id)
         assert stub.of("GET /users/@me")
-        assert [c["name"] for c in stub.commands[None]] == ["personas"]  # synced globally
+        assert "personas" in [c["name"] for c in stub.commands[None]]  # synced globally
         assert not stub.of("PUT /applications/{application_id}/guilds/{guild_id}/commands", ok_only=False)
     finally:
         await adapter.stop()
@@ -148,7 +148,7 @@ async def test_guild_ids_sync_to_each_guild_at_once(tmp_path, stub):
         await adapter.verify()
         puts = [r.path for r in stub.requests if r.method == "PUT"]
         assert puts == [f"/applications/{stub.application_id}/guilds/{stub.guild_id}/commands"]
-        assert [c["name"] for c in stub.commands[stub.guild_id]] == ["personas"] and None not in stub.commands
+        assert "personas" in [c["name"] for c in stub.commands[stub.guild_id]] and None not in stub.commands
     finally:
         await adapter.stop()
 

@@ -1,0 +1,349 @@
+"""Discord listeners: translate to a `Task`, store it with the engine, then answer.
+
+Gateway messages need no acknowledgement, but interactions (slash commands, buttons) must be
+answered within 3 seconds, and Discord does not send an answered interaction again: the task is
+in SQLite (`engine.submit`, a few milliseconds) before `interaction.response` goes out. Anything
+slower (removing clicked buttons, refusals) runs afterwards, in the background (`later`).
+
+Who starts a turn: a person (never a bot or a webhook, our own persona posts included) who
+mentions the bot, writes to it in a DM, writes in a thread the engine knows, or replies to one of
+our persona's messages (the engine looks the persona up by message id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, Protocol
+
+import discord
+from discord import app_commands
+
+from adapters.discord import translate as tr
+from adapters.discord.outbox import DiscordOutbox
+from adapters.discord.render import ACTION_CUSTOM_ID_RE, action_custom_id, taken_line
+from engine.memory.records import ForgetResult, ThreadSummary
+from engine.models import Accepted, Task, TaskKind, TaskRefused
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Failures after which asking again can work (a locked database, a slow disk).
+TRANSIENT = (sqlite3.Error, OSError, asyncio.TimeoutError)
+NOT_TAKEN = "Sorry, I couldn't take that just now. Nothing was started; please try again in a moment."
+ACTION_WORDS = {"challenge": "Challenge", "plan": "Move to planning", "close": "Close"}
+#: A message's buttons count as used for this long after a click (until the edit removes them).
+CLICK_WINDOW = 60.0
+
+
+class DiscordEnginePort(Protocol):
+    """What the adapter needs from the engine (`engine.engine.Engine` has it). The same as
+    `adapters.slack.listeners.EnginePort` plus the persona registry (for `/investigate persona:`);
+    not imported from there, because that module needs slack_bolt."""
+
+    personas: Any
+
+    async def submit(self, task: Task) -> Accepted: ...
+    async def is_known_thread(self, platform: str, workspace: str, channel: str, thread: str) -> bool: ...
+    async def memory_list(self, platform: str, workspace: str, channel: str) -> list[ThreadSummary]: ...
+    async def memory_forget(self, platform: str, workspace: str, channel: str) -> ForgetResult: ...
+    def persona_card(self, name: str) -> str | None: ...
+    def personas_overview(self) -> str: ...
+
+
+class _Recent:
+    """Keys seen a moment ago in this process (refusals said once, clicks taken once)."""
+
+    def __init__(self, window: float | None = None, size: int = 10_000):
+        self.window, self.size = window, size
+        self._seen: OrderedDict[Any, float] = OrderedDict()
+
+    def first_time(self, key: Any) -> bool:
+        now = time.monotonic()
+        while self._seen and (len(self._seen) > self.size or (
+                self.window is not None and now - next(iter(self._seen.values())) > self.window)):
+            self._seen.popitem(last=False)
+        if key in self._seen:
+            return False
+        self._seen[key] = now
+        return True
+
+    def forget(self, key: Any) -> None:
+        self._seen.pop(key, None)
+
+
+def _parent_id(channel: Any) -> int | None:
+    return getattr(channel, "parent_id", None) if isinstance(channel, discord.Thread) else None
+
+
+class DiscordListeners:
+    def __init__(self, engine: DiscordEnginePort, settings: Settings, outbox: DiscordOutbox):
+        self.engine = engine
+        self.outbox = outbox
+        self.allowed_channels = set(getattr(settings, "allowed_channels", []) or [])
+        self.allowed_users = set(getattr(settings, "allowed_users", []) or [])
+        self.admin_roles = {str(r).strip().lower() for r in (getattr(settings, "discord_admin_roles", []) or []) if str(r).strip()}
+        self.client: discord.Client | None = None
+        self.refused = _Recent()
+        self.clicks = _Recent(CLICK_WINDOW)
+        self._after: set[asyncio.Task[None]] = set()
+
+    # --- after the answer ---------------------------------------------------------------------
+
+    def later(self, work: Awaitable[Any], what: str) -> None:
+        async def run() -> None:
+            try:
+                await work
+            except Exception as e:  # noqa: BLE001 - the task is stored; this is only what we say
+                log.warning("Discord: could not %s: %s", what, getattr(e, "text", None) or type(e).__name__)
+
+        job = asyncio.create_task(run(), name=f"discord-after: {what}")
+        self._after.add(job)
+        job.add_done_callback(self._after.discard)
+
+    async def idle(self) -> None:
+        """Until the work started after answers is done (tests, shutdown)."""
+        while self._after:
+            await asyncio.gather(*list(self._after), return_exceptions=True)
+
+    # --- policy -------------------------------------------------------------------------------
+
+    def allowed(self, channel: str, user: str) -> bool:
+        return (not self.allowed_channels or channel in self.allowed_channels) and (
+            not self.allowed_users or user in self.allowed_users)
+
+    def is_admin(self, interaction: discord.Interaction) -> bool:
+        perms = getattr(interaction, "permissions", None)
+        if perms is not None and (perms.manage_guild or perms.administrator):
+            return True
+        roles = getattr(interaction.user, "roles", None) or []
+        return any(str(r.id) in self.admin_roles or r.name.lower() in self.admin_roles for r in roles)
+
+    async def _submit(self, task: Task) -> Accepted:
+        accepted = await self.engine.submit(task)
+        if accepted.duplicate:
+            log.info("Discord: duplicate %s event %s ignored", task.kind.value, task.event_id)
+        return accepted
+
+    def _say(self, message: discord.Message, text: str, what: str) -> None:
+        """A short reply from the bot that notifies nobody, once per message."""
+        if self.refused.first_time((what, message.id)):
+            self.later(message.reply(text, allowed_mentions=discord.AllowedMentions.none(), mention_author=False), what)
+
+    # --- messages -----------------------------------------------------------------------------
+
+    async def on_message(self, message: discord.Message) -> None:
+        client = self.client
+        if client is None or client.user is None or not tr.from_person(message):
+            return  # bots and webhooks (our own persona posts too) never start turns
+        me = client.user.id
+        channel, thread = tr.place(message)
+        user = str(message.author.id)
+        dm = message.guild is None
+        if dm or tr.mentions_bot(message, me):
+            if not self.allowed(channel, user):
+                self._say(message, tr.REFUSAL, "refuse a message")
+                return
+            task = tr.message_task(message, bot_id=me)
+            if thread is None and not dm:  # a top-level mention: its thread is made by the first post
+                self.outbox.name_thread(channel, str(message.id), task.text)
+            await self._take(message, task)
+            return
+        if not self.allowed(channel, user):
+            return  # passive messages from people not allowed: silence
+        workspace = tr.workspace_of(message.guild.id if message.guild else None)
+        if thread is not None and await self.engine.is_known_thread(tr.PLATFORM, workspace, channel, thread):
+            await self._take(message, tr.message_task(message, bot_id=me))
+            return
+        reference = message.reference
+        replied = reference.resolved if reference is not None else None
+        if isinstance(replied, discord.Message) and await self.outbox.is_ours(replied):
+            await self._take(message, tr.message_task(message, bot_id=me))
+
+    async def _take(self, message: discord.Message, task: Task) -> None:
+        """Submit; Discord will not send the message again, so a failure is said to its author."""
+        try:
+            await self._submit(task)
+        except TaskRefused as e:
+            log.warning("Discord: message %s refused, it can never be stored: %s", message.id, e)
+            self._say(message, tr.UNREADABLE, "say a message was unreadable")
+        except TRANSIENT as e:
+            log.warning("Discord: message %s not taken: %s", message.id, type(e).__name__)
+            self._say(message, NOT_TAKEN, "say a message was not taken")
+
+    # --- slash commands -----------------------------------------------------------------------
+
+    def _persona_choices(self) -> list[app_commands.Choice[str]]:
+        people = list(getattr(self.engine, "personas", None) or [])
+        return [app_commands.Choice(name=f"{p.display_name} ({p.role})"[:100], value=p.name) for p in people][:25]
+
+    async def on_investigate(self, interaction: discord.Interaction, problem: str, persona: str | None) -> None:
+        text = (problem or "").strip()
+        if not text:
+            await interaction.response.send_message(tr.usage_text(), ephemeral=True)
+            return
+        parent = _parent_id(interaction.channel)
+        task = tr.command_task(
+            TaskKind.INVESTIGATE, interaction_id=interaction.id, guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id or 0, parent_id=parent, user_id=interaction.user.id, text=text, persona=persona,
+        )
+        if not self.allowed(task.channel, task.user):
+            await interaction.response.send_message(tr.REFUSAL, ephemeral=True)
+            return
+        # the engine posts the root in the channel and opens its own thread there
+        task = task.model_copy(update={"thread": None})
+        try:
+            await self._submit(task)
+        except TaskRefused as e:
+            log.warning("Discord: /investigate %s refused: %s", interaction.id, e)
+            await interaction.response.send_message(tr.UNREADABLE, ephemeral=True)
+            return
+        except TRANSIENT as e:
+            log.warning("Discord: /investigate %s not taken: %s", interaction.id, type(e).__name__)
+            await interaction.response.send_message(NOT_TAKEN, ephemeral=True)
+            return
+        if interaction.guild_id is None:
+            where = "here"
+        elif parent is not None:
+            where = f"in its own thread in <#{parent}>"
+        else:
+            where = "in its own thread in this channel"
+        title = discord.utils.escape_markdown(" ".join(text.split())[:200])
+        await interaction.response.send_message(
+            f"🔎 Starting an investigation {where}: *{title}*", ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
+    async def on_personas(self, interaction: discord.Interaction, name: str | None) -> None:
+        name = (name or "").strip().lstrip("@")
+        if name:
+            card = self.engine.persona_card(name)
+            text = card or f"I don't know a persona called **{discord.utils.escape_markdown(name[:80])}**.\n\n{self.engine.personas_overview()}"
+        else:
+            text = self.engine.personas_overview() + "\n\n`/personas name:` shows one of them in full."
+        await self._ephemeral(interaction, text)
+
+    async def on_memory(self, interaction: discord.Interaction) -> None:
+        channel, _ = tr._where(interaction.guild_id, interaction.channel_id or 0, _parent_id(interaction.channel))
+        if not self.allowed(channel, str(interaction.user.id)):
+            await interaction.response.send_message(tr.REFUSAL, ephemeral=True)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        summaries = await self.engine.memory_list(tr.PLATFORM, tr.workspace_of(interaction.guild_id), channel)
+        await interaction.followup.send(tr.memory_text(summaries), ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
+
+    async def on_forget(self, interaction: discord.Interaction) -> None:
+        if interaction.guild_id is None:
+            await interaction.response.send_message(tr.FORGET_DM, ephemeral=True)
+            return
+        if not self.is_admin(interaction):
+            await interaction.response.send_message(tr.FORGET_REFUSAL, ephemeral=True)
+            return
+        channel, _ = tr._where(interaction.guild_id, interaction.channel_id or 0, _parent_id(interaction.channel))
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        result = await self.engine.memory_forget(tr.PLATFORM, tr.workspace_of(interaction.guild_id), channel)
+        await interaction.followup.send(tr.forget_text(result), ephemeral=True)
+
+    async def _ephemeral(self, interaction: discord.Interaction, text: str) -> None:
+        quiet = discord.AllowedMentions.none()
+        if len(text) <= tr.MAX_CONTENT:
+            await interaction.response.send_message(text, ephemeral=True, allowed_mentions=quiet)
+        else:  # never cut: a long card goes in an embed (4,096 characters)
+            await interaction.response.send_message(embed=discord.Embed(description=text[:4096]), ephemeral=True)
+
+    # --- buttons ------------------------------------------------------------------------------
+
+    async def on_click(self, interaction: discord.Interaction, kind: str, investigation: str, label: str | None) -> None:
+        message = interaction.message
+        if message is None:
+            await interaction.response.defer()
+            return
+        parent = _parent_id(interaction.channel)
+        task = tr.click_task(
+            TaskKind(kind), message_id=message.id, guild_id=interaction.guild_id, channel_id=interaction.channel_id or 0,
+            parent_id=parent, user_id=interaction.user.id, investigation_id=investigation,
+        )
+        if not self.allowed(task.channel, task.user):
+            await interaction.response.send_message(tr.REFUSAL, ephemeral=True)
+            return
+        claim = (message.id,)
+        if not self.clicks.first_time(claim):
+            log.info("Discord: %s click on %s ignored: its buttons were just used", kind, message.id)
+            await interaction.response.defer()
+            return
+        try:
+            accepted = await self._submit(task)
+        except TaskRefused:
+            self.clicks.forget(claim)
+            await interaction.response.send_message(tr.UNREADABLE, ephemeral=True)
+            return
+        except TRANSIENT as e:
+            self.clicks.forget(claim)
+            log.warning("Discord: click %s not taken: %s", task.event_id, type(e).__name__)
+            await interaction.response.send_message(NOT_TAKEN, ephemeral=True)
+            return
+        await interaction.response.defer()
+        if not accepted.duplicate:
+            thread = str(interaction.channel_id) if parent is not None else None
+            channel = str(parent) if parent is not None else str(interaction.channel_id)
+            line = taken_line(label or ACTION_WORDS.get(kind, kind), task.user)
+            self.later(self.outbox.show_taken(channel, thread, str(message.id), line), "remove the clicked buttons")
+
+    def button_class(self) -> type:
+        """The persistent button: any message's `orchestra:<kind>:<investigation>` button, also
+        one posted before a restart, comes here."""
+        listeners = self
+
+        class ActionButton(discord.ui.DynamicItem[discord.ui.Button], template=ACTION_CUSTOM_ID_RE):
+            def __init__(self, kind: str, investigation: str, label: str | None = None) -> None:
+                super().__init__(discord.ui.Button(custom_id=action_custom_id(TaskKind(kind), investigation), label=label))
+                self.kind, self.investigation, self.label = kind, investigation, label
+
+            @classmethod
+            async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item, match: Any) -> ActionButton:
+                return cls(match["kind"], match["investigation"], getattr(item, "label", None))
+
+            async def callback(self, interaction: discord.Interaction) -> None:
+                await listeners.on_click(interaction, self.kind, self.investigation, self.label)
+
+        return ActionButton
+
+    # --- wiring -------------------------------------------------------------------------------
+
+    def install(self, client: discord.Client, tree: app_commands.CommandTree) -> None:
+        """Add the app commands to the tree and the persistent button to the client."""
+        self.client = client
+        listeners = self
+        choices = self._persona_choices()
+
+        async def start(interaction: discord.Interaction, problem: str, persona: str | None = None) -> None:
+            await listeners.on_investigate(interaction, problem, persona)
+
+        if choices:
+            start = app_commands.choices(persona=choices)(start)
+        start = app_commands.describe(problem="What should we look into?", persona="Who leads (optional; the topic decides otherwise)")(start)
+        investigate = app_commands.command(
+            name="investigate", description="Start an investigation: the personas research, challenge and plan")(start)
+
+        @app_commands.command(name="personas", description="Who the personas are, or one of them in full")
+        @app_commands.describe(name="A persona's name (optional)")
+        async def personas(interaction: discord.Interaction, name: str | None = None) -> None:
+            await listeners.on_personas(interaction, name)
+
+        @app_commands.command(name="memory", description="What this channel remembers")
+        async def memory(interaction: discord.Interaction) -> None:
+            await listeners.on_memory(interaction)
+
+        @app_commands.command(name="forget", description="Make this channel forget everything (admins)")
+        async def forget(interaction: discord.Interaction) -> None:
+            await listeners.on_forget(interaction)
+
+        for command in (investigate, personas, memory, forget):
+            tree.add_command(command, override=True)
+        client.add_dynamic_items(self.button_class())
