@@ -151,9 +151,6 @@ async def test_slack_is_built_when_configured(tmp_path):
 
 async def test_discord_is_built_when_configured(tmp_path):
     pytest.importorskip("discord")
-    from tests.discord_parts import ensure_parts
-
-    ensure_parts()
     app = await bootstrap(settings_for(tmp_path, discord_token="discord-token-1"))
     try:
         (platform,) = build_platforms(app)
@@ -167,9 +164,6 @@ async def test_discord_is_built_when_configured(tmp_path):
 
 async def test_slack_and_discord_run_side_by_side_on_one_engine(tmp_path):
     pytest.importorskip("discord")
-    from tests.discord_parts import ensure_parts
-
-    ensure_parts()
     app = await bootstrap(settings_for(tmp_path, slack_bot_token="xoxb-1-test", slack_app_token="xapp-1-test",
                                        discord_token="discord-token-1"))
     try:
@@ -200,10 +194,8 @@ async def test_a_missing_discord_library_says_what_to_install(tmp_path, monkeypa
 
 async def test_discord_token_is_checked_before_anything_connects_then_says_who_we_are(tmp_path):
     pytest.importorskip("discord")
-    from tests.discord_parts import ensure_parts
     from tests.servers.discord_api import TOKEN, DiscordServer
 
-    ensure_parts()
     server = await DiscordServer().start()
     lines: list[str] = []
     try:

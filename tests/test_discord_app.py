@@ -14,10 +14,8 @@ import pytest
 
 pytest.importorskip("discord")
 
-from tests.discord_parts import ensure_parts  # noqa: E402
 from tests.servers.discord_api import TOKEN, DiscordServer  # noqa: E402
 
-ensure_parts()
 
 import discord  # noqa: E402
 from discord.gateway import DiscordWebSocket  # noqa: E402

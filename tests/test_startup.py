@@ -228,7 +228,6 @@ async def test_no_platform_and_no_terminal_says_what_to_set_and_exits_2(tmp_path
 
 async def test_a_refused_discord_token_exits_2_with_its_name_before_the_banner(tmp_path):
     pytest.importorskip("discord")
-    needs_the_whole_discord_adapter()
     from tests.servers.discord_api import DiscordServer
 
     server = await DiscordServer().start()
@@ -263,13 +262,7 @@ async def test_socket_mode_connects_and_says_so_on_one_line_with_nothing_on_stde
     assert len(slack.of("apps.connections.open")) == 1  # the URL checked at start is the one used
 
 
-def needs_the_whole_discord_adapter() -> None:
-    if not all((ROOT / "adapters" / "discord" / f"{part}.py").exists() for part in ("listeners", "outbox")):
-        pytest.skip("the Discord listeners and outbox are not in this branch yet")  # a real process needs them
-
-
 async def test_slack_and_discord_run_in_one_process_and_stop_together(tmp_path, slack):
-    needs_the_whole_discord_adapter()
     from tests.servers.discord_api import TOKEN, DiscordServer
 
     discord_ = await DiscordServer().start()
@@ -290,7 +283,6 @@ async def test_slack_and_discord_run_in_one_process_and_stop_together(tmp_path, 
 
 
 async def test_when_discord_ends_with_an_error_slack_stops_too(tmp_path, slack):
-    needs_the_whole_discord_adapter()
     from tests.servers.discord_api import TOKEN, DiscordServer
 
     discord_ = await DiscordServer(allowed_intents=0).start()  # Message Content off in the portal
