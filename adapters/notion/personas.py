@@ -1,0 +1,403 @@
+"""Personas in a Notion database, through notion-client 3.x (Notion API 2025-09-03).
+
+In that API a database's rows live in its data source: the database named by
+NOTION_PERSONAS_DB_ID (its id, or the URL people copy from Notion) is retrieved once to find its
+data source, whose pages are then queried page by page. notion-client retries 429 (honouring
+Retry-After) and, for reads, 5xx: its retry options are set in `build_client`; no loop here.
+
+One page is one persona. Properties (see `PROPERTIES`): Name (title) is the persona's name;
+every other one may be missing or empty, and then falls back to a clear default with a warning
+naming the page. A page that does not validate is reported by its name and skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from notion_client import AsyncClient
+from notion_client.client import RetryOptions
+from notion_client.errors import APIErrorCode, APIResponseError, NotionClientError, RequestTimeoutError
+from notion_client.helpers import extract_database_id
+
+from engine.personas.model import Persona
+from engine.personas.source import PersonaSourceError, check_persona
+
+log = logging.getLogger(__name__)
+
+#: Notion's limits on a rich text value: 2000 characters a segment, 100 segments.
+SEGMENT = 2000
+MAX_SEGMENTS = 100
+TRAITS = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
+
+#: Property name -> its Notion type, as `create_database` makes them.
+PROPERTIES: dict[str, str] = {
+    "Name": "title",
+    "Display Name": "rich_text",
+    "Role": "rich_text",
+    "Backstory": "rich_text",
+    **{t.capitalize(): "number" for t in TRAITS},
+    "Humor": "number",
+    "Formality": "number",
+    "Prompt Template": "rich_text",
+    "Domains": "multi_select",
+    "Avatar": "rich_text",  # the emoji, its Slack :shortcode: and/or an image URL, space-separated
+    "Colour": "select",
+    "Preferred Modes": "multi_select",
+    "Model": "rich_text",
+}
+
+#: What an empty or missing property becomes (each one with a warning naming the page).
+DEFAULT_ROLE = "Team member"
+DEFAULT_LEVEL = 0.5
+DEFAULT_TEMPLATE = (
+    "You are [name], [role] of the Orchestra team. Your domains: [domains].\n[backstory]\n\n"
+    "Personality: [traits]\nCommunication style: [style]\n\n[mode]\n\n"
+    "Channel memory (earlier work in this channel, most relevant first):\n[memory]\n\nTask: [task]"
+)
+
+
+def build_client(api_key: str, *, base_url: str | None = None, timeout: float = 10.0, max_retries: int = 2) -> AsyncClient:
+    """notion-client's AsyncClient, with its own retries (429 after Retry-After, capped so a
+    refresh never sleeps for a minute) and a logger of ours, not its stdout console logger."""
+    options: dict[str, Any] = {
+        "auth": api_key,
+        "timeout_ms": int(timeout * 1000),
+        "retry": RetryOptions(max_retries=max_retries, initial_retry_delay_ms=250, max_retry_delay_ms=2000),
+        "logger": logging.getLogger("orchestra.notion.client"),
+        "log_level": logging.ERROR,  # it logs every failed attempt; we log an outage once
+    }
+    if base_url:
+        options["base_url"] = base_url.rstrip("/").removesuffix("/v1")
+    return AsyncClient(**options)
+
+
+def database_id(value: str) -> str | None:
+    """The database id in NOTION_PERSONAS_DB_ID: an id (with or without dashes) or a Notion URL."""
+    return extract_database_id(value)
+
+
+# --- reading properties ------------------------------------------------------------------------------
+
+
+def plain(prop: dict[str, Any] | None) -> str:
+    """The text of a property, whatever its type; rich text in several segments read whole."""
+    if not prop:
+        return ""
+    kind = prop.get("type") or ""
+    value = prop.get(kind)
+    if kind in ("title", "rich_text"):
+        return "".join(seg.get("plain_text") or seg.get("text", {}).get("content", "") for seg in value or [])
+    if kind == "select":
+        return (value or {}).get("name", "")
+    if kind == "multi_select":
+        return ", ".join(o.get("name", "") for o in value or [])
+    if kind in ("number", "url", "email", "phone_number"):
+        return "" if value is None else str(value)
+    if kind == "formula":
+        return plain({"type": (value or {}).get("type"), **(value or {})})
+    return ""
+
+
+def _names(prop: dict[str, Any] | None) -> list[str]:
+    if prop and prop.get("type") == "multi_select":
+        return [o["name"] for o in prop.get("multi_select") or [] if o.get("name")]
+    return [w.strip() for w in plain(prop).split(",") if w.strip()]
+
+
+def _number(prop: dict[str, Any] | None) -> float | str | None:
+    if prop and prop.get("type") == "number":
+        return prop.get("number")
+    text = plain(prop).strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text  # validation names it: "'high' is not a number"
+
+
+def _avatar(text: str) -> dict[str, Any]:
+    avatar: dict[str, Any] = {}
+    for word in text.split():
+        if word.startswith(("http://", "https://")):
+            avatar["url"] = word
+        elif word.startswith(":") and word.endswith(":") and len(word) > 2:
+            avatar["emoji"] = word
+        else:
+            avatar["emoji_char"] = word
+    return avatar
+
+
+def page_label(page: dict[str, Any]) -> str:
+    title = next((plain(p) for p in (page.get("properties") or {}).values() if p.get("type") == "title"), "")
+    return f"Notion page {title.strip()!r}" if title.strip() else f"Notion page {page.get('id')} (untitled)"
+
+
+def page_settings(page: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
+    """A page's properties as persona settings, defaults filled in (each with a warning)."""
+    props = page.get("properties") or {}
+    label = page_label(page)
+    title = next((plain(p) for p in props.values() if p.get("type") == "title"), "").strip()
+
+    used: list[str] = []  # "Role (missing): 'Team member'", one warning for the page at the end
+
+    def text(name: str, default: str | None, why: str = "") -> str | None:
+        value = plain(props.get(name)).strip() if name != "Prompt Template" else plain(props.get(name))
+        if value.strip():
+            return value
+        if default is not None and why:
+            used.append(f"{name} ({'missing' if name not in props else 'empty'}): {why}")
+        return default
+
+    settings: dict[str, Any] = {
+        "name": title.lower(),
+        "display_name": text("Display Name", title) or title,
+        "role": text("Role", DEFAULT_ROLE, f"{DEFAULT_ROLE!r}"),
+        "backstory": text("Backstory", "", "no backstory"),
+        "template": text("Prompt Template", DEFAULT_TEMPLATE, "the standard prompt template"),
+        "traits": {},
+    }
+    for trait in (*TRAITS, "humor", "formality"):
+        key = trait.capitalize()
+        value = _number(props.get(key))
+        if value is None:
+            used.append(f"{key} ({'missing' if key not in props else 'empty'}): {DEFAULT_LEVEL}")
+            value = DEFAULT_LEVEL
+        if trait in TRAITS:
+            settings["traits"][trait] = value
+        else:
+            settings[trait] = value
+    if _names(props.get("Domains")):
+        settings["domains"] = [d.lower() for d in _names(props.get("Domains"))]
+    if plain(props.get("Avatar")).strip():
+        settings["avatar"] = _avatar(plain(props.get("Avatar")))
+    if plain(props.get("Colour")).strip():
+        settings["color"] = plain(props.get("Colour")).strip()
+    if _names(props.get("Preferred Modes")):
+        settings["preferred_modes"] = [m.lower() for m in _names(props.get("Preferred Modes"))]
+    if plain(props.get("Model")).strip():
+        settings["model"] = plain(props.get("Model")).strip()
+    if used:
+        warnings.append(f"{label}: using defaults for {'; '.join(used)}")
+    return settings
+
+
+# --- writing properties ------------------------------------------------------------------------------
+
+
+def rich_text(value: str) -> list[dict[str, Any]]:
+    """`value` in segments of at most 2000 characters (at most 100 of them: Notion's limits)."""
+    parts = [value[i : i + SEGMENT] for i in range(0, len(value), SEGMENT)]
+    if len(parts) > MAX_SEGMENTS:
+        raise PersonaSourceError(f"a text of {len(value)} characters is longer than Notion takes "
+                                 f"({SEGMENT * MAX_SEGMENTS}): shorten it", transient=False)
+    return [{"type": "text", "text": {"content": part}} for part in parts]
+
+
+def page_properties(persona: Persona) -> dict[str, Any]:
+    title = persona.display_name if persona.display_name.strip().lower() == persona.name else persona.name
+    avatar = " ".join(v for v in (persona.avatar.emoji_char, persona.avatar.emoji, persona.avatar.url) if v)
+    props: dict[str, Any] = {
+        "Name": {"title": rich_text(title)},
+        "Display Name": {"rich_text": rich_text(persona.display_name)},
+        "Role": {"rich_text": rich_text(persona.role)},
+        "Backstory": {"rich_text": rich_text(persona.backstory)},
+        **{t.capitalize(): {"number": getattr(persona.traits, t)} for t in TRAITS},
+        "Humor": {"number": persona.humor},
+        "Formality": {"number": persona.formality},
+        "Prompt Template": {"rich_text": rich_text(persona.template)},
+        "Domains": {"multi_select": [{"name": d} for d in persona.domains]},
+        "Avatar": {"rich_text": rich_text(avatar)},
+        "Colour": {"select": {"name": persona.color}},
+        "Preferred Modes": {"multi_select": [{"name": str(m)} for m in persona.preferred_modes]},
+        "Model": {"rich_text": rich_text(persona.model or "")},
+    }
+    return props
+
+
+def _schema() -> dict[str, Any]:
+    return {name: {kind: {}} for name, kind in PROPERTIES.items()}
+
+
+# --- the source --------------------------------------------------------------------------------------
+
+
+def _source_error(e: Exception, database: str) -> PersonaSourceError:
+    """A safe message for what went wrong (details go to the debug log)."""
+    log.debug("Notion request failed", exc_info=e)
+    if isinstance(e, APIResponseError):
+        if e.code == APIErrorCode.Unauthorized:
+            return PersonaSourceError("Notion refused NOTION_API_KEY: check the integration's secret "
+                                      "(notion.so/profile/integrations)", transient=False)
+        if e.code in (APIErrorCode.ObjectNotFound, APIErrorCode.RestrictedResource):
+            return PersonaSourceError(f"Notion cannot find the database NOTION_PERSONAS_DB_ID={database}: check the "
+                                      "id, and share the database with the integration (••• → Connections)",
+                                      transient=False)
+        if e.code == APIErrorCode.RateLimited:
+            return PersonaSourceError("Notion is rate-limiting us (429)")
+        if e.code == APIErrorCode.ValidationError:
+            return PersonaSourceError(f"Notion did not accept the request: {e}", transient=False)
+        return PersonaSourceError(f"Notion answered {e.status}")
+    if isinstance(e, RequestTimeoutError):
+        return PersonaSourceError("Notion did not answer in time")
+    if isinstance(e, NotionClientError):
+        return PersonaSourceError(f"Notion answered {getattr(e, 'status', 'an error')}")
+    return PersonaSourceError("Notion cannot be reached")
+
+
+class NotionPersonaSource:
+    """The personas in a Notion database (one page each). `problems` lists the pages skipped at
+    the last load, `skipped` their persona names, `warnings` the defaults used (one line per page;
+    `engine.personas.live` logs them when they change, not on every refresh)."""
+
+    writable = True
+
+    def __init__(self, client: AsyncClient, database: str):
+        self.client = client
+        self.database = database.strip()
+        self._database_id = database_id(self.database)
+        self.data_source_id: str | None = None
+        self.name = f"notion:{self._database_id or self.database}"
+        self.problems: list[str] = []
+        self.warnings: list[str] = []
+        self.skipped: set[str] = set()
+        self._pages: dict[str, str] = {}  # persona name -> page id
+        self._loaded = False
+
+    async def _call(self, coro) -> Any:
+        import httpx
+
+        try:
+            return await coro
+        except (NotionClientError, httpx.HTTPError, OSError) as e:
+            raise _source_error(e, self.database) from None
+
+    async def resolve(self) -> str:
+        """The data source that holds the rows (the database's first); a data source id works too."""
+        if self.data_source_id is not None:
+            return self.data_source_id
+        if self._database_id is None:
+            raise PersonaSourceError(f"NOTION_PERSONAS_DB_ID={self.database!r} is not a Notion database id or URL: "
+                                     "copy the id from the database's URL (the 32 characters before ?v=)",
+                                     transient=False)
+        try:
+            db = await self._call(self.client.databases.retrieve(database_id=self._database_id))
+            sources = db.get("data_sources") or []
+            if not sources:
+                raise PersonaSourceError(f"the Notion database {self._database_id} has no data source", transient=False)
+            self.data_source_id = sources[0]["id"]
+        except PersonaSourceError as e:
+            if e.transient:
+                raise
+            try:  # the id of a data source ("copy link to data source") is fine as well
+                ds = await self._call(self.client.data_sources.retrieve(data_source_id=self._database_id))
+            except PersonaSourceError:
+                raise e from None
+            self.data_source_id = ds["id"]
+        self.name = f"notion:{self.data_source_id}"
+        return self.data_source_id
+
+    async def pages(self) -> list[dict[str, Any]]:
+        """Every page of the data source: the query is followed cursor by cursor to the end."""
+        source = await self.resolve()
+        pages: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"data_source_id": source, "page_size": 100}
+            if cursor:
+                kwargs["start_cursor"] = cursor
+            answer = await self._call(self.client.data_sources.query(**kwargs))
+            pages.extend(p for p in answer.get("results") or [] if p.get("object", "page") == "page")
+            cursor = answer.get("next_cursor")
+            if not answer.get("has_more") or not cursor:
+                return pages
+
+    async def load(self) -> list[Persona]:
+        problems: list[str] = []
+        warnings: list[str] = []
+        skipped: set[str] = set()
+        candidates: list[tuple[dict[str, Any], str, Persona]] = []
+        for page in await self.pages():
+            if page.get("in_trash") or page.get("archived"):
+                continue
+            label = page_label(page)
+            settings = page_settings(page, warnings)
+            if not settings["name"]:
+                problems.append(f"{label}: the page has no Name; skipped")
+                continue
+            persona, found = check_persona(settings, label)
+            if persona is None:
+                problems.extend(f"{p}; skipped" if i == len(found) - 1 else p for i, p in enumerate(found))
+                skipped.add(settings["name"])
+                continue
+            candidates.append((page, label, persona))
+        seen: dict[str, list[str]] = {}
+        for _, label, persona in candidates:
+            for alias in {persona.name, persona.display_name.lower()}:
+                seen.setdefault(alias, []).append(label)
+        personas: list[Persona] = []
+        pages: dict[str, str] = {}
+        for page, label, persona in candidates:
+            clash = [other for alias in {persona.name, persona.display_name.lower()}
+                     for other in seen[alias] if other != label]
+            if clash:
+                problems.append(f"{label}: the name {persona.name!r} is also used by {', '.join(sorted(set(clash)))}; "
+                                "both skipped")
+                skipped.add(persona.name)
+                continue
+            personas.append(persona)
+            pages[persona.name] = page["id"]
+        self.problems, self.warnings, self.skipped, self._pages = problems, warnings, skipped, pages
+        self._loaded = True
+        return personas
+
+    async def save(self, persona: Persona) -> None:
+        if not self._loaded:
+            await self.load()
+        properties = page_properties(persona)
+        page = self._pages.get(persona.name)
+        if page is None:
+            answer = await self._call(self.client.pages.create(
+                parent={"type": "data_source_id", "data_source_id": await self.resolve()}, properties=properties))
+            self._pages[persona.name] = answer["id"]
+        else:
+            await self._call(self.client.pages.update(page_id=page, properties=properties))
+
+    async def archive(self, name: str) -> None:
+        key = name.strip().lower()
+        if key not in self._pages:
+            await self.load()  # perhaps created since
+        page = self._pages.get(key)
+        if page is None:
+            raise PersonaSourceError(f"the Notion database has no persona called {name!r}", transient=False)
+        await self._call(self.client.pages.update(page_id=page, in_trash=True))
+        del self._pages[key]
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+async def create_database(client: AsyncClient, parent_page: str, personas: list[Persona], *,
+                          title: str = "Orchestra personas") -> tuple[str, str]:
+    """A new personas database under page `parent_page` (id or URL), its data source made with
+    every property, filled with `personas`. Returns (database id, data source id); what
+    `orchestra personas init-notion --parent PAGE` calls."""
+    from notion_client.helpers import extract_page_id
+
+    parent = extract_page_id(parent_page) or parent_page
+    try:
+        db = await client.databases.create(
+            parent={"type": "page_id", "page_id": parent},
+            title=rich_text(title),
+            initial_data_source={"properties": _schema()},
+        )
+    except Exception as e:  # noqa: BLE001 - the same safe messages as reading
+        raise _source_error(e, parent_page) from None
+    source = NotionPersonaSource(client, db["id"])
+    source.data_source_id = db["data_sources"][0]["id"]
+    source.name = f"notion:{source.data_source_id}"
+    source._loaded = True  # a new database: nothing to read first
+    for persona in personas:
+        await source.save(persona)
+    return db["id"], source.data_source_id
