@@ -27,6 +27,7 @@ from engine.ports import Provider
 
 if TYPE_CHECKING:
     from engine.memory.store import SQLiteMemory
+    from engine.personas.live import LivePersonas
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,35 @@ def load_personas(settings: Settings) -> PersonaRegistry:
     if settings.personas_file:
         return PersonaRegistry.from_yaml(settings.personas_file)
     return PersonaRegistry.defaults()
+
+
+async def live_notion_personas(settings: Settings, personas: PersonaRegistry, memory) -> tuple["LivePersonas", str | None]:
+    """Personas from the Notion database, kept current in the background (ORCHESTRA_PERSONAS_TTL).
+    Notion unreachable: the last good set from the memory, or the defaults, and a note saying so.
+    Notion refusing the key or the database: `StartupError` naming the setting (exit 2)."""
+    try:
+        from adapters.notion.personas import NotionPersonaSource, build_client
+    except ImportError as e:
+        raise StartupError(
+            f"NOTION_API_KEY is set but the Notion library is missing ({e.name}): "
+            "pip install 'orchestra-personas[notion]' (from a clone: pip install -e '.[notion]')"
+        ) from None
+    from engine.personas.live import LivePersonas
+    from engine.personas.source import PersonaSourceError
+
+    client = build_client(_secret(settings.notion_api_key) or "", base_url=settings.notion_api_url)
+    live = LivePersonas(personas, NotionPersonaSource(client, settings.notion_personas_db_id or ""), memory,
+                        ttl=settings.personas_ttl)
+    try:
+        state = await live.start()
+    except PersonaSourceError as e:
+        await live.aclose()
+        raise StartupError(str(e), exit_code=2) from None
+    except BaseException:
+        await live.aclose()
+        raise
+    live.run_in_background()
+    return live, state.note
 
 
 def check_cast(settings: Settings, personas: PersonaRegistry) -> None:
@@ -111,11 +141,15 @@ class App:
     provider: Provider
     personas: PersonaRegistry
     engine: Engine
+    live_personas: "LivePersonas | None" = None  # personas from Notion, refreshed in the background
+    personas_note: str | None = None  # for the banner: why the personas are not fresh from their source
 
     async def aclose(self, grace: float | None = None) -> None:
         """Let running work finish (at most `grace` seconds; the rest resumes on the next start),
         then close the provider and the memory."""
         try:
+            if self.live_personas is not None:
+                await self.live_personas.aclose()
             await self.engine.stop(grace)
         finally:
             try:
@@ -134,8 +168,8 @@ async def bootstrap(settings: Settings, *, provider: Provider | None = None) -> 
     from engine.memory.store import MemoryVersionError, SQLiteMemory
 
     personas = load_personas(settings)
-    check_cast(settings, personas)
-    config = engine_config(settings, personas)
+    if not settings.notion_personas:  # Notion's personas are checked once loaded, below
+        check_cast(settings, personas)
     if settings.db.is_dir():
         raise SettingsError([f"ORCHESTRA_DB={settings.db} is a directory: name a file, e.g. {settings.db / 'orchestra.db'}"])
     try:
@@ -150,13 +184,21 @@ async def bootstrap(settings: Settings, *, provider: Provider | None = None) -> 
         log.debug("cannot open %s", settings.db, exc_info=True)
         raise SettingsError([f"ORCHESTRA_DB: cannot use {settings.db} as the memory ({e}): "
                              "name another file, or move this one away"]) from None
+    live, note = None, None
     try:
+        if settings.notion_personas:
+            live, note = await live_notion_personas(settings, personas, memory)
+            check_cast(settings, personas)
+        config = engine_config(settings, personas)
         model = provider or build_model_provider(settings)
     except BaseException:
+        if live is not None:
+            await live.aclose()
         await memory.close()
         raise
     engine = Engine(memory, model, personas, config)
-    return App(settings=settings, memory=memory, provider=model, personas=personas, engine=engine)
+    return App(settings=settings, memory=memory, provider=model, personas=personas, engine=engine,
+               live_personas=live, personas_note=note)
 
 
 def persona_engine(settings: Settings) -> Engine:
@@ -268,7 +310,7 @@ def build_platforms(
 
 # --- logging ------------------------------------------------------------------------------------
 
-TOKEN_RE = re.compile(r"\b(xox[a-z]-|xapp-|sk-ant-|sk-)[A-Za-z0-9_\-]{6,}")
+TOKEN_RE = re.compile(r"\b(xox[a-z]-|xapp-|sk-ant-|sk-|ntn_|secret_)[A-Za-z0-9_\-]{6,}")  # ntn_/secret_: Notion
 
 
 def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
@@ -289,7 +331,8 @@ class ScrubbingFormatter(logging.Formatter):
 
 
 def settings_secrets(settings: Settings) -> tuple[str, ...]:
-    names = ("anthropic_api_key", "openai_api_key", "slack_bot_token", "slack_app_token", "slack_signing_secret", "discord_token")
+    names = ("anthropic_api_key", "openai_api_key", "slack_bot_token", "slack_app_token", "slack_signing_secret", "discord_token",
+             "notion_api_key")
     return tuple(v for v in (_secret(getattr(settings, n)) for n in names) if v)
 
 

@@ -230,7 +230,8 @@ async def _run(settings, args: argparse.Namespace) -> int:
         platforms = build_platforms(app, slack_http=args.slack_http, port=args.port, channel=args.terminal_channel)
         await verify_platforms(platforms)  # a refused token stops here: no banner, no work resumed
         print(banner(settings, version=project_version(), platforms=[p.description for p in platforms],
-                     personas=[f"{p.avatar.emoji_char} {p.display_name}" for p in app.personas]) + "\n", flush=True)
+                     personas=[f"{p.avatar.emoji_char} {p.display_name}" for p in app.personas],
+                     personas_note=app.personas_note) + "\n", flush=True)
         resumed = await app.engine.start()
         if resumed:
             print(f"Resuming {resumed} unfinished task(s).", flush=True)
