@@ -17,7 +17,7 @@ from typing import Any
 
 from notion_client import AsyncClient
 from notion_client.client import RetryOptions
-from notion_client.errors import APIErrorCode, APIResponseError, NotionClientError, RequestTimeoutError
+from notion_client.errors import APIErrorCode, APIResponseError, HTTPResponseError, NotionClientErrorBase, RequestTimeoutError
 from notion_client.helpers import extract_database_id
 
 from engine.personas.model import Persona
@@ -235,15 +235,17 @@ def _source_error(e: Exception, database: str) -> PersonaSourceError:
                                       "id, and share the database with the integration (••• → Connections)",
                                       transient=False)
         if e.code == APIErrorCode.RateLimited:
-            return PersonaSourceError("Notion is rate-limiting us (429)")
+            return PersonaSourceError("Notion cannot be reached (rate-limited: 429)")
         if e.code == APIErrorCode.ValidationError:
             return PersonaSourceError(f"Notion did not accept the request: {e}", transient=False)
-        return PersonaSourceError(f"Notion answered {e.status}")
+        return PersonaSourceError(f"Notion cannot be reached (it answered {e.status})")
     if isinstance(e, RequestTimeoutError):
-        return PersonaSourceError("Notion did not answer in time")
-    if isinstance(e, NotionClientError):
-        return PersonaSourceError(f"Notion answered {getattr(e, 'status', 'an error')}")
-    return PersonaSourceError("Notion cannot be reached")
+        return PersonaSourceError("Notion cannot be reached (no answer in time)")
+    if isinstance(e, HTTPResponseError):
+        return PersonaSourceError(f"Notion cannot be reached (it answered {e.status})")
+    if isinstance(e, NotionClientErrorBase):
+        return PersonaSourceError("Notion did not accept the request", transient=False)
+    return PersonaSourceError("Notion cannot be reached (no connection)")
 
 
 class NotionPersonaSource:
@@ -258,6 +260,8 @@ class NotionPersonaSource:
         self.database = database.strip()
         self._database_id = database_id(self.database)
         self.data_source_id: str | None = None
+        # the database as configured, not its data source: a bot restarted while Notion is
+        # away must find the set it kept under this name without asking Notion
         self.name = f"notion:{self._database_id or self.database}"
         self.problems: list[str] = []
         self.warnings: list[str] = []
@@ -270,7 +274,7 @@ class NotionPersonaSource:
 
         try:
             return await coro
-        except (NotionClientError, httpx.HTTPError, OSError) as e:
+        except (NotionClientErrorBase, httpx.HTTPError, OSError) as e:
             raise _source_error(e, self.database) from None
 
     async def resolve(self) -> str:
@@ -295,7 +299,6 @@ class NotionPersonaSource:
             except PersonaSourceError:
                 raise e from None
             self.data_source_id = ds["id"]
-        self.name = f"notion:{self.data_source_id}"
         return self.data_source_id
 
     async def pages(self) -> list[dict[str, Any]]:
@@ -332,18 +335,16 @@ class NotionPersonaSource:
                 skipped.add(settings["name"])
                 continue
             candidates.append((page, label, persona))
-        seen: dict[str, list[str]] = {}
-        for _, label, persona in candidates:
+        seen: dict[str, list[str]] = {}  # name or display name -> the pages (ids) using it
+        for page, _, persona in candidates:
             for alias in {persona.name, persona.display_name.lower()}:
-                seen.setdefault(alias, []).append(label)
+                seen.setdefault(alias, []).append(page["id"])
         personas: list[Persona] = []
         pages: dict[str, str] = {}
         for page, label, persona in candidates:
-            clash = [other for alias in {persona.name, persona.display_name.lower()}
-                     for other in seen[alias] if other != label]
-            if clash:
-                problems.append(f"{label}: the name {persona.name!r} is also used by {', '.join(sorted(set(clash)))}; "
-                                "both skipped")
+            if any(len(seen[alias]) > 1 for alias in {persona.name, persona.display_name.lower()}):
+                problems.append(f"{label}: the name {persona.name!r} is used by more than one page; skipped "
+                                "(give each persona its own name)")
                 skipped.add(persona.name)
                 continue
             personas.append(persona)
@@ -396,7 +397,6 @@ async def create_database(client: AsyncClient, parent_page: str, personas: list[
         raise _source_error(e, parent_page) from None
     source = NotionPersonaSource(client, db["id"])
     source.data_source_id = db["data_sources"][0]["id"]
-    source.name = f"notion:{source.data_source_id}"
     source._loaded = True  # a new database: nothing to read first
     for persona in personas:
         await source.save(persona)

@@ -88,11 +88,10 @@ class LivePersonas:
             self.registry.replace(personas)
             self._saved = [p.model_dump(mode="json") for p in personas]
             when = stored.loaded_at.strftime("%Y-%m-%d %H:%M UTC")
-            note = (f"{where} cannot be reached ({self.outage}): using the last personas loaded from it "
-                    f"({when}) until it answers")
+            note = f"{self.outage}: using the last personas loaded from {where} ({when}) until it answers"
             log.warning("%s", note)
             return StartState("last good set", note)
-        note = f"{where} cannot be reached ({self.outage}): using the default personas until it answers"
+        note = f"{self.outage}: using the default personas until it answers"
         log.warning("%s", note)
         return StartState("defaults", note)
 
@@ -144,17 +143,17 @@ class LivePersonas:
         try:
             loaded = await self.source.load()
         except (PersonaSourceError, PersonaConfigError) as e:
-            self._failed(str(e) if isinstance(e, PersonaSourceError) else "its personas do not load")
+            self._failed(str(e) if isinstance(e, PersonaSourceError) else f"{_describe(self.source.name)} does not load")
             if isinstance(e, PersonaSourceError) and not e.transient and self.loaded_at is None and self._saved is None:
                 raise
             return False
         except Exception:  # noqa: BLE001 - whatever the source did, the bot keeps its personas
             log.debug("loading personas from %s failed", self.source.name, exc_info=True)
-            self._failed("unexpected error")
+            self._failed(f"{_describe(self.source.name)} cannot be read (unexpected error; details in the debug log)")
             return False
         personas = self._with_last_good(loaded)
         if not personas:
-            self._failed("it holds no valid persona")
+            self._failed(f"{_describe(self.source.name)} holds no valid persona")
             return False
         self.registry.replace(personas)
         self.loaded_at = self.clock()
@@ -181,8 +180,7 @@ class LivePersonas:
 
     def _failed(self, reason: str) -> None:
         if self.outage is None:  # once per outage, not once per refresh or message
-            log.warning("%s cannot be reached (%s): serving the last good personas until it answers",
-                        _describe(self.source.name), reason)
+            log.warning("%s: serving the last good personas until it answers", reason)
         else:
             log.debug("%s still unreachable: %s", self.source.name, reason)
         self.outage = reason

@@ -153,10 +153,13 @@ class NotionServer:
         self.port = self._site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def go_down(self) -> None:
-        """Stop listening: every request is refused until `come_back()`."""
+        """Stop listening and drop open connections: every request is refused until `come_back()`."""
         if self._site is not None:
             await self._site.stop()
             self._site = None
+        if self._runner is not None and self._runner.server is not None:
+            for connection in self._runner.server.connections:
+                connection.force_close()
 
     async def come_back(self) -> None:
         if self._site is None:
