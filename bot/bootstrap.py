@@ -54,7 +54,9 @@ def load_personas(settings: Settings) -> PersonaRegistry:
     return PersonaRegistry.defaults()
 
 
-async def live_notion_personas(settings: Settings, personas: PersonaRegistry, memory) -> tuple["LivePersonas", str | None]:
+async def live_notion_personas(
+    settings: Settings, personas: PersonaRegistry, memory, *, background: bool = True
+) -> tuple["LivePersonas", str | None]:
     """Personas from the Notion database, kept current in the background (ORCHESTRA_PERSONAS_TTL).
     Notion unreachable: the last good set from the memory, or the defaults, and a note saying so.
     Notion refusing the key or the database: `StartupError` naming the setting (exit 2)."""
@@ -79,7 +81,8 @@ async def live_notion_personas(settings: Settings, personas: PersonaRegistry, me
     except BaseException:
         await live.aclose()
         raise
-    live.run_in_background()
+    if background:
+        live.run_in_background()
     return live, state.note
 
 
@@ -201,9 +204,26 @@ async def bootstrap(settings: Settings, *, provider: Provider | None = None) -> 
                live_personas=live, personas_note=note)
 
 
+async def notion_personas_now(settings: Settings, personas: PersonaRegistry) -> PersonaRegistry:
+    """The personas from Notion once (or the last good set while it is away), for commands that
+    show them: the memory is opened only to read and keep that set."""
+    from engine.memory.store import SQLiteMemory
+
+    memory = await SQLiteMemory.open(settings.db)
+    try:
+        live, _ = await live_notion_personas(settings, personas, memory, background=False)
+        await live.aclose()
+    finally:
+        await memory.close()
+    return personas
+
+
 def persona_engine(settings: Settings) -> Engine:
-    """An engine for persona queries only (`orchestra personas`): no memory file is opened."""
+    """An engine for persona queries only (`orchestra personas`): no memory file is opened,
+    unless the personas come from Notion (where the last good set is kept)."""
     personas = load_personas(settings)
+    if settings.notion_personas:
+        personas = asyncio.run(notion_personas_now(settings, personas))
     check_cast(settings, personas)
     return Engine(None, offline_provider(), personas, engine_config(settings, personas))
 

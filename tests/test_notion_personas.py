@@ -505,3 +505,21 @@ async def test_a_version_3_memory_opens_and_gains_the_persona_tables(tmp_path):
 class _memory_at(_memory):
     def __init__(self, path: Path):
         self.path = path
+
+
+async def test_personas_list_and_show_give_the_personas_in_use_from_notion(tmp_path, notion_server):
+    db, ds, pages = seeded(notion_server)
+    notion_server.edit_page(pages["karen"], Role=text("Head of sales"))
+    env = clean_env(tmp_path, NOTION_API_KEY=TOKEN, NOTION_PERSONAS_DB_ID=db, NOTION_API_URL=notion_server.url)
+
+    async def personas(*args: str) -> str:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "personas", *args, cwd=tmp_path, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err.decode()
+        return out.decode()
+
+    assert "Head of sales" in await personas("list")
+    await notion_server.go_down()
+    assert "Head of sales" in await personas("show", "karen")  # the last good set, kept in the memory
