@@ -341,6 +341,17 @@ async def test_a_skipped_page_keeps_the_last_good_version_of_its_persona(tmp_pat
             assert registry["cherry"].role == "Chief of staff"
         finally:
             await live.aclose()
+        # a restart while the page is still broken: the version kept in the memory is used
+        registry = PersonaRegistry.defaults()
+        live = LivePersonas(registry, source_for(notion_server, db), memory, ttl=60)
+        try:
+            notion_server.edit_page(pages["karen"], Humor=number(-1))
+            notion_server.edit_page(pages["cherry"], Role=text("COO"))
+            assert (await live.start()).origin == "source"
+            assert registry["sophia"].role == "Research and data lead" and registry["cherry"].role == "COO"
+            assert registry["karen"] == PersonaRegistry.defaults()["karen"]
+        finally:
+            await live.aclose()
 
 
 async def test_a_restart_during_an_outage_serves_the_last_good_set_from_sqlite(tmp_path, notion_server):

@@ -64,7 +64,8 @@ class LivePersonas:
         self.outage: str | None = None  # the reason, while the source fails
         self._inflight: asyncio.Task[bool] | None = None
         self._loop_task: asyncio.Task[None] | None = None
-        self._saved: list[dict[str, Any]] | None = None
+        self._saved: list[dict[str, Any]] | None = None  # what the memory holds for this source
+        self._last_good: dict[str, Persona] = {}  # by name: for pages skipped as invalid
         self._reported: tuple[str, ...] = ()
 
     # --- start-up ---------------------------------------------------------------------------------
@@ -73,6 +74,10 @@ class LivePersonas:
         """The first load. On failure: the last good set from SQLite, or the registry as it is
         (the defaults). A source that refuses us for good (a wrong key) raises
         `PersonaSourceError` with transient False: that is a setting to fix, not an outage."""
+        stored = await self.memory.last_persona_set(self.source.name)
+        kept = _from_json(stored.personas if stored else None)
+        self._last_good = {p.name: p for p in kept}
+        self._saved = stored.personas if stored else None
         try:
             ok = await self.refresh()
         except PersonaSourceError as e:
@@ -81,12 +86,9 @@ class LivePersonas:
             ok = False
         if ok:
             return StartState("source", None)
-        stored = await self.memory.last_persona_set(self.source.name) if self.source.name else None
-        personas = _from_json(stored.personas if stored else None)
         where = _describe(self.source.name)
-        if personas:
-            self.registry.replace(personas)
-            self._saved = [p.model_dump(mode="json") for p in personas]
+        if stored and kept:
+            self.registry.replace(kept)
             when = stored.loaded_at.strftime("%Y-%m-%d %H:%M UTC")
             note = f"{self.outage}: using the last personas loaded from {where} ({when}) until it answers"
             log.warning("%s", note)
@@ -144,8 +146,8 @@ class LivePersonas:
             loaded = await self.source.load()
         except (PersonaSourceError, PersonaConfigError) as e:
             self._failed(str(e) if isinstance(e, PersonaSourceError) else f"{_describe(self.source.name)} does not load")
-            if isinstance(e, PersonaSourceError) and not e.transient and self.loaded_at is None and self._saved is None:
-                raise
+            if isinstance(e, PersonaSourceError) and not e.transient and self.loaded_at is None:
+                raise  # at start-up: a setting to fix
             return False
         except Exception:  # noqa: BLE001 - whatever the source did, the bot keeps its personas
             log.debug("loading personas from %s failed", self.source.name, exc_info=True)
@@ -156,6 +158,7 @@ class LivePersonas:
             self._failed(f"{_describe(self.source.name)} holds no valid persona")
             return False
         self.registry.replace(personas)
+        self._last_good = {p.name: p for p in personas}
         self.loaded_at = self.clock()
         if self.outage is not None:
             log.warning("%s answers again: personas reloaded (%d)", _describe(self.source.name), len(personas))
@@ -175,7 +178,7 @@ class LivePersonas:
         """A persona whose page was skipped (it does not validate) keeps its last good version."""
         skipped = getattr(self.source, "skipped", set())
         have = {p.name for p in loaded}
-        kept = [p for p in self.registry if p.name in skipped and p.name not in have] if self.loaded_at or self._saved else []
+        kept = [p for name, p in self._last_good.items() if name in skipped and name not in have]
         return [*loaded, *kept]
 
     def _failed(self, reason: str) -> None:
