@@ -29,7 +29,7 @@ from engine.personas.live import LivePersonas
 from engine.personas.source import DefaultPersonas, PersonaSourceError, YamlPersonaSource
 from tests.fakes import FakeOutbox, ScriptedProvider
 from tests.servers.notion_api import API_VERSION, NotionServer, multi_select, number, select, text, title
-from tests.test_cli import ROOT, clean_env
+from tests.test_cli import clean_env
 
 pytest_plugins = ["tests.servers.fixtures"]
 
