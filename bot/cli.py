@@ -4,7 +4,7 @@
     orchestra --slack-http --port 3000          Slack over HTTP (Events API) instead of Socket Mode
     orchestra investigate TEXT [--channel NAME] [--json]   one investigation, printed
     orchestra reply ID TEXT | challenge ID | plan ID | close ID   continue it (ids: payments-1)
-    orchestra personas list | show NAME
+    orchestra personas list | show NAME | init-notion --parent PAGE | sync
     orchestra memory list | export | forget [--channel NAME]
 
 Only the standard library is imported at module level, so `orchestra --help` answers at once;
@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 from typing import Any
+
+from bot import notion_commands  # standard library only, like this module
 
 EXIT_USAGE = 2  # bad settings, unknown persona, wrong flags: the same code argparse uses
 EXIT_INTERRUPTED = 130
@@ -136,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     per_actions.add_parser("list", help="one line per persona")
     show = per_actions.add_parser("show", help="one persona in full")
     show.add_argument("name")
+    notion_commands.add_parsers(per_actions)  # init-notion, sync
 
     mem = commands.add_parser("memory", help="what a channel remembers: list, export, forget")
     mem_actions = mem.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -337,6 +340,9 @@ def investigation_report(rec, turns, posts) -> dict:
 
 def cmd_personas(args: argparse.Namespace) -> int:
     from bot.bootstrap import persona_engine
+
+    if args.action in notion_commands.ACTIONS:
+        return notion_commands.run(args)
 
     engine = persona_engine(_settings())
     if args.action == "show":

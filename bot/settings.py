@@ -354,8 +354,10 @@ def notion_problems(s: Settings) -> list[str]:
     return []
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Read and validate everything; raise `SettingsError` listing every problem at once."""
+def load_settings(*, notion_key_alone: bool = False, **overrides: Any) -> Settings:
+    """Read and validate everything; raise `SettingsError` listing every problem at once.
+    `notion_key_alone`: NOTION_API_KEY without a database is fine (`orchestra personas init-notion`
+    is what creates the database)."""
     problems = _stray_env_keys({**_dotenv_keys(), **os.environ})
     settings: Settings | None = None
     try:
@@ -372,7 +374,8 @@ def load_settings(**overrides: Any) -> Settings:
     except SettingsError as e:  # the file named by ORCHESTRA_CONFIG
         problems.extend(e.problems)
     if settings is not None:
-        problems.extend(credential_problems(settings))
+        problems.extend(p for p in credential_problems(settings)
+                        if not (notion_key_alone and p.startswith("NOTION_API_KEY is set but")))
     if problems or settings is None:
         raise SettingsError(problems)
     return settings

@@ -534,3 +534,42 @@ async def test_personas_list_and_show_give_the_personas_in_use_from_notion(tmp_p
     assert "Head of sales" in await personas("list")
     await notion_server.go_down()
     assert "Head of sales" in await personas("show", "karen")  # the last good set, kept in the memory
+
+
+async def cli(tmp_path, *args: str, **env_) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", *args, cwd=tmp_path, env=clean_env(tmp_path, **env_),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_init_notion_creates_the_database_and_sync_says_what_changed(tmp_path, notion_server):
+    code, out, err = await cli(tmp_path, "personas", "init-notion", "--parent", "b" * 32,
+                               NOTION_API_KEY=TOKEN, NOTION_API_URL=notion_server.url)
+    assert code == 0, err
+    [db] = notion_server.databases
+    assert f"NOTION_PERSONAS_DB_ID={db}" in out and "3 personas" in out
+    ds = notion_server.databases[db]["data_sources"][0]["id"]
+    assert {plain_title(p) for p in notion_server.rows(ds)} == {"Cherry", "Sophia", "Karen"}
+
+    env = dict(NOTION_API_KEY=TOKEN, NOTION_PERSONAS_DB_ID=db, NOTION_API_URL=notion_server.url)
+    code, out, err = await cli(tmp_path, "personas", "sync", **env)
+    assert code == 0, err
+    assert {"+ cherry (new)", "+ sophia (new)", "+ karen (new)"} <= set(out.splitlines())
+
+    page = next(p["id"] for p in notion_server.rows(ds) if plain_title(p) == "Karen")
+    notion_server.edit_page(page, Role=text("Head of sales"), Humor=number(0.1))
+    notion_server.add_page(ds, {"Name": title("Zed"), "Openness": number(3)})
+    code, out, err = await cli(tmp_path, "personas", "sync", **env)
+    assert code == 0, err
+    assert out.splitlines() == ["~ karen: humor, role changed"]
+    assert "skipped: Notion page 'Zed': traits.openness: 3" in err
+
+    await notion_server.go_down()
+    code, out, err = await cli(tmp_path, "personas", "sync", **env)
+    assert code == 1 and "Notion cannot be reached" in out and "Traceback" not in err
+
+
+def plain_title(page: dict) -> str:
+    return "".join(seg["plain_text"] for seg in page["properties"]["Name"]["title"])
