@@ -236,8 +236,7 @@ async def init_notion_database(settings: Settings, parent: str) -> NotionDatabas
     try:
         db, ds = await create_database(client, parent, personas)
     except PersonaSourceError as e:
-        raise StartupError(str(e).replace(f"the database NOTION_PERSONAS_DB_ID={parent}", f"the page {parent}"),
-                           exit_code=1 if e.transient else 2) from None
+        raise StartupError(str(e), exit_code=1 if e.transient else 2) from None
     finally:
         await client.aclose()
     return NotionDatabase(db, ds, len(personas))

@@ -202,7 +202,7 @@ async def test_refusals_are_named_for_a_person_to_fix(notion_server):
         with pytest.raises(PersonaSourceError, match="refused NOTION_API_KEY") as refused:
             await wrong_key.load()
         assert not refused.value.transient
-        with pytest.raises(PersonaSourceError, match="share the database with the integration") as missing:
+        with pytest.raises(PersonaSourceError, match="NOTION_PERSONAS_DB_ID=0+: check the id, and share it with the integration") as missing:
             await unshared.load()
         assert not missing.value.transient and "127.0.0.1" not in str(missing.value)
     finally:
@@ -550,6 +550,9 @@ async def test_init_notion_creates_the_database_and_sync_says_what_changed(tmp_p
     assert code == 0, err
     [db] = notion_server.databases
     assert f"NOTION_PERSONAS_DB_ID={db}" in out and "3 personas" in out
+    code, out, err = await cli(tmp_path, "personas", "init-notion", "--parent", "https://www.notion.so/Nowhere-" + "c" * 32,
+                               NOTION_API_KEY="secret_wrong_key_for_init", NOTION_API_URL=notion_server.url)
+    assert code == 2 and "Notion refused NOTION_API_KEY" in err and "secret_wrong" not in err
     ds = notion_server.databases[db]["data_sources"][0]["id"]
     assert {plain_title(p) for p in notion_server.rows(ds)} == {"Cherry", "Sophia", "Karen"}
 

@@ -52,7 +52,8 @@ def database_id(value: str) -> str | None:
 # --- the source --------------------------------------------------------------------------------------
 
 
-def _source_error(e: Exception, database: str) -> PersonaSourceError:
+def _source_error(e: Exception, what: str) -> PersonaSourceError:
+    """`what`: the object asked for, as a person named it ("the database NOTION_PERSONAS_DB_ID=...")."""
     """A safe message for what went wrong (details go to the debug log)."""
     log.debug("Notion request failed", exc_info=e)
     if isinstance(e, APIResponseError):
@@ -60,8 +61,8 @@ def _source_error(e: Exception, database: str) -> PersonaSourceError:
             return PersonaSourceError("Notion refused NOTION_API_KEY: check the integration's secret "
                                       "(notion.so/profile/integrations)", transient=False)
         if e.code in (APIErrorCode.ObjectNotFound, APIErrorCode.RestrictedResource):
-            return PersonaSourceError(f"Notion cannot find the database NOTION_PERSONAS_DB_ID={database}: check the "
-                                      "id, and share the database with the integration (••• → Connections)",
+            return PersonaSourceError(f"Notion cannot find {what}: check the id, and share it with the "
+                                      "integration (in Notion: ••• → Connections)",
                                       transient=False)
         if e.code == APIErrorCode.RateLimited:
             return PersonaSourceError("Notion cannot be reached (rate-limited: 429)")
@@ -104,7 +105,7 @@ class NotionPersonaSource:
         try:
             return await coro
         except (NotionClientErrorBase, httpx.HTTPError, OSError) as e:
-            raise _source_error(e, self.database) from None
+            raise _source_error(e, f"the database NOTION_PERSONAS_DB_ID={self.database}") from None
 
     async def resolve(self) -> str:
         """The data source that holds the rows (the database's first); a data source id works too."""
@@ -223,7 +224,7 @@ async def create_database(client: AsyncClient, parent_page: str, personas: list[
             initial_data_source={"properties": database_schema()},
         )
     except Exception as e:  # noqa: BLE001 - the same safe messages as reading
-        raise _source_error(e, parent_page) from None
+        raise _source_error(e, f"the page {parent_page}") from None
     source = NotionPersonaSource(client, db["id"])
     source.data_source_id = db["data_sources"][0]["id"]
     source._loaded = True  # a new database: nothing to read first
