@@ -576,3 +576,20 @@ async def test_init_notion_creates_the_database_and_sync_says_what_changed(tmp_p
 
 def plain_title(page: dict) -> str:
     return "".join(seg["plain_text"] for seg in page["properties"]["Name"]["title"])
+
+
+async def test_notion_client_retries_a_429_and_a_5xx_itself(notion_server):
+    """The retries are notion-client's (configured in build_client), not a loop of ours."""
+    db, ds, _ = seeded(notion_server)
+    notion_server.rate_limit(times=1, retry_after=0)
+    source = source_for(notion_server, db)
+    try:
+        assert len(await source.load()) == 3
+        assert [r.status for r in notion_server.requests][:2] == [429, 200]
+        assert notion_server.requests[0].path == notion_server.requests[1].path == f"/v1/databases/{db}"
+        fresh = source_for(notion_server, db)
+        notion_server.fail(times=1, status=503)
+        assert len(await fresh.load()) == 3  # a read (GET) answered 503 is tried again
+        await fresh.aclose()
+    finally:
+        await source.aclose()
