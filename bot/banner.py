@@ -46,13 +46,17 @@ def model_line(settings: "Settings") -> str:
     return "offline rehearsal (no model configured)"
 
 
-def banner(settings: "Settings", *, version: str, platforms: list[str], personas: list[str]) -> str:
+def banner(settings: "Settings", *, version: str, platforms: list[str], personas: list[str],
+           personas_note: str | None = None) -> str:
     lines = [
-        f"Orchestra {version} · personas: {', '.join(personas)}",
+        f"Orchestra {version} · personas: {', '.join(personas)}"
+        + (" (from Notion)" if settings.notion_personas and not personas_note else ""),
         f"Model:     {model_line(settings)}",
         f"Memory:    {settings.db}",
         f"Platforms: {', '.join(platforms) or 'none'}",
     ]
+    if personas_note:
+        lines += ["", f"Personas:  {personas_note}"]
     if settings.provider == "offline":
         lines += ["", OFFLINE_HELP]
     return "\n".join(lines)

@@ -27,6 +27,7 @@ from engine.ports import Provider
 
 if TYPE_CHECKING:
     from engine.memory.store import SQLiteMemory
+    from engine.personas.live import LivePersonas
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,38 @@ def load_personas(settings: Settings) -> PersonaRegistry:
     if settings.personas_file:
         return PersonaRegistry.from_yaml(settings.personas_file)
     return PersonaRegistry.defaults()
+
+
+async def live_notion_personas(
+    settings: Settings, personas: PersonaRegistry, memory, *, background: bool = True
+) -> tuple["LivePersonas", str | None]:
+    """Personas from the Notion database, kept current in the background (ORCHESTRA_PERSONAS_TTL).
+    Notion unreachable: the last good set from the memory, or the defaults, and a note saying so.
+    Notion refusing the key or the database: `StartupError` naming the setting (exit 2)."""
+    try:
+        from adapters.notion.personas import NotionPersonaSource, build_client
+    except ImportError as e:
+        raise StartupError(
+            f"NOTION_API_KEY is set but the Notion library is missing ({e.name}): "
+            "pip install 'orchestra-personas[notion]' (from a clone: pip install -e '.[notion]')"
+        ) from None
+    from engine.personas.live import LivePersonas
+    from engine.personas.source import PersonaSourceError
+
+    client = build_client(_secret(settings.notion_api_key) or "", base_url=settings.notion_api_url)
+    live = LivePersonas(personas, NotionPersonaSource(client, settings.notion_personas_db_id or ""), memory,
+                        ttl=settings.personas_ttl)
+    try:
+        state = await live.start()
+    except PersonaSourceError as e:
+        await live.aclose()
+        raise StartupError(str(e), exit_code=2) from None
+    except BaseException:
+        await live.aclose()
+        raise
+    if background:
+        live.run_in_background()
+    return live, state.note
 
 
 def check_cast(settings: Settings, personas: PersonaRegistry) -> None:
@@ -113,11 +146,15 @@ class App:
     engine: Engine
     #: Closed after the engine stops, so its last posts still have a connection (Discord's client).
     on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    live_personas: "LivePersonas | None" = None  # personas from Notion, refreshed in the background
+    personas_note: str | None = None  # for the banner: why the personas are not fresh from their source
 
     async def aclose(self, grace: float | None = None) -> None:
         """Let running work finish (at most `grace` seconds; the rest resumes on the next start),
         then close the platforms' connections, the provider and the memory."""
         try:
+            if self.live_personas is not None:
+                await self.live_personas.aclose()
             await self.engine.stop(grace)
         finally:
             try:
@@ -141,8 +178,8 @@ async def bootstrap(settings: Settings, *, provider: Provider | None = None) -> 
     from engine.memory.store import MemoryVersionError, SQLiteMemory
 
     personas = load_personas(settings)
-    check_cast(settings, personas)
-    config = engine_config(settings, personas)
+    if not settings.notion_personas:  # Notion's personas are checked once loaded, below
+        check_cast(settings, personas)
     if settings.db.is_dir():
         raise SettingsError([f"ORCHESTRA_DB={settings.db} is a directory: name a file, e.g. {settings.db / 'orchestra.db'}"])
     try:
@@ -157,18 +194,103 @@ async def bootstrap(settings: Settings, *, provider: Provider | None = None) -> 
         log.debug("cannot open %s", settings.db, exc_info=True)
         raise SettingsError([f"ORCHESTRA_DB: cannot use {settings.db} as the memory ({e}): "
                              "name another file, or move this one away"]) from None
+    live, note = None, None
     try:
+        if settings.notion_personas:
+            live, note = await live_notion_personas(settings, personas, memory)
+            check_cast(settings, personas)
+        config = engine_config(settings, personas)
         model = provider or build_model_provider(settings)
     except BaseException:
+        if live is not None:
+            await live.aclose()
         await memory.close()
         raise
     engine = Engine(memory, model, personas, config)
-    return App(settings=settings, memory=memory, provider=model, personas=personas, engine=engine)
+    return App(settings=settings, memory=memory, provider=model, personas=personas, engine=engine,
+               live_personas=live, personas_note=note)
+
+
+async def notion_personas_now(settings: Settings, personas: PersonaRegistry) -> PersonaRegistry:
+    """The personas from Notion once (or the last good set while it is away), for commands that
+    show them: the memory is opened only to read and keep that set."""
+    from engine.memory.store import SQLiteMemory
+
+    memory = await SQLiteMemory.open(settings.db)
+    try:
+        live, _ = await live_notion_personas(settings, personas, memory, background=False)
+        await live.aclose()
+    finally:
+        await memory.close()
+    return personas
+
+
+@dataclass
+class NotionDatabase:
+    database_id: str
+    data_source_id: str
+    count: int
+
+
+async def init_notion_database(settings: Settings, parent: str) -> NotionDatabase:
+    """`orchestra personas init-notion`: a new personas database under page `parent`, filled
+    with the personas in use without Notion (ORCHESTRA_PERSONAS, or the defaults)."""
+    from adapters.notion.personas import build_client, create_database
+    from engine.personas.source import PersonaSourceError
+
+    personas = list(load_personas(settings))
+    client = build_client(_secret(settings.notion_api_key) or "", base_url=settings.notion_api_url)
+    try:
+        db, ds = await create_database(client, parent, personas)
+    except PersonaSourceError as e:
+        raise StartupError(str(e), exit_code=1 if e.transient else 2) from None
+    finally:
+        await client.aclose()
+    return NotionDatabase(db, ds, len(personas))
+
+
+@dataclass
+class SyncReport:
+    reached: bool  # Notion answered (False: the last good set is still what is in use)
+    lines: list[str]  # what changed, one line each (or that nothing did)
+    problems: list[str]  # pages skipped, by name
+
+
+async def sync_notion_personas(settings: Settings) -> SyncReport:
+    """`orchestra personas sync`: pull the Notion database now, keep it as the last good set, and
+    say what changed since the set kept before."""
+    from engine.memory.store import SQLiteMemory
+
+    memory = await SQLiteMemory.open(settings.db)
+    try:
+        from adapters.notion.personas import database_id
+
+        before_set = await memory.last_persona_set(f"notion:{database_id(settings.notion_personas_db_id or '')}")
+        before = {p["name"]: p for p in (before_set.personas if before_set else [])}
+        registry = load_personas(settings)
+        live, note = await live_notion_personas(settings, registry, memory, background=False)
+        problems = list(getattr(live.source, "problems", []))
+        await live.aclose()
+    finally:
+        await memory.close()
+    if note:
+        return SyncReport(False, [note], problems)
+    after = {p.name: p.model_dump(mode="json") for p in registry}
+    lines = [f"+ {name} (new)" for name in after if name not in before]
+    lines += [f"- {name} (no longer in Notion)" for name in before if name not in after]
+    for name in (n for n in after if n in before):
+        changed = sorted(k for k in after[name] if after[name][k] != before[name].get(k))
+        if changed:
+            lines.append(f"~ {name}: {', '.join(changed)} changed")
+    return SyncReport(True, lines or [f"No changes: {len(after)} personas, as before."], problems)
 
 
 def persona_engine(settings: Settings) -> Engine:
-    """An engine for persona queries only (`orchestra personas`): no memory file is opened."""
+    """An engine for persona queries only (`orchestra personas`): no memory file is opened,
+    unless the personas come from Notion (where the last good set is kept)."""
     personas = load_personas(settings)
+    if settings.notion_personas:
+        personas = asyncio.run(notion_personas_now(settings, personas))
     check_cast(settings, personas)
     return Engine(None, offline_provider(), personas, engine_config(settings, personas))
 
@@ -333,7 +455,7 @@ def build_platforms(
 
 # --- logging ------------------------------------------------------------------------------------
 
-TOKEN_RE = re.compile(r"\b(xox[a-z]-|xapp-|sk-ant-|sk-)[A-Za-z0-9_\-]{6,}")
+TOKEN_RE = re.compile(r"\b(xox[a-z]-|xapp-|sk-ant-|sk-|ntn_|secret_)[A-Za-z0-9_\-]{6,}")  # ntn_/secret_: Notion
 
 
 def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
@@ -354,7 +476,8 @@ class ScrubbingFormatter(logging.Formatter):
 
 
 def settings_secrets(settings: Settings) -> tuple[str, ...]:
-    names = ("anthropic_api_key", "openai_api_key", "slack_bot_token", "slack_app_token", "slack_signing_secret", "discord_token")
+    names = ("anthropic_api_key", "openai_api_key", "slack_bot_token", "slack_app_token", "slack_signing_secret", "discord_token",
+             "notion_api_key")
     return tuple(v for v in (_secret(getattr(settings, n)) for n in names) if v)
 
 

@@ -4,7 +4,7 @@
     orchestra --slack-http --port 3000          Slack over HTTP (Events API) instead of Socket Mode
     orchestra investigate TEXT [--channel NAME] [--json]   one investigation, printed
     orchestra reply ID TEXT | challenge ID | plan ID | close ID   continue it (ids: payments-1)
-    orchestra personas list | show NAME | export FILE | import FILE | schema
+    orchestra personas list | show NAME | export FILE | import FILE | schema | init-notion | sync
     orchestra memory list | export | forget [--channel NAME]
 
 Only the standard library is imported at module level, so `orchestra --help` answers at once;
@@ -229,7 +229,8 @@ async def _run(settings, args: argparse.Namespace) -> int:
         platforms = build_platforms(app, slack_http=args.slack_http, port=args.port, channel=args.terminal_channel)
         await verify_platforms(platforms)  # a refused token stops here: no banner, no work resumed
         print(banner(settings, version=project_version(), platforms=[p.description for p in platforms],
-                     personas=[f"{p.avatar.emoji_char} {p.display_name}" for p in app.personas]) + "\n", flush=True)
+                     personas=[f"{p.avatar.emoji_char} {p.display_name}" for p in app.personas],
+                     personas_note=app.personas_note) + "\n", flush=True)
         resumed = await app.engine.start()
         if resumed:
             print(f"Resuming {resumed} unfinished task(s).", flush=True)

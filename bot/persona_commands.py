@@ -4,6 +4,7 @@
     orchestra personas export FILE [--sql [--dialect sqlite|postgresql]]    FILE '-': standard output
     orchestra personas import FILE        into the persona file named by ORCHESTRA_PERSONAS
     orchestra personas schema [--dialect sqlite|postgresql]
+    orchestra personas init-notion --parent PAGE | sync      (bot/notion_commands.py)
 
 Its own module so `bot/cli.py` stays a thin parser; like it, only the standard library is
 imported at module level (`orchestra --help` builds this parser).
@@ -14,6 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from bot import notion_commands  # standard library only at import, like this module
 
 EXIT_USAGE = 2
 DIALECTS = ("sqlite", "postgresql")
@@ -34,9 +37,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     imp.add_argument("file", help="a file written by `orchestra personas export`")
     schema = actions.add_parser("schema", help="print SQL tables that hold every persona field")
     schema.add_argument("--dialect", choices=DIALECTS, default="sqlite", help="SQL dialect (default: sqlite)")
+    notion_commands.add_parsers(actions)  # init-notion, sync
 
 
 def cmd_personas(args: argparse.Namespace) -> int:
+    if args.action in notion_commands.ACTIONS:
+        return notion_commands.run(args)
     handler = {"export": _export, "import": _import, "schema": _schema}.get(args.action, _list_or_show)
     return handler(args)
 

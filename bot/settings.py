@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -160,6 +161,14 @@ class Settings(BaseSettings):
         True, validation_alias=AliasChoices("DISCORD_MESSAGE_CONTENT", "discord_message_content")
     )
 
+    # --- Notion (personas kept in a Notion database; both or neither)
+    notion_api_key: SecretStr | None = _alias("NOTION_API_KEY")
+    notion_personas_db_id: str | None = _alias("NOTION_PERSONAS_DB_ID")
+    notion_api_url: str | None = _alias("NOTION_API_URL")
+    personas_ttl: float = Field(
+        300.0, gt=0, le=86_400, validation_alias=AliasChoices("ORCHESTRA_PERSONAS_TTL", "personas_ttl")
+    )
+
     _provider_chosen: bool = PrivateAttr(False)  # ORCHESTRA_PROVIDER was given, not inferred
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
@@ -231,6 +240,11 @@ class Settings(BaseSettings):
             raise ValueError(f"must be true or false (got {v.strip()[:40]!r})")
         return v
 
+    @field_validator("notion_personas_db_id", "notion_api_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, v: Any) -> Any:
+        return (v.strip() or None) if isinstance(v, str) else v
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, v: Any) -> Any:
@@ -249,7 +263,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "anthropic_api_key", "openai_api_key", "slack_bot_token", "slack_app_token", "slack_signing_secret",
-        "discord_token", mode="before",
+        "discord_token", "notion_api_key", mode="before",
     )
     @classmethod
     def _secret_text(cls, v: Any, info: ValidationInfo) -> Any:
@@ -309,6 +323,11 @@ class Settings(BaseSettings):
     @property
     def has_chat_platform(self) -> bool:
         return bool(self.slack_socket_mode or self.slack_http_mode or self.discord_token)
+
+    @property
+    def notion_personas(self) -> bool:
+        """Personas come from Notion (both settings given; `credential_problems` refuses one alone)."""
+        return bool(self.notion_api_key and self.notion_personas_db_id)
 
     @property
     def model_name(self) -> str:
@@ -384,14 +403,38 @@ def credential_problems(s: Settings) -> list[str]:
     if _starts(s.discord_token, "xox", "xapp-"):
         problems.append("DISCORD_TOKEN holds a Slack token: it takes the bot token from the Discord developer portal "
                         "(your application → Bot → Reset Token); Slack's tokens go in SLACK_BOT_TOKEN / SLACK_APP_TOKEN")
+    problems.extend(notion_problems(s))
     if s.provider == "offline" and not s._provider_chosen and s.anthropic_base_url:
         problems.append("ANTHROPIC_BASE_URL is set but ANTHROPIC_API_KEY is not, so no model would be used: set the "
                         "key (a local server may take any value), or set ORCHESTRA_PROVIDER=offline to rehearse")
     return problems
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Read and validate everything; raise `SettingsError` listing every problem at once."""
+#: A Notion id: 32 hex digits, with or without the dashes of a UUID (alone or inside a URL).
+NOTION_ID_RE = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}", re.IGNORECASE)
+
+
+def notion_problems(s: Settings) -> list[str]:
+    """Notion's two settings come together; the database is an id or a URL holding one."""
+    key, db = s.notion_api_key, s.notion_personas_db_id
+    if key and not db:
+        return ["NOTION_API_KEY is set but NOTION_PERSONAS_DB_ID is not: set it to the personas database's id "
+                "(or its URL, copied from Notion), or unset NOTION_API_KEY to keep the personas in YAML"]
+    if db and not key:
+        return ["NOTION_PERSONAS_DB_ID is set but NOTION_API_KEY is not: set it to your integration's secret "
+                "(notion.so/profile/integrations), or unset NOTION_PERSONAS_DB_ID to keep the personas in YAML"]
+    if db and not NOTION_ID_RE.search(db):
+        return [f"NOTION_PERSONAS_DB_ID: {db[:80]!r} is not a Notion database id or URL: copy the database's URL "
+                "from Notion (Share → Copy link), or the 32 characters before ?v= in it"]
+    if s.notion_api_url and not s.notion_api_url.startswith(("http://", "https://")):
+        return ["NOTION_API_URL must start with http:// or https:// (unset it to use api.notion.com)"]
+    return []
+
+
+def load_settings(*, notion_key_alone: bool = False, **overrides: Any) -> Settings:
+    """Read and validate everything; raise `SettingsError` listing every problem at once.
+    `notion_key_alone`: NOTION_API_KEY without a database is fine (`orchestra personas init-notion`
+    is what creates the database)."""
     problems = _stray_env_keys({**_dotenv_keys(), **os.environ})
     settings: Settings | None = None
     try:
@@ -408,7 +451,8 @@ def load_settings(**overrides: Any) -> Settings:
     except SettingsError as e:  # the file named by ORCHESTRA_CONFIG
         problems.extend(e.problems)
     if settings is not None:
-        problems.extend(credential_problems(settings))
+        problems.extend(p for p in credential_problems(settings)
+                        if not (notion_key_alone and p.startswith("NOTION_API_KEY is set but")))
     if problems or settings is None:
         raise SettingsError(problems)
     return settings

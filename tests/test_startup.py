@@ -369,3 +369,27 @@ async def test_http_mode_on_a_port_in_use_says_so(tmp_path, slack):
         code, _, err = await finished(tmp_path, "--slack-http", "--port", str(port), env=env)
     assert code == 2
     assert f"port {port} is already in use: choose another with --port" in err and "Traceback" not in err
+
+
+# --- personas: the YAML path never loads Notion -----------------------------------------------------
+
+
+async def test_without_notion_settings_a_chat_start_imports_no_notion_code(tmp_path):
+    """The terminal chat started and ended as a person does; what it imported on the way."""
+    code = (
+        "import sys\n"
+        "from bot.cli import main\n"
+        "rc = main([])\n"
+        "print('LOADED', sorted(m for m in ('notion_client', 'adapters.notion', 'engine.personas.live', 'ruamel.yaml')"
+        " if m in sys.modules))\n"
+        "sys.exit(rc)\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, cwd=tmp_path, env=clean_env(tmp_path), stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(b"@sophia hello\n"), timeout=60)
+    assert proc.returncode == 0, err.decode()
+    text = out.decode()
+    assert "Sophia" in text and "Notion" not in text.split("LOADED")[0]
+    assert text.strip().splitlines()[-1] == "LOADED []"

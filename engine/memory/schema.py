@@ -16,7 +16,7 @@ from typing import Any
 from engine.memory.recall import _WORD
 from engine.memory.records import ThreadRecord, TurnRecord
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Readable thread ids (version 2). `thread_ids` remembers which id each task's thread got, so a
 #: task resumed after a crash finds its thread again; `id_counters` hands out the numbers per
@@ -107,6 +107,26 @@ CREATE TRIGGER posts_settle AFTER INSERT ON posts BEGIN
     DELETE FROM placeholders WHERE platform = new.platform AND workspace = new.workspace
         AND channel = new.channel AND message_id = new.message_id;
 END;
+""",
+    # 4: personas from a source that can be away (Notion). `persona_sets` keeps the last set that
+    # loaded whole from each source, so a bot started while the source is unreachable still has
+    # its personas; `persona_changes` is the admin history (who changed which persona, when, what).
+    4: """
+CREATE TABLE persona_sets (
+    source        TEXT PRIMARY KEY,         -- "notion:<data source id>", "yaml:/path/personas.yaml"
+    personas_json TEXT NOT NULL,            -- [Persona.model_dump(mode="json"), ...]
+    loaded_at     TEXT NOT NULL
+);
+CREATE TABLE persona_changes (
+    id            INTEGER PRIMARY KEY,
+    persona       TEXT NOT NULL,
+    source        TEXT NOT NULL,
+    actor         TEXT NOT NULL,
+    at            TEXT NOT NULL,
+    action        TEXT NOT NULL,            -- create | update | archive | import
+    changes_json  TEXT NOT NULL             -- {field: [old, new]}
+);
+CREATE INDEX persona_changes_persona ON persona_changes (persona, id);
 """,
 }
 

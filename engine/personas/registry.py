@@ -151,9 +151,22 @@ def _problem(err: Any) -> str:
 
 class PersonaRegistry:
     def __init__(self, personas: list[Persona], default: str = DEFAULT_PERSONA):
-        self._by_name = {p.name: p for p in personas}
-        self.default = default if default in self._by_name else next(iter(self._by_name))
-        self._address_re = self._compile_address_re()
+        self._wanted_default = default
+        self._set(personas)
+
+    def _set(self, personas: list[Persona]) -> None:
+        if not personas:
+            raise ValueError("a persona registry needs at least one persona")
+        by_name = {p.name: p for p in personas}
+        default = self._wanted_default if self._wanted_default in by_name else next(iter(by_name))
+        address_re = self._compile_address_re(by_name.values())
+        # three assignments, no await between them: every reader sees the old set or the new one
+        self._by_name, self.default, self._address_re = by_name, default, address_re
+
+    def replace(self, personas: list[Persona]) -> None:
+        """Swap in a new set of personas, in place: the engine and every flow hold this object,
+        so a persona edited in Notion (or by an admin) is used from the next message on."""
+        self._set(list(personas))
 
     # --- loading ------------------------------------------------------------------------------
 
@@ -232,8 +245,10 @@ class PersonaRegistry:
 
     # --- addressing ---------------------------------------------------------------------------
 
-    def _compile_address_re(self) -> re.Pattern[str]:
-        labels = sorted({p.name for p in self} | {p.display_name.lower() for p in self}, key=len)
+    @staticmethod
+    def _compile_address_re(personas) -> re.Pattern[str]:
+        personas = list(personas)
+        labels = sorted({p.name for p in personas} | {p.display_name.lower() for p in personas}, key=len)
         alternatives = "|".join(re.escape(label) for label in reversed(labels))
         # "sophia, why…", "@karen: …", "Cherry — …", "sophia" alone
         return re.compile(rf"^\s*@?({alternatives})\b[\s,:;.!?\-–—]*", re.IGNORECASE)

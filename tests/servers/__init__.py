@@ -8,7 +8,7 @@ real SDK at `server.url` (its `base_url`) and script what the API would say.
         openai_server.reply_json({"answer": 42})
         client = AsyncOpenAI(base_url=openai_server.url, api_key="test")
 
-Fixtures (`openai_server`, `anthropic_server`, `discord_server`) live in `tests.servers.fixtures`; a test module
+Fixtures (`openai_server`, `anthropic_server`, `discord_server`, `notion_server`) live in `tests.servers.fixtures`; a test module
 gets them with `pytest_plugins = ["tests.servers.fixtures"]` (or by importing them).
 """
 

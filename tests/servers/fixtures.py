@@ -10,6 +10,7 @@ import pytest_asyncio
 
 from tests.servers.anthropic_server import AnthropicServer
 from tests.servers.discord_api import DiscordServer, local_discord
+from tests.servers.notion_api import NotionServer
 from tests.servers.openai_server import OpenAIServer
 
 
@@ -33,3 +34,10 @@ async def discord_server() -> AsyncIterator[DiscordServer]:
     async with local_discord(heartbeat_interval=200) as server:
         yield server  # type: ignore[misc]
     assert not server.errors, f"the local Discord failed while answering: {server.errors!r}"
+
+
+@pytest_asyncio.fixture
+async def notion_server() -> AsyncIterator[NotionServer]:
+    """A local Notion (API 2025-09-03) accepting the token "secret_test_notion_token"."""
+    async with NotionServer(token="secret_test_notion_token") as server:
+        yield server  # type: ignore[misc]
