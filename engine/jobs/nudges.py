@@ -75,7 +75,8 @@ async def nudge_text(engine, rec: ThreadRecord, lead: Persona, now: datetime) ->
         why = "its last step failed"
         then = "Say “continue” in this thread to try again."
     else:
-        why = f"we took {engine.config.max_auto_turns} turns in a row without hearing from you"
+        n = engine.config.max_auto_turns
+        why = f"we took {n} turn{'s' if n != 1 else ''} in a row without hearing from you"
         then = "Reply in this thread with more evidence, or just “continue”, and we'll pick it up."
     return f"{lead.display_name} here: investigation {rec.id} has been paused for {waited}, since {why}. {then}"
 
