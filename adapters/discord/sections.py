@@ -136,7 +136,7 @@ def digest_sections(reply: Reply) -> list[Section]:
     thread (`https://discord.com/channels/<guild>/<thread>`), its id, status and lead."""
     lines = []
     for item in [i for i in (reply.content or {}).get("digest") or [] if isinstance(i, dict)]:
-        title = (neutral(" ".join(str(item.get("title") or "").split()))[:120] or "(untitled)").replace("]", ")")
+        title = (neutral(" ".join(str(item.get("title") or "").split()))[:120] or "(untitled)").replace("[", "(").replace("]", ")")
         guild, thread = str(reply.workspace), str(item.get("thread") or "")
         linked = f"[{title}](https://discord.com/channels/{guild}/{thread})" if guild.isdigit() and thread.isdigit() else f"*{title}*"
         status = {"waiting": "waiting for your answer", "active": "in progress"}.get(str(item.get("status")), _s(item.get("status")))
