@@ -15,12 +15,18 @@ from pathlib import Path
 import pytest
 
 from engine.engine import Engine, EngineConfig
-from engine.jobs import digest_key, nudge_waiting, prune_memory, refresh_personas, send_digests
+from engine.jobs import (
+    digest_key,
+    nudge_waiting,
+    prune_memory,
+    refresh_personas,
+    send_digests,
+)
 from engine.memory import SQLiteMemory
 from engine.memory.records import ThreadStatus, TurnRecord, TurnRole
 from engine.models import ReplyKind, Task, TaskKind, utcnow
 from engine.personas import PersonaRegistry
-from tests.fakes import FakeOutbox, ScriptedProvider, by_mode, research
+from tests.fakes import Crash, FakeOutbox, ScriptedProvider, by_mode, research
 
 _ids = itertools.count(1)
 HOUR = timedelta(hours=1)
@@ -110,7 +116,7 @@ async def test_a_nudge_interrupted_after_the_platform_took_it_is_not_posted_twic
     engine, outbox = await make(db, asking())
     rec = await engine.run(task("sophia why did sign-ups drop?", kind=TaskKind.INVESTIGATE))
     outbox.crash_after = lambda reply: reply.key.startswith("nudge:")
-    with pytest.raises(BaseException):
+    with pytest.raises(Crash):
         await nudge_waiting(engine, rec.updated_at + 2 * AFTER, AFTER)
     await shut(engine)
 
@@ -130,8 +136,18 @@ async def test_no_nudge_once_a_person_has_answered_even_before_the_answer_is_wor
     assert nudges(outbox) == []
 
 
+async def test_no_nudge_while_a_reply_queued_before_the_wait_is_still_to_be_worked_on(waiting, db) -> None:
+    engine, _outbox, rec = waiting
+    accepted = await engine.memory.accept_task(task("EU, since Monday", thread=rec.thread))
+    con = sqlite3.connect(db)
+    with con:  # it arrived while the last turn was still running
+        con.execute("UPDATE tasks SET created_at = ? WHERE id = ?", (OLD, accepted.task_id))
+    con.close()
+    assert await nudge_waiting(engine, rec.updated_at + 2 * AFTER, AFTER) == 0
+
+
 async def test_no_nudge_after_a_stored_reply(waiting) -> None:
-    engine, outbox, rec = waiting
+    engine, _outbox, rec = waiting
     await engine.memory.add_turn(TurnRecord(thread_id=rec.id, role=TurnRole.HUMAN, author="U2", text="EU first"))
     assert await nudge_waiting(engine, rec.updated_at + 2 * AFTER, AFTER) == 0
 
@@ -172,7 +188,7 @@ async def test_a_paused_investigation_is_nudged_with_the_reason(db) -> None:
 
 
 async def test_threads_of_a_platform_not_running_wait_for_it(db) -> None:
-    engine, outbox = await make(db, asking())
+    engine, _outbox = await make(db, asking())
     rec = await engine.run(task("sophia why did sign-ups drop?", kind=TaskKind.INVESTIGATE))
     await shut(engine)
     memory = await SQLiteMemory.open(db)
@@ -298,6 +314,13 @@ async def test_retention_removes_old_finished_work_keeps_open_investigations_and
             con.close()
         assert indexed == count(db, "SELECT count(*) FROM turns WHERE text LIKE '%walrus%'")
 
+        # what a crash left behind long ago goes too; a task that will resume keeps its own
+        await memory.record_intent("turn:gone:1", task_id=None, platform="test", workspace="W1", channel="C1", thread="x")
+        backdate(db)
+        assert await prune_memory(memory, utcnow(), keep_days=90) >= 1
+        assert not await memory.has_intent("turn:gone:1")
+        assert await memory.get_thread(old_open.id) is not None
+
         # nothing is pruned twice, and new work gets new ids, never a pruned one's
         assert await prune_memory(memory, utcnow(), keep_days=90) == 0
         newer = await engine.run(task("karen why did walrus churn rise again?", kind=TaskKind.INVESTIGATE))
@@ -307,7 +330,7 @@ async def test_retention_removes_old_finished_work_keeps_open_investigations_and
 
 
 async def test_retention_zero_keeps_everything(db) -> None:
-    engine, outbox = await make(db, asking())
+    engine, _outbox = await make(db, asking())
     try:
         rec = await engine.run(task("karen why did renewals stall?", kind=TaskKind.INVESTIGATE))
         await engine.run(task(kind=TaskKind.CLOSE, thread=rec.thread))

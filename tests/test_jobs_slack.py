@@ -13,7 +13,7 @@ from engine.memory.store import SQLiteMemory
 from engine.personas import PersonaRegistry
 from tests.fakes import ScriptedProvider, by_mode, research
 from tests.servers.slack_api import TEAM, SlackApiServer
-from tests.test_slack import Rig, build_rig, slack_api, visible_text  # noqa: F401 - fixture
+from tests.test_slack import Rig, build_rig, slack_api, visible_text
 
 __all__ = ["slack_api"]
 
@@ -37,7 +37,7 @@ async def close_rig(rig: Rig) -> None:
     await rig.engine.memory.close()
 
 
-async def test_an_investigation_waiting_for_people_is_nudged_once_in_its_thread_as_its_lead(slack_api, tmp_path) -> None:  # noqa: F811
+async def test_an_investigation_waiting_for_people_is_nudged_once_in_its_thread_as_its_lead(slack_api, tmp_path) -> None:
     rig = await open_rig(slack_api, tmp_path, research("low", gaps=[(QUESTION, True)]))
     try:
         response, _ = await rig.command("/investigate", "sophia why did sign-ups drop last week?")

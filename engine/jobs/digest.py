@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, tzinfo
+from typing import TYPE_CHECKING
 
 from engine.memory.records import ThreadRecord, ThreadStatus
 from engine.models import Reply, ReplyKind
+
+if TYPE_CHECKING:
+    from engine.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +58,12 @@ async def send_digests(
                 continue
             await engine.poster.post(_digest(engine, open_work, key), task_id=None, thread=None)
             sent += 1
-        except Exception:  # noqa: BLE001 - one channel failing must not stop the others
+        except Exception:
             log.warning("could not post the digest to %s:%s", platform, channel, exc_info=True)
     return sent
 
 
-def digest_item(engine, rec: ThreadRecord) -> dict:
+def digest_item(engine: Engine, rec: ThreadRecord) -> dict:
     lead = engine.personas.get(rec.lead)
     return {
         "id": rec.id, "title": rec.title, "status": rec.status.value, "phase": rec.phase.value,
@@ -68,7 +72,7 @@ def digest_item(engine, rec: ThreadRecord) -> dict:
     }
 
 
-def _digest(engine, open_work: list[ThreadRecord], key: str) -> Reply:
+def _digest(engine: Engine, open_work: list[ThreadRecord], key: str) -> Reply:
     speaker = engine.personas[engine.personas.default]
     items = [digest_item(engine, rec) for rec in open_work]
     n = len(items)

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from engine.memory.records import ThreadRecord, ThreadStatus
 from engine.models import Reply, ReplyKind
 from engine.personas import Persona
+
+if TYPE_CHECKING:
+    from engine.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +31,7 @@ def nudge_key(rec: ThreadRecord) -> str:
     return f"nudge:{rec.id}:{rec.turn_count}"
 
 
-async def nudge_waiting(engine, now: datetime, after: timedelta) -> int:
+async def nudge_waiting(engine: Engine, now: datetime, after: timedelta) -> int:
     """Nudge each investigation waiting on people for longer than `after`; how many were sent.
 
     Only on the platforms running now (a Slack thread waits while only the terminal runs). A
@@ -53,12 +57,12 @@ async def nudge_waiting(engine, now: datetime, after: timedelta) -> int:
                     channel=rec.channel, thread=rec.thread, text=text, key=nudge_key(rec), investigation_id=rec.id,
                 ), task_id=None, thread=rec)
                 sent += 1
-        except Exception:  # noqa: BLE001 - one thread's platform failing must not stop the others
+        except Exception:
             log.warning("could not nudge %s; trying again on the next run", candidate.id, exc_info=True)
     return sent
 
 
-async def nudge_text(engine, rec: ThreadRecord, lead: Persona, now: datetime) -> str:
+async def nudge_text(engine: Engine, rec: ThreadRecord, lead: Persona, now: datetime) -> str:
     """What the lead says: how long it has waited, and for what (the questions she asked, or why
     it paused), then how to move it on."""
     waited = _duration(now - rec.updated_at)
@@ -81,7 +85,7 @@ async def nudge_text(engine, rec: ThreadRecord, lead: Persona, now: datetime) ->
     return f"{lead.display_name} here: investigation {rec.id} has been paused for {waited}, since {why}. {then}"
 
 
-async def _open_questions(engine, rec: ThreadRecord) -> list[str]:
+async def _open_questions(engine: Engine, rec: ThreadRecord) -> list[str]:
     """The questions of the latest turn that asked people something (stored with the turn)."""
     for turn in reversed(await engine.memory.turns(rec.id)):
         asks = (turn.route or {}).get("asks")

@@ -11,8 +11,12 @@ from __future__ import annotations
 import logging
 import weakref
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.personas import PersonaConfigError, PersonaRegistry
+
+if TYPE_CHECKING:
+    from engine.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +24,7 @@ log = logging.getLogger(__name__)
 _seen: weakref.WeakKeyDictionary[PersonaRegistry, tuple[Path, int]] = weakref.WeakKeyDictionary()
 
 
-async def refresh_personas(engine, path: str | Path | None = None) -> str:
+async def refresh_personas(engine: Engine, path: str | Path | None = None) -> str:
     """Reload `path` into `engine.personas` if its modification time changed; a one-line outcome.
 
     No path (the built-in personas): nothing to refresh. The first call notes the time and

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.memory.store import SQLiteMemory
 
 log = logging.getLogger(__name__)
 
 
-async def prune_memory(memory, now: datetime, keep_days: int) -> int:
+async def prune_memory(memory: SQLiteMemory, now: datetime, keep_days: int) -> int:
     """Delete what finished more than `keep_days` before `now`; how many records went.
 
     `keep_days` 0 keeps everything for ever (ORCHESTRA_RETENTION_DAYS=0).

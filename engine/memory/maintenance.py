@@ -30,13 +30,15 @@ _TH_COLS = ", ".join(f"th.{c.strip()}" for c in _THREAD_COLS.split(","))
 #: When the thread last saw activity: its record's update or its newest turn.
 _LAST_ACTIVITY = "max(th.updated_at, coalesce((SELECT max(created_at) FROM turns WHERE thread_id = th.id), ''))"
 
-#: A person's word in the thread after :since (its record's latest update): a stored message, or a
-#: task (a reply, a button) accepted in that platform thread and perhaps not worked on yet.
+#: A person's word in the thread since its record's latest update (when the wait began): a stored
+#: message, or a task (a reply, a button) accepted in that platform thread since, or still to be
+#: worked on (queued before the wait began, or resuming after a restart).
 _ANSWERED_SINCE = """(
     EXISTS (SELECT 1 FROM turns AS t WHERE t.thread_id = th.id AND t.role = 'human' AND t.created_at > th.updated_at)
     OR EXISTS (SELECT 1 FROM tasks AS k
                WHERE k.platform = th.platform AND k.workspace = th.workspace AND k.channel = th.channel
-                 AND json_extract(k.body, '$.thread') = th.thread AND k.created_at > th.updated_at))"""
+                 AND json_extract(k.body, '$.thread') = th.thread
+                 AND (k.created_at > th.updated_at OR k.status IN ('accepted', 'running'))))"""
 
 
 class PruneResult(BaseModel):
