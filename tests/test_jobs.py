@@ -329,6 +329,23 @@ async def test_retention_removes_old_finished_work_keeps_open_investigations_and
         await shut(engine)
 
 
+async def test_an_old_conversation_with_a_reply_waiting_to_be_worked_on_is_kept(db) -> None:
+    engine, _ = await make(db, "Narwhals are pricey.")
+    chat = await engine.run(task("sophia, what about narwhal pricing?"))
+    await shut(engine)
+    backdate(db)
+    memory = await SQLiteMemory.open(db)  # the bot is down: the reply waits in SQLite
+    try:
+        reply = await memory.accept_task(task("and narwhal costs?", thread=chat.thread))
+        assert await prune_memory(memory, utcnow(), keep_days=90) == 0
+        assert await memory.get_thread(chat.id) is not None
+        await memory.set_task_status(reply.task_id, "failed")  # worked on (and given up)
+        assert await prune_memory(memory, utcnow() + timedelta(days=365), keep_days=90) > 0
+        assert await memory.get_thread(chat.id) is None
+    finally:
+        await memory.close()
+
+
 async def test_retention_zero_keeps_everything(db) -> None:
     engine, _outbox = await make(db, asking())
     try:
@@ -360,8 +377,9 @@ async def test_the_personas_file_is_reloaded_when_it_changed(db, tmp_path) -> No
     engine = Engine(memory, ScriptedProvider(), PersonaRegistry.from_yaml(path), EngineConfig())
     registry = engine.personas
     try:
-        assert "reloaded" in await refresh_personas(engine, path)
-        assert await refresh_personas(engine, path) == "personas unchanged"
+        assert await refresh_personas(engine, path) == "personas unchanged"  # as loaded at start-up
+        _touch(path, _defaults_text(), 4)
+        assert await refresh_personas(engine, path) == "personas unchanged"  # touched, same personas
 
         _touch(path, _defaults_text().replace("display_name: Sophia", "display_name: Sofia"), 2)
         assert "reloaded" in await refresh_personas(engine, path)

@@ -27,8 +27,8 @@ _seen: weakref.WeakKeyDictionary[PersonaRegistry, tuple[Path, int]] = weakref.We
 async def refresh_personas(engine: Engine, path: str | Path | None = None) -> str:
     """Reload `path` into `engine.personas` if its modification time changed; a one-line outcome.
 
-    No path (the built-in personas): nothing to refresh. The first call notes the time and
-    reloads once, so a change made between start-up and that call is not missed.
+    No path (the built-in personas): nothing to refresh. The first call reads the file once (a
+    change made between start-up and that call is not missed); the same personas change nothing.
     """
     if path is None:
         return "built-in personas: nothing to refresh"
@@ -49,6 +49,8 @@ async def refresh_personas(engine: Engine, path: str | Path | None = None) -> st
     missing = sorted({*engine.config.cast.values(), registry.default} - set(fresh.names))
     if missing:
         return f"{path.name} lacks {', '.join(missing)} (needed by the cast); the current personas stay"
+    if list(fresh) == list(registry) and fresh.default == registry.default:
+        return "personas unchanged"  # touched, or the first look after start-up
     before = set(registry.names)
     vars(registry).update(vars(fresh))  # in place: every holder of the registry sees the new set
     added, removed = set(fresh.names) - before, before - set(fresh.names)

@@ -117,6 +117,10 @@ class Maintenance(MemoryConnection):
                 SELECT th.id AS id FROM threads AS th
                 WHERE (th.kind = 'conversation' OR th.status NOT IN ({", ".join("?" * len(OPEN_STATUSES))}))
                   AND {_LAST_ACTIVITY} < ?
+                  AND NOT EXISTS (SELECT 1 FROM tasks AS k  -- a reply just came in: not now
+                                  WHERE k.status IN ('accepted', 'running') AND k.platform = th.platform
+                                    AND k.workspace = th.workspace AND k.channel = th.channel
+                                    AND json_extract(k.body, '$.thread') = th.thread)
                 """,
                 (*OPEN_STATUSES, cutoff),
             )
