@@ -17,6 +17,7 @@ import pytest
 from engine.engine import Engine, EngineConfig
 from engine.jobs import (
     digest_key,
+    expire_caches,
     nudge_waiting,
     prune_memory,
     refresh_personas,
@@ -287,8 +288,11 @@ async def test_retention_removes_old_finished_work_keeps_open_investigations_and
         memory = engine.memory
         open_turns = len(await memory.turns(old_open.id))
 
+        assert await engine.is_known_thread("test", "W1", "C1", old_closed.thread)  # cached now
         removed = await prune_memory(memory, utcnow(), keep_days=90)
         assert removed > 0
+        assert "forgotten" in expire_caches(engine)
+        assert not await engine.is_known_thread("test", "W1", "C1", old_closed.thread)
         assert await memory.get_thread(old_closed.id) is None
         assert await memory.turns(old_closed.id) == []
         assert (await memory.get_thread(old_open.id)).status == ThreadStatus.WAITING  # open: kept whole

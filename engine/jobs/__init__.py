@@ -8,17 +8,18 @@ twice.
 
 - `nudge_waiting`: remind a thread whose investigation has waited on people too long (once a wait);
 - `send_digests`: a channel's open investigations, once a day per channel;
-- `prune_memory`: retention, finished work older than the limit;
+- `prune_memory`: retention, finished work older than the limit (then `expire_caches`);
 - `refresh_personas`: reload the personas file when it changed on disk.
 """
 
 from engine.jobs.digest import digest_key, send_digests
 from engine.jobs.nudges import nudge_key, nudge_waiting
 from engine.jobs.personas_refresh import refresh_personas
-from engine.jobs.retention import prune_memory
+from engine.jobs.retention import expire_caches, prune_memory
 
 __all__ = [
     "digest_key",
+    "expire_caches",
     "nudge_key",
     "nudge_waiting",
     "prune_memory",

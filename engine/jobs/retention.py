@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from engine.engine import Engine
     from engine.memory.store import SQLiteMemory
 
 log = logging.getLogger(__name__)
@@ -27,3 +28,10 @@ async def prune_memory(memory: SQLiteMemory, now: datetime, keep_days: int) -> i
     if result.total:
         log.info("retention: removed %s", result.model_dump())
     return result.total
+
+
+def expire_caches(engine: Engine) -> str:
+    """Drop the engine's in-memory caches after retention, so a pruned thread is not taken for a
+    known one (its replies would reach the engine instead of being ignored as unknown)."""
+    held = engine.expire_caches()
+    return f"{held} cached thread{'s' if held != 1 else ''} forgotten"
