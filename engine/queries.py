@@ -30,6 +30,11 @@ class EngineQueries:
         self._known_threads[key] = None
         return True
 
+    def expire_caches(self) -> int:
+        """Forget which threads are known (retention may have removed some); how many were held."""
+        held, self._known_threads = len(self._known_threads), {}
+        return held
+
     async def memory_list(self, platform: str, workspace: str, channel: str) -> list[ThreadSummary]:
         return await self.memory.list_threads(platform, workspace, channel)
 

@@ -131,8 +131,23 @@ def _heading(text: str, title: str | None) -> tuple[str | None, str]:
     return title, text
 
 
+def digest_sections(reply: Reply) -> list[Section]:
+    """The daily digest (engine.jobs.digest): each open investigation's question linked to its
+    thread (`https://discord.com/channels/<guild>/<thread>`), its id, status and lead."""
+    lines = []
+    for item in [i for i in (reply.content or {}).get("digest") or [] if isinstance(i, dict)]:
+        title = (neutral(" ".join(str(item.get("title") or "").split()))[:120] or "(untitled)").replace("[", "(").replace("]", ")")
+        guild, thread = str(reply.workspace), str(item.get("thread") or "")
+        linked = f"[{title}](https://discord.com/channels/{guild}/{thread})" if guild.isdigit() and thread.isdigit() else f"*{title}*"
+        status = {"waiting": "waiting for your answer", "active": "in progress"}.get(str(item.get("status")), _s(item.get("status")))
+        lines.append(f"• `{_s(item.get('id'))}` {linked} · {status} · {_s(item.get('lead'))}")
+    return [Prose("\n".join(lines) + "\nReply in an investigation's thread to move it on.")]
+
+
 def sections_of(reply: Reply) -> tuple[str | None, list[Section]]:
     """The reply's title (any length) and its sections, in order, before packing into messages."""
+    if reply.kind is ReplyKind.NOTICE and isinstance(reply.content, dict) and "digest" in reply.content:
+        return "📋 Open investigations in this channel", digest_sections(reply)
     text = neutral(reply.text)
     out: list[Section] = []
     if reply.offline:

@@ -196,6 +196,7 @@ class SlackAdapter:
                 + (" and SLACK_API_URL" if self.settings.slack_api_url else ""),
                 setting="SLACK_API_URL", refused=False,
             ) from None
+        self.outbox.workspace_url = str(auth.get("url") or "") or None  # digests link threads
         self.identity = SlackIdentity(
             team=str(auth.get("team") or auth.get("team_id") or "?"),
             team_id=str(auth.get("team_id") or "?"),

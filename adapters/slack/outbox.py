@@ -62,6 +62,8 @@ class SlackOutbox:
         on_unreachable: Callable[[str, str], Awaitable[None]] | None = None,
     ):
         self.client = client
+        #: The workspace's URL (`auth.test`), set by the adapter once verified: digests link threads.
+        self.workspace_url: str | None = None
         self.pacer = pacer or ChannelPacer()
         self.on_unreachable = on_unreachable
         self._busy = 0  # Web API calls in flight (shutdown waits for them)
@@ -90,7 +92,7 @@ class SlackOutbox:
     # --- the Outbox port ----------------------------------------------------------------------
 
     async def post(self, reply: Reply, replace: str | None = None, resume: PostedMessage | None = None) -> PostedMessage:
-        messages = render_reply(reply)
+        messages = render_reply(reply, self.workspace_url)
         if resume is not None:
             return await self._complete(reply, messages, resume)
         first_ts: str | None = None

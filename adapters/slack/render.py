@@ -251,6 +251,48 @@ def planner_blocks(c: dict[str, Any]) -> list[dict[str, Any]]:
 FINDING_RENDERERS = {"researcher": research_blocks, "critic": critic_blocks, "planner": planner_blocks}
 
 
+# --- the daily digest -----------------------------------------------------------------------
+
+DIGEST_STATUS = {"active": "in progress", "waiting": "waiting for your answer", "paused": "paused"}
+_WORKSPACE_URL_RE = re.compile(r"^https://[A-Za-z0-9][A-Za-z0-9.-]*/?$")
+_TS_RE = re.compile(r"^\d{6,}\.\d{1,9}$")
+
+
+def permalink(workspace_url: str | None, channel: str, ts: str | None) -> str | None:
+    """The thread's link as Slack's own "Copy link" gives it: `<workspace>/archives/C…/p<ts>`.
+
+    Built from `auth.test`'s workspace URL (asked once at start-up), so a digest costs no
+    `chat.getPermalink` call per investigation, and it opens the thread in the desktop app, the
+    browser or the phone alike. None when the workspace URL is not known.
+    """
+    if not workspace_url or not _WORKSPACE_URL_RE.match(workspace_url) or not ts or not _TS_RE.match(ts):
+        return None
+    if not re.fullmatch(r"[A-Z0-9]{2,30}", channel or ""):
+        return None
+    return f"{workspace_url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
+
+
+def digest_blocks(reply: Reply, workspace_url: str | None) -> list[dict[str, Any]]:
+    """One line per open investigation: its readable id, its question linked to its thread (a
+    Slack user clicks the question, not an id), its status and lead."""
+    items = [i for i in (reply.content or {}).get("digest") or [] if isinstance(i, dict)]
+    n = len(items)
+    lines = []
+    for item in items:
+        title = truncate(" ".join(str(item.get("title") or "").split()), 120)
+        label = escape(title).replace("|", "¦") or "(untitled)"
+        link = permalink(workspace_url, reply.channel, item.get("thread"))
+        question = f"<{link}|{label}>" if link else f"_{label}_"
+        status = DIGEST_STATUS.get(str(item.get("status")), _s(item.get("status")))
+        lines.append(f"• `{_s(item.get('id'))}` {question} · {status} · {_s(item.get('lead'))}")
+    return [
+        *section(f"{reply.voice.emoji} *{escape(reply.voice.display_name)}*: "
+                 f"{n} investigation{'s are' if n != 1 else ' is'} open in this channel"),
+        *section("\n".join(lines)),
+        context("Reply in an investigation's thread to move it on."),
+    ]
+
+
 # --- a whole reply --------------------------------------------------------------------------
 
 
@@ -269,8 +311,10 @@ def _lines_after(text: str, first: str | None) -> str:
     return rest if first and head.strip() == first.strip() else text
 
 
-def body_blocks(reply: Reply) -> list[dict[str, Any]]:
+def body_blocks(reply: Reply, workspace_url: str | None = None) -> list[dict[str, Any]]:
     """Every block of the reply, in order, before splitting into messages."""
+    if reply.kind is ReplyKind.NOTICE and isinstance(reply.content, dict) and "digest" in reply.content:
+        return digest_blocks(reply, workspace_url)
     blocks: list[dict[str, Any]] = []
     renderer = FINDING_RENDERERS.get(reply.mode or "")
     rich = reply.structured and renderer is not None and isinstance(reply.content, dict) and bool(reply.content)
@@ -345,9 +389,11 @@ def pack(blocks: list[dict[str, Any]], voice: Voice) -> list[SlackMessage]:
     return messages
 
 
-def render_reply(reply: Reply) -> list[SlackMessage]:
-    """The messages to post for one reply, in order; the first one carries the heading."""
-    blocks = body_blocks(reply)
+def render_reply(reply: Reply, workspace_url: str | None = None) -> list[SlackMessage]:
+    """The messages to post for one reply, in order; the first one carries the heading.
+
+    `workspace_url` (`auth.test`'s `url`) lets a digest link its threads (`permalink`)."""
+    blocks = body_blocks(reply, workspace_url)
     if not blocks:
         blocks = section(escape(reply.text) or "…")
     messages = pack(blocks, reply.voice)

@@ -136,6 +136,8 @@ class Style:
 
 
 def _tag(reply: Reply) -> str:
+    if isinstance(reply.content, dict) and "digest" in reply.content:
+        return "open investigations"  # the daily digest (engine.jobs.digest): its text lists them
     if reply.kind == ReplyKind.TURN and reply.title:
         # the heading is "Sophia · researcher · confidence medium": the name is shown already
         return reply.title.split(" · ", 1)[1] if " · " in reply.title else reply.title

@@ -132,6 +132,8 @@ class TerminalShell:
         return f"{self.session}.{self._count}"
 
     def _follow(self, reply: Reply, posted: PostedMessage) -> None:
+        if isinstance(reply.content, dict) and "digest" in reply.content:
+            return  # a digest is a channel post: the next line must not go to it as a thread
         if reply.platform == PLATFORM and reply.channel == self.channel and posted.thread:
             if reply.kind == ReplyKind.ROOT or reply.thread == self.thread or self.thread is None:
                 self.thread = posted.thread

@@ -10,6 +10,8 @@ the connection it shares:
 - `engine.memory.posts`: posts, intents and placeholders (posting exactly once);
 - `engine.memory.channels`: a channel's memory as a whole: recall, export, forget;
 - `engine.memory.personas`: the last good persona set of each source, and persona changes.
+- `engine.memory.maintenance`: what the scheduled jobs ask (waiting investigations, a channel's
+  open work) and retention.
 
 The schema and the row <-> record conversion live in `engine.memory.schema`; recall's terms, SQL
 and ranking in `engine.memory.recall`.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 from engine.memory.channels import ChannelMemory
 from engine.memory.connection import MemoryVersionError
+from engine.memory.maintenance import Maintenance
 from engine.memory.personas import PersonaMemory
 from engine.memory.posts import PostStore
 from engine.memory.tasks import TaskStore
@@ -27,5 +30,5 @@ from engine.memory.threads import ThreadStore
 __all__ = ["MemoryVersionError", "SQLiteMemory"]
 
 
-class SQLiteMemory(TaskStore, ThreadStore, PostStore, ChannelMemory, PersonaMemory):
+class SQLiteMemory(TaskStore, ThreadStore, PostStore, ChannelMemory, PersonaMemory, Maintenance):
     """The engine's memory. Open with `await SQLiteMemory.open(path)`; `close()` when done."""
