@@ -1,0 +1,295 @@
+"""Crash tests through Discord: a real `orchestra` process (DISCORD_TOKEN, DISCORD_API_URL and
+DISCORD_GATEWAY_URL pointed at the local Discord running in this test process) is killed with
+SIGKILL at chosen moments and started again on the same database.
+
+Discord never sends a message again to a new gateway session, so whatever was accepted before the
+kill must come back from SQLite. After the restart, what the local Discord shows people must be
+right: every mention answered exactly once (recognised by the key in the last embed's footer), no
+"is thinking" placeholder left standing, no investigation paused without its notice, the
+person's message stored once, no task left unfinished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from tests.crash_rig import ROOT, Figures, Model, Orchestra, Sent
+from tests.servers.discord_api import TOKEN, DiscordServer
+
+THINKING = "is thinking"
+
+
+def key_of(message: dict[str, Any]) -> str | None:
+    """The part key a stored message carries in its last embed's footer (as render.key_of reads it)."""
+    from adapters.discord.render import FOOTER_SEP, KEY_RE
+
+    for embed in reversed(message.get("embeds") or []):
+        text = (embed.get("footer") or {}).get("text")
+        if text:
+            last = text.rsplit(FOOTER_SEP, 1)[-1]
+            return last if KEY_RE.fullmatch(last) else None
+    return None
+
+
+def thinking(message: dict[str, Any]) -> bool:
+    return any(THINKING in (e.get("description") or "") for e in message.get("embeds") or []) or THINKING in (
+        message.get("content") or "")
+
+
+class DiscordOrchestra(Orchestra):
+    """`orchestra` processes in a row on one database, talking to one local Discord."""
+
+    def __init__(self, tmp: Path, discord: DiscordServer, model: Model, **settings: str):
+        super().__init__(tmp, None, model, **settings)  # type: ignore[arg-type]
+        self.discord = discord
+
+    def env(self, crash_at: str | None) -> dict[str, str]:
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(self.tmp),
+            "PYTHONPATH": str(ROOT),
+            "DISCORD_TOKEN": TOKEN,
+            "DISCORD_API_URL": self.discord.url,
+            "DISCORD_GATEWAY_URL": self.discord.gateway_url,
+            "ORCHESTRA_DB": str(self.db),
+            "ORCHESTRA_PROVIDER": "openai",
+            "OPENAI_API_KEY": "sk-local-test",
+            "OPENAI_BASE_URL": self.model.base_url,
+            "ORCHESTRA_MODEL_TIMEOUT": "600",
+            "ORCHESTRA_MODEL_MAX_RETRIES": "0",
+            "ORCHESTRA_LOG_LEVEL": "INFO",
+            **self.settings,
+        }
+        if crash_at:
+            env["_ORCHESTRA_CRASH_AT"] = crash_at
+        return env
+
+    async def start(self, crash_at: str | None = None) -> None:
+        gateway = self.discord.gateway
+        before = len(gateway.identifies)
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", cwd=self.tmp, env=self.env(crash_at),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )
+        # a new session (discord.py cannot resume the dead process's): IDENTIFY, READY, GUILD_CREATE
+        await self.discord.wait_for(
+            lambda: len(gateway.identifies) > before and gateway.ws is not None and not gateway.ws.closed
+            or self.process.returncode is not None, timeout=30)  # type: ignore[union-attr]
+        assert self.process.returncode is None, "orchestra stopped before it connected to the local Discord"
+
+    # --- what people do -----------------------------------------------------------------------
+
+    async def mention(self, text: str) -> Sent:  # type: ignore[override]
+        message = await self.discord.mention(text)
+        sent = Sent("mention", text, message["id"])  # its answer goes in the thread made from it
+        self.sent.append(sent)
+        return sent
+
+    async def investigate(self, text: str) -> Sent:  # type: ignore[override]
+        sent = Sent("investigate", text)
+        self.sent.append(sent)
+        payload = await self.discord.slash_command("investigate", {"problem": text})
+        # stored before acknowledged; a crash point may kill the process just after either
+        await self.discord.wait_for(lambda: self.discord.callbacks_for(payload) or self.process.returncode is not None,  # type: ignore[union-attr]
+                                    timeout=30)
+        return sent
+
+    # --- waiting ------------------------------------------------------------------------------
+
+    async def settle(self, expected_tasks: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            calls = len(self.discord.requests)
+            if self.stored() >= expected_tasks and self.unfinished() == 0:
+                await asyncio.sleep(0.5)
+                if len(self.discord.requests) == calls:
+                    return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"work did not finish: {self.unfinished()} unfinished; {self.logs[-1:]}")
+
+    # --- the audit ----------------------------------------------------------------------------
+
+    def shown(self) -> list[dict[str, Any]]:
+        """Every message Discord shows now (edits applied), oldest first."""
+        return sorted(self.discord.messages.values(), key=lambda m: int(m["id"]))
+
+    def audit(self) -> Figures:
+        figures = Figures(kills=self.kills, events=len(self.sent))
+        shown = self.shown()
+        keys = [k for m in shown if (k := key_of(m))]
+        for key in sorted(set(keys)):
+            if keys.count(key) > 1:
+                figures.doubled += keys.count(key) - 1
+                figures.problems.append(f"posted {keys.count(key)} times: {key}")
+        for m in shown:
+            if thinking(m):
+                figures.dangling += 1
+                figures.problems.append(f"placeholder left: {m['id']} in {m['channel_id']}")
+        for sent in self.sent:
+            if sent.kind == "mention":
+                answers = [m for m in shown if m["channel_id"] == sent.ts and (key_of(m) or "").startswith("turn:")]
+            else:
+                answers = [m for m in shown if (key_of(m) or "").startswith("root:") and sent.text in json.dumps(m)]
+            if not answers:
+                figures.lost += 1
+                figures.problems.append(f"never answered: {sent.text!r}")
+            elif len(answers) > 1 and sent.kind == "investigate":
+                figures.doubled += len(answers) - 1
+        with sqlite3.connect(self.db) as con:
+            figures.unfinished = self.unfinished()
+            figures.duplicate_human_turns = con.execute(
+                "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM turns "
+                "WHERE role = 'human' GROUP BY task_id, thread_id HAVING n > 1)"
+            ).fetchone()[0]
+            told = {"paused": ("paused:", "error"), "closed": ("limit:", "close:"), "waiting": ("ask:",),
+                    "complete": ("done:",)}
+            for rec_id, status, thread in con.execute(
+                "SELECT id, status, thread FROM threads WHERE kind = 'investigation'"
+            ).fetchall():
+                if status not in told:
+                    continue
+                said = [k for m in shown if m["channel_id"] == thread and (k := key_of(m))]
+                if not any(k.startswith(told[status]) for k in said):
+                    figures.paused_without_notice += 1
+                    figures.problems.append(f"{rec_id} is {status} and nobody was told")
+        return figures
+
+
+@pytest_asyncio.fixture
+async def stand_ins():
+    discord = await DiscordServer(heartbeat_interval=1000).start()
+    model = await Model().start()
+    yield discord, model
+    Orchestra.kill_leftovers()
+    await model.stop()
+    await discord.stop()
+    assert not discord.errors, f"the local Discord failed while answering: {discord.errors!r}"
+
+
+def assert_clean(rig: DiscordOrchestra) -> None:
+    figures = rig.audit()
+    assert figures.clean(), figures.problems
+
+
+async def test_killed_after_the_mention_is_stored_it_is_answered_after_the_restart(stand_ins, tmp_path) -> None:
+    """The mention is in SQLite and the model is asked (it hangs): kill. Discord will not send the
+    mention to the next session; the restarted process answers it from the database, once, and
+    the placeholder it had shown becomes the answer."""
+    discord, model = stand_ins
+    model.hang_on = {1}
+    rig = DiscordOrchestra(tmp_path, discord, model)
+    await rig.start()
+    sent = await rig.mention("sophia, why did signups drop last week?")
+    await discord.wait_for(lambda: len(model.requests) == 1, timeout=30)
+    await rig.kill()
+
+    model.hang_on = set()
+    await rig.start()
+    await rig.settle(expected_tasks=1)
+    await rig.stop()
+    assert len(discord.gateway.identifies) == 2  # a new session, nothing replayed to it
+    in_thread = [m for m in rig.shown() if m["channel_id"] == sent.ts]
+    assert in_thread and not any(thinking(m) for m in in_thread)
+    assert_clean(rig)
+
+
+async def test_a_mention_killed_right_after_its_post_is_not_answered_twice(stand_ins, tmp_path) -> None:
+    """Discord took the answer, the process died before recording it: the restarted process
+    finds the post by the key in its embed footer (reading the thread), and posts nothing new."""
+    discord, model = stand_ins
+    rig = DiscordOrchestra(tmp_path, discord, model)
+    await rig.start(crash_at="posted")
+    sent = await rig.mention("karen, is the pricing page ready?")
+    await rig.died()
+    answers_before = [m for m in rig.shown() if m["channel_id"] == sent.ts and (key_of(m) or "").startswith("turn:")]
+    assert len(answers_before) == 1
+
+    reads = len(discord.of("GET /channels/{channel_id}/messages"))
+    await rig.start()
+    await rig.settle(expected_tasks=1)
+    await rig.stop()
+    assert len(discord.of("GET /channels/{channel_id}/messages")) > reads  # it looked before posting
+    assert_clean(rig)
+
+
+async def test_killed_while_the_model_thinks_the_placeholder_is_edited_not_left(stand_ins, tmp_path) -> None:
+    """A placeholder is up, then the kill: the restarted process edits that same message into
+    the answer (nothing is left "thinking", nothing posted beside it)."""
+    discord, model = stand_ins
+    model.hang_on = {1}
+    rig = DiscordOrchestra(tmp_path, discord, model)
+    await rig.start()
+    sent = await rig.mention("cherry, what should we do first?")
+    await discord.wait_for(lambda: len(model.requests) == 1
+                           and any(thinking(m) for m in rig.shown() if m["channel_id"] == sent.ts), timeout=30)
+    [placeholder] = [m for m in rig.shown() if m["channel_id"] == sent.ts]
+    await rig.kill()
+
+    model.hang_on = set()
+    await rig.start()
+    await rig.settle(expected_tasks=1)
+    await rig.stop()
+    in_thread = [m for m in rig.shown() if m["channel_id"] == sent.ts]
+    assert [m["id"] for m in in_thread] == [placeholder["id"]]  # edited in place
+    assert_clean(rig)
+
+
+async def test_an_investigation_killed_after_its_first_turn_goes_on_without_repeats(stand_ins, tmp_path) -> None:
+    """Mid-investigation: the root and the first turn are posted, the second model call hangs:
+    kill, restart; it finishes, nothing posted twice, the problem stored once."""
+    discord, model = stand_ins
+    model.hang_on = {2}
+    rig = DiscordOrchestra(tmp_path, discord, model, ORCHESTRA_MAX_AUTO_TURNS="2")
+    await rig.start()
+    await rig.investigate("intermittent 401s on checkout since Tuesday")
+    await discord.wait_for(lambda: len(model.requests) == 2, timeout=30)
+    await rig.kill()
+
+    model.hang_on = set()
+    await rig.start()
+    await rig.settle(expected_tasks=1)
+    await rig.stop()
+    assert_clean(rig)
+    assert len(model.requests) == 3  # turns 1 and 2 once each, and the interrupted one once more
+
+
+@pytest.mark.parametrize("point", ["posted", "posted:3", "placeholder_posted", "placeholder_posted:2",
+                                   "notice_posted", "turn_posted:1"])
+async def test_an_investigation_killed_at_a_crash_point_loses_nothing(stand_ins, tmp_path, point) -> None:
+    """The moments nothing outside can see: after Discord took a post but before it was recorded;
+    after a placeholder went up but before it was recorded; after a pause notice, before the
+    pause was stored; after a turn's posts, before its state."""
+    discord, model = stand_ins
+    rig = DiscordOrchestra(tmp_path, discord, model, ORCHESTRA_MAX_AUTO_TURNS="2")
+    await rig.start(crash_at=point)
+    await rig.investigate("why do exports time out for big accounts?")
+    await rig.died()
+
+    await rig.start()
+    await rig.settle(expected_tasks=1)
+    await rig.stop()
+    assert_clean(rig)
+
+
+@pytest.mark.parametrize("point", ["placeholder_posted", "posted"])
+async def test_a_mention_killed_at_a_crash_point_is_answered_once(stand_ins, tmp_path, point) -> None:
+    discord, model = stand_ins
+    rig = DiscordOrchestra(tmp_path, discord, model)
+    await rig.start(crash_at=point)
+    await rig.mention("sophia, what is our churn this quarter?")
+    await rig.died()
+
+    await rig.start()
+    await rig.settle(expected_tasks=1)
+    await rig.stop()
+    assert_clean(rig)
