@@ -1,0 +1,174 @@
+"""The Discord adapter in the corners of issue 8, end to end (the real adapter, discord.py's real
+client, the local Discord, the real engine on SQLite): threads the bot has not cached or that are
+archived, /investigate with a persona, buttons after a restart, a thread archived between turns,
+a persona name that is not one, DMs holding a conversation and an investigation, and allowlists
+naming a thread or its channel."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.servers.discord_api import DiscordServer
+from tests.test_discord import (  # noqa: F401 - rig is a fixture
+    EDIT,
+    Rig,
+    executions,
+    make_rig,
+    posted_and_edited,
+    rig,
+    task_count,
+)
+
+pytest_plugins = ["tests.servers.fixtures"]
+
+THREADS = "POST /channels/{channel_id}/messages/{message_id}/threads"
+
+
+def said(server: DiscordServer) -> str:
+    """Everything we posted or edited, as one string."""
+    return " ".join(json.dumps(r.json) for r in posted_and_edited(server) + server.channel_posts())
+
+
+def tasks(rig: Rig) -> list[dict[str, Any]]:
+    import sqlite3
+
+    with sqlite3.connect(rig.db_path) as db:
+        return [json.loads(b) for (b,) in db.execute("SELECT body FROM tasks ORDER BY id")]
+
+
+def buttons(server: DiscordServer) -> tuple[int, str, str]:
+    """(message id, challenge custom id, thread id) of the last post that carries buttons."""
+    post = [p for p in posted_and_edited(server) if p.json.get("components")][-1]
+    custom_id = next(c["custom_id"] for row in post["components"] for c in row["components"]
+                     if c["custom_id"].startswith("orchestra:challenge:"))
+    message_id = int(post.response["id"]) if post.method == "POST" else int(post.path.split("/")[-1])
+    return message_id, custom_id, post.query.get("thread_id", "")
+
+
+async def test_a_mention_in_a_thread_the_bot_has_not_cached_is_answered_in_that_thread(rig: Rig) -> None:
+    """discord.py gives a message in a thread it has not cached a PartialMessageable: the task
+    must still name the parent channel and the thread, and the answer go into that thread."""
+    s = rig.server
+    thread = s.add_thread(s.general_id, "made while the bot looked away")  # no THREAD_CREATE sent
+    assert rig.client.get_channel(int(thread["id"])) is None
+    await s.mention("sophia what is a cohort?", channel_id=int(thread["id"]))
+    await rig.settle()
+    [task] = tasks(rig)
+    assert (task["channel"], task["thread"]) == (str(s.general_id), thread["id"])
+    assert not s.of(THREADS)  # no thread made inside a thread
+    posts = executions(s)
+    assert posts and all(p.query.get("thread_id") == thread["id"] for p in posts)
+    assert not s.of("POST /channels/{channel_id}/webhooks", ok_only=False)[1:]  # #general's one webhook
+
+
+async def test_a_follow_up_in_an_archived_thread_continues_the_conversation(rig: Rig) -> None:
+    """Archiving drops the thread from discord.py's cache; a person writing in it (no mention)
+    still continues the conversation there, and the answer reopens the thread."""
+    s = rig.server
+    m = await s.mention("karen is the pricing page ready?")
+    await rig.settle()
+    s.archive_thread(int(m["id"]))
+    await s.wait_for(lambda: rig.client.get_channel(int(m["id"])) is None)
+    before = len(executions(s))
+    await s.user_message("and what about the FAQ?", channel_id=int(m["id"]))
+    await rig.settle()
+    assert task_count(rig) == 2 and tasks(rig)[1]["channel"] == str(s.general_id)
+    later = executions(s)[before:]
+    assert later and all(p.query.get("thread_id") == m["id"] for p in later)
+    assert {p["username"] for p in later} == {"Karen"}
+
+
+async def test_investigate_with_a_persona_roots_names_the_problem_lead_and_cast(rig: Rig) -> None:
+    s = rig.server
+    await s.slash_command("investigate", {"problem": "why did enterprise renewals slip?", "persona": "karen"})
+    await rig.settle()
+    root = next(p for p in executions(s) if "thread_id" not in p.query)
+    assert root["username"] == "Karen"
+    text = json.dumps(root.json)
+    assert "why did enterprise renewals slip?" in text and "Lead: Karen" in text and "Cast:" in text
+    assert all(name in text for name in ("Sophia", "Cherry"))  # her cast, by name
+
+
+async def test_buttons_posted_before_a_restart_work_with_the_new_client(discord_server, tmp_path) -> None:
+    """A real restart: the first client is closed, a new one opens the same database; a click on
+    a message the first one posted starts the challenge, once."""
+    s = discord_server
+    async for first in make_rig(s, tmp_path):
+        await s.slash_command("investigate", {"problem": "why are refunds slow?"})
+        await first.settle()
+        message_id, custom_id, thread = buttons(s)
+        assert task_count(first, "challenge") == 0
+    async for second in make_rig(s, tmp_path):
+        before = len(executions(s))
+        click = await s.click(message_id, custom_id)
+        again = await s.click(message_id, custom_id)
+        await s.wait_for(lambda: s.callbacks_for(click) and s.callbacks_for(again))
+        await second.settle()
+        assert s.callbacks_for(click)[0].type == 6
+        assert task_count(second, "challenge") == 1
+        assert any(p.query.get("thread_id") == thread for p in executions(s)[before:])
+        taken = [e for e in s.of(EDIT) if e.path.split("/")[-1] == str(message_id) and e.json.get("components") == []]
+        assert taken
+
+
+async def test_a_thread_archived_between_turns_is_reopened_for_the_next_turn(rig: Rig) -> None:
+    s = rig.server
+    await s.slash_command("investigate", {"problem": "why do exports time out?"})
+    await rig.settle()
+    message_id, custom_id, thread = buttons(s)
+    s.archive_thread(int(thread))
+    await s.wait_for(lambda: rig.client.get_channel(int(thread)) is None)
+    before = len(executions(s))
+    await s.click(message_id, custom_id)
+    await rig.settle()
+    assert task_count(rig, "challenge") == 1
+    assert {"archived": False} in [r.json for r in s.of("PATCH /channels/{channel_id}") if r.path.endswith(thread)]
+    assert any(p.query.get("thread_id") == thread for p in executions(s)[before:])
+    assert not s.channel_posts() and not any("is archived" in (p.get("content") or "") for p in executions(s))
+
+
+async def test_a_name_followed_by_a_colon_that_is_no_persona_is_a_plain_question_as_on_slack(rig: Rig) -> None:
+    """The engine reads only "@zelda" as asking for a persona it does not have (Slack's path
+    too); "zelda: …" is an ordinary question: answered once, by the persona the topic picks."""
+    s = rig.server
+    m = await s.mention("zelda: what is our churn this quarter?")
+    await rig.settle()
+    assert "know a persona called" not in said(s)
+    answers = [p for p in executions(s) if p.query.get("thread_id") == m["id"]]
+    assert answers and len({p["username"] for p in answers}) == 1
+
+
+async def test_a_dm_conversation_then_an_investigation_then_a_dm_message(rig: Rig) -> None:
+    """A DM is one thread: after a conversation, /investigate there starts an investigation, and
+    the next DM message goes to the investigation (the latest), the conversation kept."""
+    s = rig.server
+    dm = int(s.dm_with(s.alice)["id"])
+    await s.dm("sophia what is a cohort?")
+    await rig.settle()
+    payload = await s.slash_command("investigate", {"problem": "why did trials drop?"}, channel_id=dm)
+    await rig.settle()
+    assert s.callbacks_for(payload)[0].type == 4
+    assert "Investigation" in said(s)
+    threads = await rig.engine.memory_list("discord", "dm", str(dm))
+    assert sorted(t.kind.value for t in threads) == ["conversation", "investigation"]
+    turns = {t.kind.value: t.turns for t in threads}
+    await s.dm("we changed the signup form on Monday")
+    await rig.settle()
+    after = {t.kind.value: t.turns for t in await rig.engine.memory_list("discord", "dm", str(dm))}
+    assert after["investigation"] > turns["investigation"] and after["conversation"] == turns["conversation"]
+    assert not executions(s) and not s.of(THREADS)
+
+
+async def test_allowed_channels_may_name_the_channel_or_one_of_its_threads(discord_server, tmp_path) -> None:
+    s = discord_server
+    thread = s.add_thread(s.general_id, "ops")
+    other = s.add_thread(s.random_id, "elsewhere")
+    async for rig in make_rig(s, tmp_path, allowed_channels=[thread["id"], str(s.random_id)]):
+        await s.mention("sophia in the allowed thread", channel_id=int(thread["id"]))
+        await s.mention("sophia in a thread of the allowed channel", channel_id=int(other["id"]))
+        refused = await s.mention("sophia in general itself")
+        await rig.settle()
+        assert [t["thread"] for t in tasks(rig)] == [thread["id"], other["id"]]
+        assert [p.path.split("/")[2] for p in s.channel_posts()] == [str(s.general_id)]
+        assert "isn't enabled" in s.channel_posts()[0]["content"] and refused["id"] in json.dumps(s.channel_posts()[0].json)
