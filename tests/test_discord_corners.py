@@ -172,3 +172,41 @@ async def test_allowed_channels_may_name_the_channel_or_one_of_its_threads(disco
         assert [t["thread"] for t in tasks(rig)] == [thread["id"], other["id"]]
         assert [p.path.split("/")[2] for p in s.channel_posts()] == [str(s.general_id)]
         assert "isn't enabled" in s.channel_posts()[0]["content"] and refused["id"] in json.dumps(s.channel_posts()[0].json)
+
+
+async def test_a_reply_in_the_channel_to_a_persona_post_goes_to_her(rig: Rig) -> None:
+    """Not in a thread and no mention: a Discord reply to the root Karen posted in #general is
+    taken (Discord sends the replied-to message along) and Karen answers, though the topic
+    ("data") would have picked Sophia."""
+    s = rig.server
+    await s.slash_command("investigate", {"problem": "why did enterprise renewals slip?", "persona": "karen"})
+    await rig.settle()
+    root = next(p for p in executions(s) if "thread_id" not in p.query)
+    before = len(executions(s))
+    reply = await s.user_message("what does the data say about it?", reply_to=int(root.response["id"]))
+    await rig.settle()
+    assert tasks(rig)[-1]["reply_to"] == root.response["id"]
+    answers = [p for p in executions(s)[before:] if p.query.get("thread_id") == reply["id"]]
+    assert answers and {p["username"] for p in answers} == {"Karen"}
+
+
+async def test_mentions_made_while_the_gateway_is_down_are_answered_once_after_the_resume(rig: Rig) -> None:
+    """A lost connection: what Discord dispatched meanwhile comes with the RESUME, and an event
+    delivered again after it (a duplicate) is not a second task. The drop comes within discord.py's
+    guild_ready_timeout (before on_ready): still an ordinary drop, resumed."""
+    s = rig.server
+    first = await s.mention("sophia before the drop")
+    await rig.settle()
+    await s.gateway.drop(4000)
+    during = await s.mention("karen while the connection is down")
+    await s.wait_for(lambda: s.gateway.resumes, timeout=10)
+    await s.gateway.wait_connected()
+    await s.wait_for(lambda: task_count(rig) == 2, timeout=10)
+    await rig.settle()
+    await s.gateway.redeliver(s.gateway.last_seq("MESSAGE_CREATE"))
+    await s.gateway.dispatch("MESSAGE_CREATE", s.messages[int(first["id"])])
+    await rig.settle()
+    assert len(s.gateway.identifies) == 1 and task_count(rig) == 2
+    for m, name in ((first, "Sophia"), (during, "Karen")):
+        here = [p for p in executions(s) if p.query.get("thread_id") == m["id"]]
+        assert len(here) == 1 and here[0]["username"] == name  # the placeholder, edited into the answer
