@@ -293,3 +293,21 @@ async def test_a_mention_killed_at_a_crash_point_is_answered_once(stand_ins, tmp
     await rig.settle(expected_tasks=1)
     await rig.stop()
     assert_clean(rig)
+
+
+async def test_killed_right_after_investigate_is_acknowledged_it_still_runs(stand_ins, tmp_path) -> None:
+    """Discord shows the person "Starting an investigation", then the process dies at once:
+    the command was stored before that answer went out, so the restart runs it."""
+    discord, model = stand_ins
+    rig = DiscordOrchestra(tmp_path, discord, model, ORCHESTRA_MAX_AUTO_TURNS="1")
+    model.hang_on = {1, 2, 3}  # nothing gets further than the acknowledgement before the kill
+    await rig.start()
+    await rig.investigate("checkout latency doubled overnight")
+    await rig.kill()
+    assert rig.stored() == 1
+
+    model.hang_on = set()
+    await rig.start()
+    await rig.settle(expected_tasks=1)
+    await rig.stop()
+    assert_clean(rig)
