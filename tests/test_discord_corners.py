@@ -210,3 +210,26 @@ async def test_mentions_made_while_the_gateway_is_down_are_answered_once_after_t
     for m, name in ((first, "Sophia"), (during, "Karen")):
         here = [p for p in executions(s) if p.query.get("thread_id") == m["id"]]
         assert len(here) == 1 and here[0]["username"] == name  # the placeholder, edited into the answer
+
+
+async def test_a_reply_arriving_without_the_replied_to_message_still_goes_to_her(rig: Rig) -> None:
+    """Discord may leave `referenced_message` out ("the backend did not attempt to fetch it"):
+    the adapter reads the message itself and Karen still answers."""
+    from tests.servers import discord_payloads as wire
+
+    s = rig.server
+    await s.slash_command("investigate", {"problem": "why did enterprise renewals slip?", "persona": "karen"})
+    await rig.settle()
+    root = next(p for p in executions(s) if "thread_id" not in p.query)
+    rig.client._connection._messages.clear()  # noqa: SLF001 - as after a restart: nothing cached
+    before = len(executions(s))
+    channel = s.channel(s.general_id)
+    data = wire.message(wire.snowflake(), channel, s.alice, "what does the data say about it?",
+                        author_member=s.member_of(int(s.alice["id"]), with_user=False),
+                        reference={"message_id": int(root.response["id"])})
+    s._store(channel, data)  # noqa: SLF001
+    await s.gateway.dispatch("MESSAGE_CREATE", data)
+    await rig.settle()
+    assert s.of(f"GET /channels/{s.general_id}/messages/{root.response['id']}"), [r.path for r in s.requests[-5:]]
+    answers = [p for p in executions(s)[before:] if p.query.get("thread_id") == data["id"]]
+    assert answers and {p["username"] for p in answers} == {"Karen"}

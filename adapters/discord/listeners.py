@@ -165,10 +165,33 @@ class DiscordListeners:
         if thread is not None and await self.engine.is_known_thread(tr.PLATFORM, workspace, channel, thread):
             await self._take(message, tr.message_task(message, bot_id=me))
             return
-        reference = message.reference
-        replied = reference.resolved if reference is not None else None
-        if isinstance(replied, discord.Message) and await self.outbox.is_ours(replied):
+        replied = await self._replied_to(message)
+        if replied is not None and await self.outbox.is_ours(replied):
             await self._take(message, tr.message_task(message, bot_id=me))
+
+    async def _replied_to(self, message: discord.Message) -> discord.Message | None:
+        """The message `message` replies to. Discord usually sends it along; when it did not
+        (`referenced_message` absent: "the backend did not attempt to fetch it"), it is read
+        from discord.py's cache or fetched, so a reply to a persona still reaches her."""
+        reference = message.reference
+        if reference is None or message.type is not discord.MessageType.reply or not reference.message_id:
+            return None
+        if isinstance(reference.resolved, discord.Message):
+            return reference.resolved
+        if reference.resolved is not None:
+            return None  # deleted
+        cached = reference.cached_message
+        if cached is not None:
+            return cached
+        assert self.client is not None
+        where = reference.channel_id or message.channel.id
+        try:
+            guild_id = message.guild.id if message.guild else None
+            return await self.client.get_partial_messageable(where, guild_id=guild_id).fetch_message(reference.message_id)
+        except discord.HTTPException as e:
+            log.info("Discord: could not read message %s that %s replies to (%s)", reference.message_id, message.id,
+                     getattr(e, "text", None) or type(e).__name__)
+            return None
 
     async def _resolve_channel(self, message: discord.Message) -> None:
         """A message in a channel discord.py has not cached (a thread it never saw, or one that
