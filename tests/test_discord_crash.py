@@ -95,6 +95,12 @@ class DiscordOrchestra(Orchestra):
         self.sent.append(sent)
         return sent
 
+    async def dm(self, text: str) -> Sent:
+        message = await self.discord.dm(text)
+        sent = Sent("mention", text, message["channel_id"])  # a DM is answered in the DM channel
+        self.sent.append(sent)
+        return sent
+
     async def investigate(self, text: str) -> Sent:  # type: ignore[override]
         sent = Sent("investigate", text)
         self.sent.append(sent)
@@ -311,3 +317,20 @@ async def test_killed_right_after_investigate_is_acknowledged_it_still_runs(stan
     await rig.settle(expected_tasks=1)
     await rig.stop()
     assert_clean(rig)
+
+
+@pytest.mark.parametrize("point", ["placeholder_posted", "posted"])
+async def test_a_dm_killed_at_a_crash_point_is_answered_once(stand_ins, tmp_path, point) -> None:
+    """DMs have no webhooks and no threads: the posts are the bot's own in the DM channel, and
+    after the restart they are found there by their key."""
+    discord, model = stand_ins
+    rig = DiscordOrchestra(tmp_path, discord, model)
+    await rig.start(crash_at=point)
+    sent = await rig.dm("sophia, what is a cohort?")
+    await rig.died()
+
+    await rig.start()
+    await rig.settle(expected_tasks=1)
+    await rig.stop()
+    assert_clean(rig)
+    assert [m for m in rig.shown() if m["channel_id"] == sent.ts and (key_of(m) or "").startswith("turn:")]
