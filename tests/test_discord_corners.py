@@ -233,3 +233,21 @@ async def test_a_reply_arriving_without_the_replied_to_message_still_goes_to_her
     assert s.of(f"GET /channels/{s.general_id}/messages/{root.response['id']}"), [r.path for r in s.requests[-5:]]
     answers = [p for p in executions(s)[before:] if p.query.get("thread_id") == data["id"]]
     assert answers and {p["username"] for p in answers} == {"Karen"}
+
+
+async def test_a_mention_in_a_voice_channels_chat_is_answered_there(discord_server, tmp_path) -> None:
+    """A channel where Discord refuses threads and webhooks (400 code 50024, as the local Discord
+    answers for anything but a text channel): the answer goes into the channel itself, in the
+    bot's name with the persona in bold, instead of failing."""
+    s = discord_server
+    voice = s.add_channel("lounge")
+    voice.update(type=2, bitrate=64000, user_limit=0, rtc_region=None, video_quality_mode=1)
+    async for rig in make_rig(s, tmp_path):
+        m = await s.mention("sophia what is a cohort?", channel_id=int(voice["id"]))
+        await rig.settle()
+        refused = [r for r in s.of(THREADS, ok_only=False) if r.status == 400]
+        assert refused and refused[0].response["code"] == 50024
+        answers = s.channel_posts(int(voice["id"]))  # no webhook there either: as the bot
+        assert answers and any("**Sophia**" in (r["content"] or "") for r in answers)
+        assert tasks(rig)[0]["channel"] == voice["id"] and tasks(rig)[0]["thread"] == m["id"]
+        assert not [m for m in s.messages_in(int(voice["id"])) if "is thinking" in json.dumps(m)]
