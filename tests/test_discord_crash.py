@@ -334,3 +334,45 @@ async def test_a_dm_killed_at_a_crash_point_is_answered_once(stand_ins, tmp_path
     await rig.stop()
     assert_clean(rig)
     assert [m for m in rig.shown() if m["channel_id"] == sent.ts and (key_of(m) or "").startswith("turn:")]
+
+
+def last_buttons(rig: DiscordOrchestra) -> tuple[int, str]:
+    """(message id, challenge custom id) of the latest message showing buttons."""
+    for m in reversed(rig.shown()):
+        ids = [c["custom_id"] for row in m.get("components") or [] for c in row.get("components", [])]
+        challenge = [c for c in ids if c.startswith("orchestra:challenge:")]
+        if challenge:
+            return int(m["id"]), challenge[0]
+    raise AssertionError("no message with buttons")
+
+
+async def test_a_button_posted_before_a_kill_works_in_the_next_process_even_if_killed_again(stand_ins, tmp_path) -> None:
+    """The first process posts an investigation's turn with its buttons and is killed. The next
+    one takes a click on that message (stored, then acknowledged), and is killed while the model
+    works on the challenge. The third finishes it: one challenge, nothing doubled."""
+    discord, model = stand_ins
+    rig = DiscordOrchestra(tmp_path, discord, model, ORCHESTRA_MAX_AUTO_TURNS="1")
+    await rig.start()
+    await rig.investigate("why did nightly exports fail twice?")
+    await rig.settle(expected_tasks=1)
+    await rig.kill()
+    message_id, custom_id = last_buttons(rig)
+    turns_before = {k for m in rig.shown() if (k := key_of(m)) and k.startswith("turn:")}
+
+    await rig.start()
+    model.hang_on = {len(model.requests) + 1}
+    click = await discord.click(message_id, custom_id)
+    await discord.wait_for(lambda: discord.callbacks_for(click) and len(model.requests) == model.hang_on.copy().pop(),
+                           timeout=30)
+    assert discord.callbacks_for(click)[0].type == 6
+    await rig.kill()
+
+    model.hang_on = set()
+    await rig.start()
+    await rig.settle(expected_tasks=2)
+    await rig.stop()
+    with sqlite3.connect(rig.db) as con:
+        kinds = [k for (k,) in con.execute("SELECT json_extract(body, '$.kind') FROM tasks ORDER BY id")]
+    assert kinds == ["investigate", "challenge"]
+    assert {k for m in rig.shown() if (k := key_of(m)) and k.startswith("turn:")} - turns_before  # the challenge
+    assert_clean(rig)
