@@ -1,28 +1,37 @@
 """The Discord adapter in the corners of issue 8, end to end (the real adapter, discord.py's real
 client, the local Discord, the real engine on SQLite): threads the bot has not cached or that are
 archived, /investigate with a persona, buttons after a restart, a thread archived between turns,
-a persona name that is not one, DMs holding a conversation and an investigation, and allowlists
-naming a thread or its channel."""
+a persona name that is not one, DMs holding a conversation and an investigation, allowlists
+naming a thread or its channel, replies to a persona outside her thread, a gateway drop before
+on_ready, and a channel that takes no threads or webhooks."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest_asyncio
+
 from tests.servers.discord_api import DiscordServer
-from tests.test_discord import (  # noqa: F401 - rig is a fixture
+from tests.test_discord import (
     EDIT,
     Rig,
     executions,
     make_rig,
     posted_and_edited,
-    rig,
     task_count,
 )
 
 pytest_plugins = ["tests.servers.fixtures"]
 
 THREADS = "POST /channels/{channel_id}/messages/{message_id}/threads"
+
+
+@pytest_asyncio.fixture
+async def rig(discord_server: DiscordServer, tmp_path) -> AsyncIterator[Rig]:
+    async for live in make_rig(discord_server, tmp_path):
+        yield live
 
 
 def said(server: DiscordServer) -> str:
@@ -103,7 +112,7 @@ async def test_buttons_posted_before_a_restart_work_with_the_new_client(discord_
         before = len(executions(s))
         click = await s.click(message_id, custom_id)
         again = await s.click(message_id, custom_id)
-        await s.wait_for(lambda: s.callbacks_for(click) and s.callbacks_for(again))
+        await s.wait_for(lambda click=click, again=again: s.callbacks_for(click) and s.callbacks_for(again))
         await second.settle()
         assert s.callbacks_for(click)[0].type == 6
         assert task_count(second, "challenge") == 1
@@ -164,12 +173,12 @@ async def test_allowed_channels_may_name_the_channel_or_one_of_its_threads(disco
     s = discord_server
     thread = s.add_thread(s.general_id, "ops")
     other = s.add_thread(s.random_id, "elsewhere")
-    async for rig in make_rig(s, tmp_path, allowed_channels=[thread["id"], str(s.random_id)]):
+    async for live in make_rig(s, tmp_path, allowed_channels=[thread["id"], str(s.random_id)]):
         await s.mention("sophia in the allowed thread", channel_id=int(thread["id"]))
         await s.mention("sophia in a thread of the allowed channel", channel_id=int(other["id"]))
         refused = await s.mention("sophia in general itself")
-        await rig.settle()
-        assert [t["thread"] for t in tasks(rig)] == [thread["id"], other["id"]]
+        await live.settle()
+        assert [t["thread"] for t in tasks(live)] == [thread["id"], other["id"]]
         assert [p.path.split("/")[2] for p in s.channel_posts()] == [str(s.general_id)]
         assert "isn't enabled" in s.channel_posts()[0]["content"] and refused["id"] in json.dumps(s.channel_posts()[0].json)
 
@@ -221,13 +230,13 @@ async def test_a_reply_arriving_without_the_replied_to_message_still_goes_to_her
     await s.slash_command("investigate", {"problem": "why did enterprise renewals slip?", "persona": "karen"})
     await rig.settle()
     root = next(p for p in executions(s) if "thread_id" not in p.query)
-    rig.client._connection._messages.clear()  # noqa: SLF001 - as after a restart: nothing cached
+    rig.client._connection._messages.clear()  # as after a restart: nothing cached
     before = len(executions(s))
     channel = s.channel(s.general_id)
     data = wire.message(wire.snowflake(), channel, s.alice, "what does the data say about it?",
                         author_member=s.member_of(int(s.alice["id"]), with_user=False),
                         reference={"message_id": int(root.response["id"])})
-    s._store(channel, data)  # noqa: SLF001
+    s._store(channel, data)
     await s.gateway.dispatch("MESSAGE_CREATE", data)
     await rig.settle()
     assert s.of(f"GET /channels/{s.general_id}/messages/{root.response['id']}"), [r.path for r in s.requests[-5:]]
@@ -242,12 +251,12 @@ async def test_a_mention_in_a_voice_channels_chat_is_answered_there(discord_serv
     s = discord_server
     voice = s.add_channel("lounge")
     voice.update(type=2, bitrate=64000, user_limit=0, rtc_region=None, video_quality_mode=1)
-    async for rig in make_rig(s, tmp_path):
+    async for live in make_rig(s, tmp_path):
         m = await s.mention("sophia what is a cohort?", channel_id=int(voice["id"]))
-        await rig.settle()
+        await live.settle()
         refused = [r for r in s.of(THREADS, ok_only=False) if r.status == 400]
         assert refused and refused[0].response["code"] == 50024
         answers = s.channel_posts(int(voice["id"]))  # no webhook there either: as the bot
         assert answers and any("**Sophia**" in (r["content"] or "") for r in answers)
-        assert tasks(rig)[0]["channel"] == voice["id"] and tasks(rig)[0]["thread"] == m["id"]
+        assert tasks(live)[0]["channel"] == voice["id"] and tasks(live)[0]["thread"] == m["id"]
         assert not [m for m in s.messages_in(int(voice["id"])) if "is thinking" in json.dumps(m)]

@@ -374,5 +374,6 @@ async def test_a_button_posted_before_a_kill_works_in_the_next_process_even_if_k
     with sqlite3.connect(rig.db) as con:
         kinds = [k for (k,) in con.execute("SELECT json_extract(body, '$.kind') FROM tasks ORDER BY id")]
     assert kinds == ["investigate", "challenge"]
-    assert {k for m in rig.shown() if (k := key_of(m)) and k.startswith("turn:")} - turns_before  # the challenge
+    turns_after = {k for m in rig.shown() if (k := key_of(m)) and k.startswith("turn:")}
+    assert turns_after - turns_before  # the challenge's turn
     assert_clean(rig)
