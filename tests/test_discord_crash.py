@@ -377,3 +377,26 @@ async def test_a_button_posted_before_a_kill_works_in_the_next_process_even_if_k
     turns_after = {k for m in rig.shown() if (k := key_of(m)) and k.startswith("turn:")}
     assert turns_after - turns_before  # the challenge's turn
     assert_clean(rig)
+
+
+async def test_killed_between_the_root_post_and_its_thread_the_restart_makes_the_thread_once(stand_ins, tmp_path) -> None:
+    """The root is in the channel, the thread is being made from it (Discord is slow to answer):
+    kill. The restart finds the root by its key, makes the thread from it and runs the turns
+    inside; one root, one thread."""
+    discord, model = stand_ins
+    threads = "POST /channels/{channel_id}/messages/{message_id}/threads"
+    discord.slow(threads, 60, times=1)
+    rig = DiscordOrchestra(tmp_path, discord, model, ORCHESTRA_MAX_AUTO_TURNS="1")
+    await rig.start()
+    sent = await rig.investigate("search results went stale after the reindex")
+    await discord.wait_for(lambda: discord.of(threads, ok_only=False), timeout=30)
+    await rig.kill()
+
+    await rig.start()
+    await rig.settle(expected_tasks=1)
+    await rig.stop()
+    assert_clean(rig)
+    [root] = [m for m in rig.shown() if (key_of(m) or "").startswith("root:") and sent.text in json.dumps(m)]
+    made = [r for r in discord.of(threads) if r.path.split("/")[4] == root["id"] and r.status == 200]
+    assert len(made) == 1 and int(root["id"]) in discord.channels
+    assert [m for m in rig.shown() if m["channel_id"] == root["id"] and (key_of(m) or "").startswith("turn:")]
