@@ -207,6 +207,12 @@ class OrchestraClient(discord.Client):
             return
         log.info("Discord: gateway connection lost; discord.py reconnects and resumes")
 
+    async def on_connect(self) -> None:
+        # READY arrived: the connection works. Not `on_ready`, which discord.py holds back until
+        # the guilds have streamed in (guild_ready_timeout): a drop in between is an ordinary
+        # drop to resume, not a gateway that cannot be reached
+        self._connected_once = True
+
     async def on_resumed(self) -> None:
         log.info("Discord: gateway session resumed")
 

@@ -114,8 +114,10 @@ class DiscordListeners:
 
     # --- policy -------------------------------------------------------------------------------
 
-    def allowed(self, channel: str, user: str) -> bool:
-        return (not self.allowed_channels or channel in self.allowed_channels) and (
+    def allowed(self, channel: str, user: str, thread: str | None = None) -> bool:
+        """ORCHESTRA_ALLOWED_CHANNELS may name a text channel (its threads included) or one
+        thread of it; ORCHESTRA_ALLOWED_USERS, people."""
+        return (not self.allowed_channels or channel in self.allowed_channels or thread in self.allowed_channels) and (
             not self.allowed_users or user in self.allowed_users)
 
     def is_admin(self, interaction: discord.Interaction) -> bool:
@@ -143,11 +145,13 @@ class DiscordListeners:
         if client is None or client.user is None or not tr.from_person(message):
             return  # bots and webhooks (our own persona posts too) never start turns
         me = client.user.id
+        if message.guild is not None and isinstance(message.channel, discord.PartialMessageable):
+            await self._resolve_channel(message)
         channel, thread = tr.place(message)
         user = str(message.author.id)
         dm = message.guild is None
         if dm or tr.mentions_bot(message, me):
-            if not self.allowed(channel, user):
+            if not self.allowed(channel, user, thread):
                 self._say(message, tr.REFUSAL, "refuse a message")
                 return
             task = tr.message_task(message, bot_id=me)
@@ -155,16 +159,50 @@ class DiscordListeners:
                 self.outbox.name_thread(channel, str(message.id), task.text)
             await self._take(message, task)
             return
-        if not self.allowed(channel, user):
+        if not self.allowed(channel, user, thread):
             return  # passive messages from people not allowed: silence
         workspace = tr.workspace_of(message.guild.id if message.guild else None)
         if thread is not None and await self.engine.is_known_thread(tr.PLATFORM, workspace, channel, thread):
             await self._take(message, tr.message_task(message, bot_id=me))
             return
-        reference = message.reference
-        replied = reference.resolved if reference is not None else None
-        if isinstance(replied, discord.Message) and await self.outbox.is_ours(replied):
+        replied = await self._replied_to(message)
+        if replied is not None and await self.outbox.is_ours(replied):
             await self._take(message, tr.message_task(message, bot_id=me))
+
+    async def _replied_to(self, message: discord.Message) -> discord.Message | None:
+        """The message `message` replies to. Discord usually sends it along; when it did not
+        (`referenced_message` absent: "the backend did not attempt to fetch it"), it is read
+        from discord.py's cache or fetched, so a reply to a persona still reaches her."""
+        reference = message.reference
+        if reference is None or message.type is not discord.MessageType.reply or not reference.message_id:
+            return None
+        if isinstance(reference.resolved, discord.Message):
+            return reference.resolved
+        if reference.resolved is not None:
+            return None  # deleted
+        cached = reference.cached_message
+        if cached is not None:
+            return cached
+        assert self.client is not None
+        where = reference.channel_id or message.channel.id
+        try:
+            guild_id = message.guild.id if message.guild else None
+            return await self.client.get_partial_messageable(where, guild_id=guild_id).fetch_message(reference.message_id)
+        except discord.HTTPException as e:
+            log.info("Discord: could not read message %s that %s replies to (%s)", reference.message_id, message.id,
+                     getattr(e, "text", None) or type(e).__name__)
+            return None
+
+    async def _resolve_channel(self, message: discord.Message) -> None:
+        """A message in a channel discord.py has not cached (a thread it never saw, or one that
+        was archived, which drops it from the cache) comes with a bare `PartialMessageable`:
+        ask Discord what it is, so that a thread is taken as a thread of its parent channel."""
+        assert self.client is not None
+        try:
+            message.channel = await self.client.fetch_channel(message.channel.id)  # type: ignore[assignment]
+        except discord.HTTPException as e:
+            log.info("Discord: could not look up channel %s (%s); taking it as a channel", message.channel.id,
+                     getattr(e, "text", None) or type(e).__name__)
 
     async def _take(self, message: discord.Message, task: Task) -> None:
         """Submit; Discord will not send the message again, so a failure is said to its author."""
@@ -193,7 +231,7 @@ class DiscordListeners:
             TaskKind.INVESTIGATE, interaction_id=interaction.id, guild_id=interaction.guild_id,
             channel_id=interaction.channel_id or 0, parent_id=parent, user_id=interaction.user.id, text=text, persona=persona,
         )
-        if not self.allowed(task.channel, task.user):
+        if not self.allowed(task.channel, task.user, task.thread):
             await interaction.response.send_message(tr.REFUSAL, ephemeral=True)
             return
         # the engine posts the root in the channel and opens its own thread there
@@ -230,8 +268,8 @@ class DiscordListeners:
         await self._ephemeral(interaction, text)
 
     async def on_memory(self, interaction: discord.Interaction) -> None:
-        channel, _ = tr._where(interaction.guild_id, interaction.channel_id or 0, _parent_id(interaction.channel))
-        if not self.allowed(channel, str(interaction.user.id)):
+        channel, thread = tr._where(interaction.guild_id, interaction.channel_id or 0, _parent_id(interaction.channel))
+        if not self.allowed(channel, str(interaction.user.id), thread):
             await interaction.response.send_message(tr.REFUSAL, ephemeral=True)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -269,7 +307,7 @@ class DiscordListeners:
             TaskKind(kind), message_id=message.id, guild_id=interaction.guild_id, channel_id=interaction.channel_id or 0,
             parent_id=parent, user_id=interaction.user.id, investigation_id=investigation,
         )
-        if not self.allowed(task.channel, task.user):
+        if not self.allowed(task.channel, task.user, task.thread):
             await interaction.response.send_message(tr.REFUSAL, ephemeral=True)
             return
         claim = (message.id,)

@@ -54,6 +54,8 @@ MISSING_ACCESS = 50001
 MISSING_PERMISSIONS = 50013
 THREAD_ARCHIVED = 50083
 THREAD_EXISTS = 160004
+#: "Cannot execute action on this channel type": e.g. a voice channel's text chat has no threads.
+WRONG_CHANNEL_TYPE = 50024
 
 
 def allowed_mentions(asker: str | None) -> discord.AllowedMentions:
@@ -196,6 +198,9 @@ class DiscordOutbox:
                     pass  # made already (another process, or before a restart)
                 elif _code(e) == UNKNOWN_MESSAGE:
                     log.info("Discord: %s is not a message in %s; taking it for a thread", thread_id, channel)
+                elif _code(e) == WRONG_CHANNEL_TYPE:
+                    log.info("Discord: channel %s has no threads; answering in the channel", channel)
+                    return False
                 elif isinstance(e, discord.Forbidden):
                     log.warning(
                         "Discord: cannot create a thread in channel %s (grant the bot Create Public Threads "

@@ -42,8 +42,9 @@ def _is_dm(channel: object, guild_id: int | None) -> bool:
 def place(message: discord.Message) -> tuple[str, str | None]:
     """(channel, thread) of a message; thread None for a top-level message in a server channel.
 
-    A channel discord.py has not cached (a `PartialMessageable`) counts as a top-level channel:
-    the gateway sends every active thread at start-up, so that is rare.
+    A channel discord.py has not cached (a `PartialMessageable`) counts as a top-level channel;
+    the listeners first ask Discord what such a channel is (a thread never seen, or one archived,
+    which discord.py drops from its cache), so a thread arrives here as a `discord.Thread`.
     """
     channel = message.channel
     if _is_dm(channel, message.guild.id if message.guild else None):

@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 #: The name of our webhook in each channel (1-80 characters, never "clyde" or "discord").
 WEBHOOK_NAME = "Orchestra"
 TOO_MANY_WEBHOOKS = 30007
+#: "Cannot execute action on this channel type".
+WRONG_CHANNEL_TYPE = 50024
 
 
 def describe(exc: BaseException) -> str:
@@ -92,6 +94,10 @@ class ChannelWebhooks:
                 )
                 return None
             except discord.HTTPException as e:
+                if _code(e) == WRONG_CHANNEL_TYPE:  # Discord allows no webhook in this kind of channel
+                    self._as_bot_channels.add(channel_id)
+                    log.info("Discord: channel %s takes no webhooks; personas post under the bot's name there", channel_id)
+                    return None
                 if _code(e) != TOO_MANY_WEBHOOKS:
                     raise
                 self._as_bot_channels.add(channel_id)

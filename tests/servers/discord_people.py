@@ -42,6 +42,8 @@ class DiscordPeople(DiscordWorld):
             mention_everyone=("@everyone" in content) if mention_everyone is None else mention_everyone,
             reference={"message_id": reply_to} if reply_to else None, webhook_id=webhook_id,
         )
+        if reply_to:  # Discord sends the replied-to message along (null when it was deleted)
+            data["referenced_message"] = self.messages.get(int(reply_to))
         self._store(channel, data)
         self._dispatched_at[int(data["id"])] = time.monotonic()
         await self.gateway.dispatch("MESSAGE_CREATE", data)
