@@ -179,17 +179,17 @@ class PersonaAdmin:
     async def run(self, text: str, *, actor: str) -> str:
         """`set sophia humor=0.3 role=Head of research`, as typed after /persona. A value runs
         to the next `field=`, so it needs no quotes; unknown words get the usage."""
+        template = None
+        found = _FROM.search(text)
+        if found:  # anywhere: before or after the assignments
+            template = found.group(1)
+            text = text[:found.start()] + " " + text[found.end():]
+            if not template:
+                raise PersonaEditError("--from needs a persona's name, e.g. --from sophia")
         words, assignments = split_command(text)
         action = words[0].lower() if words else ""
         if action in ("", "help"):
             return USAGE
-        template = None
-        if "--from" in words:
-            i = words.index("--from")
-            template = words[i + 1] if i + 1 < len(words) else ""
-            if not template:
-                raise PersonaEditError("--from needs a persona's name, e.g. --from sophia")
-            words = words[:i] + words[i + 2:]
         if len(words) != 2 or action not in ("create", "set", "archive", "history"):
             raise PersonaEditError("I did not understand that. Usage:\n" + USAGE)
         name = words[1]
@@ -251,6 +251,7 @@ class PersonaAdmin:
                                              changes=changes)
 
 
+_FROM = re.compile(r"(?:^|\s)--from(?:\s+|=)?(\S*)")
 _ASSIGNMENT = re.compile(r"(?:^|\s)(?=[A-Za-z_][\w.]*=)")
 
 
