@@ -173,6 +173,25 @@ async def test_a_set_in_chat_reaches_the_running_engine_at_once_with_notion(tmp_
         await app.aclose()
 
 
+async def test_import_writes_into_notion_when_notion_is_the_source(tmp_path, notion_server: NotionServer):
+    db, ds = notion_server.add_database(database_schema())
+    defaults = list(PersonaRegistry.defaults())
+    pages = {p.name: notion_server.add_page(ds, full_page(p)) for p in defaults}
+    app = await bootstrap(notion_settings(tmp_path, notion_server, db, personas_ttl=3600), provider=OfflineProvider())
+    try:
+        incoming = [defaults[1].model_copy(update={"role": "Head of research"}),
+                    defaults[2].model_copy(update={"name": "dora", "display_name": "Dora"})]
+        said = await app.persona_admin.import_personas(incoming, actor="ada")
+        assert "into the Notion database" in said and "new: dora" in said and "updated: sophia (role)" in said
+        assert app.engine.personas["sophia"].role == "Head of research" and app.engine.personas["dora"]
+        assert [r.path for r in notion_server.of("PATCH", "/v1/pages/")] == [f"/v1/pages/{pages['sophia']}"]
+        assert len(notion_server.of("POST", "/v1/pages")) == 1
+        assert [c.action for c in await app.memory.persona_changes("dora")] == ["import"]
+        assert (await app.memory.persona_changes("sophia"))[0].changes == {"role": ["Research and data lead", "Head of research"]}
+    finally:
+        await app.aclose()
+
+
 async def test_a_cli_edit_reaches_a_running_bot_through_the_file(tmp_path):
     path = defaults_copy(tmp_path)
     app = await bootstrap(load_settings(db=tmp_path / "memory.db", personas_file=path), provider=OfflineProvider())

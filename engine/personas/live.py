@@ -119,7 +119,11 @@ class LivePersonas:
 
     async def adopt(self, personas: list[Persona]) -> None:
         """A set just written to the source by this process (the admin commands): in use at once,
-        kept as the last good set, without waiting for a reload."""
+        kept as the last good set, without waiting for a reload. A load under way read the
+        source before the write: it finishes first, so its older set cannot win."""
+        if self._inflight is not None and not self._inflight.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._inflight)
         self.registry.replace(personas)
         self._last_good = {p.name: p for p in personas}
         stamp = getattr(self.source, "stamp", None)
