@@ -62,19 +62,10 @@ async def live_notion_personas(
     """Personas from the Notion database, kept current in the background (ORCHESTRA_PERSONAS_TTL).
     Notion unreachable: the last good set from the memory, or the defaults, and a note saying so.
     Notion refusing the key or the database: `StartupError` naming the setting (exit 2)."""
-    try:
-        from adapters.notion.personas import NotionPersonaSource, build_client
-    except ImportError as e:
-        raise StartupError(
-            f"NOTION_API_KEY is set but the Notion library is missing ({e.name}): "
-            "pip install 'orchestra-personas[notion]' (from a clone: pip install -e '.[notion]')"
-        ) from None
     from engine.personas.live import LivePersonas
     from engine.personas.source import PersonaSourceError
 
-    client = build_client(_secret(settings.notion_api_key) or "", base_url=settings.notion_api_url)
-    live = LivePersonas(personas, NotionPersonaSource(client, settings.notion_personas_db_id or ""), memory,
-                        ttl=settings.personas_ttl)
+    live = LivePersonas(personas, persona_source(settings), memory, ttl=settings.personas_ttl)
     try:
         state = await live.start()
     except PersonaSourceError as e:
