@@ -65,7 +65,8 @@ async def live_notion_personas(
     from engine.personas.live import LivePersonas
     from engine.personas.source import PersonaSourceError
 
-    live = LivePersonas(personas, persona_source(settings), memory, ttl=settings.personas_ttl)
+    live = LivePersonas(personas, persona_source(settings), memory, ttl=settings.personas_ttl,
+                        required=frozenset(n.strip().lower() for n in settings.cast.values()))
     try:
         state = await live.start()
     except PersonaSourceError as e:
@@ -106,7 +107,8 @@ async def live_file_personas(settings: Settings, personas: PersonaRegistry, memo
     from engine.personas.live import LivePersonas
     from engine.personas.source import YamlPersonaSource
 
-    live = LivePersonas(personas, YamlPersonaSource(settings.personas_file), memory, ttl=settings.personas_ttl)
+    live = LivePersonas(personas, YamlPersonaSource(settings.personas_file), memory, ttl=settings.personas_ttl,
+                        required=frozenset(n.strip().lower() for n in settings.cast.values()))
     await live.start()  # the file loaded a moment ago (`load_personas`): its problems stopped start-up there
     live.run_in_background()
     return live

@@ -207,6 +207,21 @@ async def test_a_cli_edit_reaches_a_running_bot_through_the_file(tmp_path):
         await app.aclose()
 
 
+async def test_a_hand_edit_that_drops_a_cast_persona_is_not_taken(tmp_path, caplog):
+    path = defaults_copy(tmp_path)
+    app = await bootstrap(load_settings(db=tmp_path / "memory.db", personas_file=path), provider=OfflineProvider())
+    try:
+        text = path.read_text(encoding="utf-8")
+        path.write_text(text[:text.index("sophia:")] + text[text.index("karen:"):], encoding="utf-8")
+        await wait_until(lambda: app.live_personas.outage is not None)
+        assert app.engine.personas["sophia"].role == "Research and data lead"
+        assert "no longer has sophia, whom the cast needs" in caplog.text
+        path.write_text(text.replace("humor: 0.15", "humor: 0.25", 1), encoding="utf-8")  # fixed: taken again
+        await wait_until(lambda: app.engine.personas["sophia"].humor == 0.25)
+    finally:
+        await app.aclose()
+
+
 # --- the CLI, the terminal and Slack --------------------------------------------------------------------
 
 

@@ -53,7 +53,10 @@ class LivePersonas:
         *,
         ttl: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        required: frozenset[str] = frozenset(),
     ):
+        """`required`: persona names the running bot cannot lose (the cast): a reload without one
+        of them is refused like an outage, and the current set stays."""
         self.registry = registry
         self.source = source
         self.memory = memory
@@ -67,6 +70,7 @@ class LivePersonas:
         self._saved: list[dict[str, Any]] | None = None  # what the memory holds for this source
         self._last_good: dict[str, Persona] = {}  # by name: for pages skipped as invalid
         self._reported: tuple[str, ...] = ()
+        self.required = frozenset(required)
         self.watch_interval = 1.0  # seconds between looks at a file source's stamp
         self._stamp: object = None
 
@@ -186,6 +190,10 @@ class LivePersonas:
         personas = self._with_last_good(loaded)
         if not personas:
             self._failed(f"{_describe(self.source.name)} holds no valid persona")
+            return False
+        missing = sorted(self.required - {p.name for p in personas})
+        if missing and self.loaded_at is not None:  # at start-up the cast check names the setting
+            self._failed(f"{_describe(self.source.name)} no longer has {', '.join(missing)}, whom the cast needs")
             return False
         self.registry.replace(personas)
         self._last_good = {p.name: p for p in personas}
