@@ -197,13 +197,13 @@ def _import(args: argparse.Namespace) -> int:
 def _edit(args: argparse.Namespace) -> int:
     settings = _settings()
     if args.action == "create":
-        work = lambda admin: admin.create(args.name, args.assignments, actor=operator(), template=args.template)  # noqa: E731
+        work = lambda admin: admin.create(args.name, args.assignments, actor=operator(), template=args.template)
     elif args.action == "set":
-        work = lambda admin: admin.set(args.name, args.assignments, actor=operator())  # noqa: E731
+        work = lambda admin: admin.set(args.name, args.assignments, actor=operator())
     elif args.action == "archive":
-        work = lambda admin: admin.archive(args.name, actor=operator())  # noqa: E731
+        work = lambda admin: admin.archive(args.name, actor=operator())
     else:
-        work = lambda admin: admin.history(args.name)  # noqa: E731
+        work = lambda admin: admin.history(args.name)
     return _admin(settings, args.action, work)
 
 

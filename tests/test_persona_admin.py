@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.notion.properties import database_schema
 from bot.bootstrap import bootstrap, build_platforms
 from bot.settings import load_settings
 from engine.memory.store import SQLiteMemory
@@ -23,7 +24,6 @@ from engine.personas.source import DefaultPersonas, YamlPersonaSource
 from engine.providers import OfflineProvider
 from tests.servers.notion_api import NotionServer
 from tests.test_cli import clean_env, orchestra
-from adapters.notion.properties import database_schema
 from tests.test_notion_personas import full_page, notion_settings, wait_until
 from tests.test_slack import ADMIN, build_rig, slack_api  # noqa: F401 - fixture
 from tests.test_terminal import chat

@@ -14,7 +14,13 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from engine.personas.edit import FIELDS, PersonaEditError, apply_changes, diff, parse_assignments
+from engine.personas.edit import (
+    FIELDS,
+    PersonaEditError,
+    apply_changes,
+    diff,
+    parse_assignments,
+)
 from engine.personas.model import Persona
 from engine.personas.registry import PersonaConfigError, PersonaRegistry
 from engine.personas.source import PersonaSource, PersonaSourceError, check_persona
@@ -56,7 +62,7 @@ class ChangeLog(Protocol):
 
 
 class PersonaAdmin:
-    def __init__(self, source: PersonaSource, log: ChangeLog, *, live: "LivePersonas | None" = None,
+    def __init__(self, source: PersonaSource, log: ChangeLog, *, live: LivePersonas | None = None,
                  cast: Mapping[str, str] | None = None):
         """`cast`: the setting behind each cast role -> the persona it names
         ({"ORCHESTRA_RESEARCHER": "sophia"}), so archiving her is refused by that name."""
