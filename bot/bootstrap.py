@@ -123,15 +123,19 @@ def cast_settings(settings: Settings) -> dict[str, str]:
 async def open_persona_admin(settings: Settings):
     """The persona admin service for one CLI command: the active source and the memory (for the
     history), closed after. A running bot sees the change through its own refresh."""
-    from engine.memory.store import SQLiteMemory
+    from engine.memory.store import MemoryVersionError, SQLiteMemory
     from engine.personas.admin import PersonaAdmin
 
-    source = persona_source(settings)
     try:
         memory = await SQLiteMemory.open(settings.db)
+    except MemoryVersionError as e:
+        raise SettingsError([f"ORCHESTRA_DB: {settings.db} was written by a newer Orchestra (memory version "
+                             f"{e.version}): upgrade Orchestra, or point ORCHESTRA_DB at another file"]) from None
     except (OSError, sqlite3.DatabaseError) as e:
         raise SettingsError([f"ORCHESTRA_DB: cannot open {settings.db}: {getattr(e, 'strerror', None) or e}"]) from None
+    source = None
     try:
+        source = persona_source(settings)
         yield PersonaAdmin(source, memory, cast=cast_settings(settings))
     finally:
         try:
