@@ -17,6 +17,7 @@ import logging
 import re
 import sqlite3
 import sys
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Awaitable, Callable, Protocol, TextIO
 
@@ -27,6 +28,7 @@ from engine.ports import Provider
 
 if TYPE_CHECKING:
     from engine.memory.store import SQLiteMemory
+    from engine.personas.admin import PersonaAdmin
     from engine.personas.live import LivePersonas
 
 log = logging.getLogger(__name__)
@@ -60,19 +62,11 @@ async def live_notion_personas(
     """Personas from the Notion database, kept current in the background (ORCHESTRA_PERSONAS_TTL).
     Notion unreachable: the last good set from the memory, or the defaults, and a note saying so.
     Notion refusing the key or the database: `StartupError` naming the setting (exit 2)."""
-    try:
-        from adapters.notion.personas import NotionPersonaSource, build_client
-    except ImportError as e:
-        raise StartupError(
-            f"NOTION_API_KEY is set but the Notion library is missing ({e.name}): "
-            "pip install 'orchestra-personas[notion]' (from a clone: pip install -e '.[notion]')"
-        ) from None
     from engine.personas.live import LivePersonas
     from engine.personas.source import PersonaSourceError
 
-    client = build_client(_secret(settings.notion_api_key) or "", base_url=settings.notion_api_url)
-    live = LivePersonas(personas, NotionPersonaSource(client, settings.notion_personas_db_id or ""), memory,
-                        ttl=settings.personas_ttl)
+    live = LivePersonas(personas, persona_source(settings), memory, ttl=settings.personas_ttl,
+                        required=frozenset(n.strip().lower() for n in settings.cast.values()))
     try:
         state = await live.start()
     except PersonaSourceError as e:
@@ -84,6 +78,72 @@ async def live_notion_personas(
     if background:
         live.run_in_background()
     return live, state.note
+
+
+def persona_source(settings: Settings):
+    """The active persona source: Notion when configured, else the YAML file (ORCHESTRA_PERSONAS),
+    else the read-only shipped defaults. The Notion library is imported only for Notion."""
+    from engine.personas.source import DefaultPersonas, YamlPersonaSource
+
+    if settings.notion_personas:
+        try:
+            from adapters.notion.personas import NotionPersonaSource, build_client
+        except ImportError as e:
+            raise StartupError(
+                f"NOTION_API_KEY is set but the Notion library is missing ({e.name}): "
+                "pip install 'orchestra-personas[notion]' (from a clone: pip install -e '.[notion]')"
+            ) from None
+        client = build_client(_secret(settings.notion_api_key) or "", base_url=settings.notion_api_url)
+        return NotionPersonaSource(client, settings.notion_personas_db_id or "")
+    if settings.personas_file:
+        return YamlPersonaSource(settings.personas_file)
+    return DefaultPersonas()
+
+
+async def live_file_personas(settings: Settings, personas: PersonaRegistry, memory) -> "LivePersonas":
+    """The YAML file kept current in the running bot: reloaded when its mtime changes (within about
+    a second: an edit by hand or by `orchestra personas set` in another process), and written
+    through by the admin commands of this process at once."""
+    from engine.personas.live import LivePersonas
+    from engine.personas.source import YamlPersonaSource
+
+    live = LivePersonas(personas, YamlPersonaSource(settings.personas_file), memory, ttl=settings.personas_ttl,
+                        required=frozenset(n.strip().lower() for n in settings.cast.values()))
+    await live.start()  # the file loaded a moment ago (`load_personas`): its problems stopped start-up there
+    live.run_in_background()
+    return live
+
+
+def cast_settings(settings: Settings) -> dict[str, str]:
+    """ORCHESTRA_RESEARCHER/CRITIC/PLANNER -> the persona each names (archiving her is refused)."""
+    return {CAST_SETTINGS[mode]: name for mode, name in settings.cast.items()}
+
+
+@asynccontextmanager
+async def open_persona_admin(settings: Settings):
+    """The persona admin service for one CLI command: the active source and the memory (for the
+    history), closed after. A running bot sees the change through its own refresh."""
+    from engine.memory.store import MemoryVersionError, SQLiteMemory
+    from engine.personas.admin import PersonaAdmin
+
+    try:
+        memory = await SQLiteMemory.open(settings.db)
+    except MemoryVersionError as e:
+        raise SettingsError([f"ORCHESTRA_DB: {settings.db} was written by a newer Orchestra (memory version "
+                             f"{e.version}): upgrade Orchestra, or point ORCHESTRA_DB at another file"]) from None
+    except (OSError, sqlite3.DatabaseError) as e:
+        raise SettingsError([f"ORCHESTRA_DB: cannot open {settings.db}: {getattr(e, 'strerror', None) or e}"]) from None
+    source = None
+    try:
+        source = persona_source(settings)
+        yield PersonaAdmin(source, memory, cast=cast_settings(settings))
+    finally:
+        try:
+            close = getattr(source, "aclose", None)
+            if close is not None:
+                await close()
+        finally:
+            await memory.close()
 
 
 def check_cast(settings: Settings, personas: PersonaRegistry) -> None:
@@ -146,8 +206,17 @@ class App:
     engine: Engine
     #: Closed after the engine stops, so its last posts still have a connection (Discord's client).
     on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    live_personas: "LivePersonas | None" = None  # personas from Notion, refreshed in the background
+    live_personas: "LivePersonas | None" = None  # personas from Notion or the file, refreshed in the background
     personas_note: str | None = None  # for the banner: why the personas are not fresh from their source
+
+    @property
+    def persona_admin(self) -> "PersonaAdmin":
+        """create / set / archive / history, written to the active source and in use at once."""
+        from engine.personas.admin import PersonaAdmin
+        from engine.personas.source import DefaultPersonas
+
+        source = self.live_personas.source if self.live_personas is not None else DefaultPersonas()
+        return PersonaAdmin(source, self.memory, live=self.live_personas, cast=cast_settings(self.settings))
 
     async def aclose(self, grace: float | None = None) -> None:
         """Let running work finish (at most `grace` seconds; the rest resumes on the next start),
@@ -199,6 +268,8 @@ async def bootstrap(settings: Settings, *, provider: Provider | None = None) -> 
         if settings.notion_personas:
             live, note = await live_notion_personas(settings, personas, memory)
             check_cast(settings, personas)
+        elif settings.personas_file:
+            live = await live_file_personas(settings, personas, memory)
         config = engine_config(settings, personas)
         model = provider or build_model_provider(settings)
     except BaseException:
@@ -427,7 +498,7 @@ def build_platforms(
                 "pip install 'orchestra-personas[slack]' (from a clone: pip install -e '.[slack]')"
             ) from None
         use_http = slack_http or not settings.slack_socket_mode
-        adapter = SlackAdapter(settings, engine)
+        adapter = SlackAdapter(settings, engine, persona_admin=app.persona_admin)
         engine.register_outbox("slack", adapter.outbox)
         platforms.append(SlackPlatform(adapter, http_port=port if use_http else None, announce=announce))
     if settings.discord_token:
@@ -447,7 +518,7 @@ def build_platforms(
     if not platforms:
         from adapters.terminal import TerminalShell
 
-        shell = TerminalShell(engine, channel=channel, stdin=stdin, stdout=stdout)
+        shell = TerminalShell(engine, channel=channel, stdin=stdin, stdout=stdout, persona_admin=app.persona_admin)
         engine.register_outbox(shell.name, shell.outbox)
         platforms.append(shell)
     return platforms

@@ -4,7 +4,7 @@
     orchestra --slack-http --port 3000          Slack over HTTP (Events API) instead of Socket Mode
     orchestra investigate TEXT [--channel NAME] [--json]   one investigation, printed
     orchestra reply ID TEXT | challenge ID | plan ID | close ID   continue it (ids: payments-1)
-    orchestra personas list | show NAME | export FILE | import FILE | schema | init-notion | sync
+    orchestra personas list | show | create | set | archive | history | export | import | schema | init | sync
     orchestra memory list | export | forget [--channel NAME]
 
 Only the standard library is imported at module level, so `orchestra --help` answers at once;

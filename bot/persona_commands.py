@@ -2,7 +2,9 @@
 
     orchestra personas list | show NAME
     orchestra personas export FILE [--sql [--dialect sqlite|postgresql]]    FILE '-': standard output
-    orchestra personas import FILE        into the persona file named by ORCHESTRA_PERSONAS
+    orchestra personas import FILE        into the active source (ORCHESTRA_PERSONAS, or Notion)
+    orchestra personas create NAME [field=value ...] [--from EXISTING] | set NAME field=value ...
+    orchestra personas archive NAME | history NAME | init FILE
     orchestra personas schema [--dialect sqlite|postgresql]
     orchestra personas init-notion --parent PAGE | sync      (bot/notion_commands.py)
 
@@ -20,11 +22,10 @@ from bot import notion_commands  # standard library only at import, like this mo
 
 EXIT_USAGE = 2
 DIALECTS = ("sqlite", "postgresql")
-HEADER = "# Personas (written by `orchestra personas import`). `orchestra personas show NAME` shows one.\n"
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    per = commands.add_parser("personas", help="the personas: list, show, export, import, schema")
+    per = commands.add_parser("personas", help="the personas: list, show, create, set, archive, history, export, import")
     actions = per.add_subparsers(dest="action", metavar="ACTION")
     actions.add_parser("list", help="one line per persona")
     show = actions.add_parser("show", help="one persona in full")
@@ -33,17 +34,30 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     export.add_argument("file", help="where to write ('-': standard output)")
     export.add_argument("--sql", action="store_true", help="write SQL INSERT statements (tables: `orchestra personas schema`)")
     export.add_argument("--dialect", choices=DIALECTS, help="SQL dialect for --sql (default: sqlite)")
-    imp = actions.add_parser("import", help="read an exported JSON file into the persona file (ORCHESTRA_PERSONAS)")
+    imp = actions.add_parser("import", help="read an exported JSON file into the active source (the persona file, or Notion)")
     imp.add_argument("file", help="a file written by `orchestra personas export`")
     schema = actions.add_parser("schema", help="print SQL tables that hold every persona field")
     schema.add_argument("--dialect", choices=DIALECTS, default="sqlite", help="SQL dialect (default: sqlite)")
+    fields = "field=value, e.g. humor=0.3 traits.openness=0.8 domains=a,b (see `orchestra personas show NAME`)"
+    create = actions.add_parser("create", help="add a persona (from a neutral template, or --from another)")
+    create.add_argument("name")
+    create.add_argument("assignments", nargs="*", metavar="field=value", help=fields)
+    create.add_argument("--from", dest="template", metavar="EXISTING", help="start from a copy of this persona")
+    setp = actions.add_parser("set", help="change fields of a persona")
+    setp.add_argument("name")
+    setp.add_argument("assignments", nargs="+", metavar="field=value", help=fields)
+    actions.add_parser("archive", help="stop using a persona (not one the cast names)").add_argument("name")
+    actions.add_parser("history", help="who changed a persona, when, and what").add_argument("name")
+    init = actions.add_parser("init", help="write the default personas to a YAML file to edit (for ORCHESTRA_PERSONAS)")
+    init.add_argument("file")
     notion_commands.add_parsers(actions)  # init-notion, sync
 
 
 def cmd_personas(args: argparse.Namespace) -> int:
     if args.action in notion_commands.ACTIONS:
         return notion_commands.run(args)
-    handler = {"export": _export, "import": _import, "schema": _schema}.get(args.action, _list_or_show)
+    handler = {"export": _export, "import": _import, "schema": _schema, "init": _init, "create": _edit,
+               "set": _edit, "archive": _edit, "history": _edit}.get(args.action, _list_or_show)
     return handler(args)
 
 
@@ -87,12 +101,16 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from bot.bootstrap import load_personas
     from engine.personas.export import PersonaExportError, export_json, sql_inserts
+    from engine.personas.source import PersonaSourceError
 
     if args.dialect and not args.sql:
         return _usage("export", "--dialect goes with --sql (e.g. --sql --dialect postgresql)")
-    personas = list(load_personas(_settings()))
+    try:
+        personas = _active_personas(_settings())
+    except PersonaSourceError as e:
+        print(f"orchestra personas export: {e}; nothing was written", file=sys.stderr)
+        return 1 if e.transient else EXIT_USAGE
     try:
         text = sql_inserts(personas, args.dialect or "sqlite") if args.sql else export_json(personas)
     except PersonaExportError as e:
@@ -108,6 +126,24 @@ def _export(args: argparse.Namespace) -> int:
     what = f"SQL INSERT statements ({args.dialect or 'sqlite'})" if args.sql else "JSON"
     print(f"Exported {len(personas)} persona(s) to {args.file} as {what}: {', '.join(p.name for p in personas)}.")
     return 0
+
+
+def _active_personas(settings) -> list:
+    """Every persona the active source holds now (Notion, the file, or the defaults)."""
+    import asyncio
+
+    from bot.bootstrap import persona_source
+
+    async def load() -> list:
+        source = persona_source(settings)
+        try:
+            return await source.load()
+        finally:
+            close = getattr(source, "aclose", None)
+            if close is not None:
+                await close()
+
+    return asyncio.run(load())
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -137,12 +173,10 @@ def _write_atomically(path: Path, text: str) -> None:
         raise
 
 
-# --- import ---------------------------------------------------------------------------------------
+# --- import | create | set | archive | history | init ----------------------------------------------
 
 
 def _import(args: argparse.Namespace) -> int:
-    from engine.personas import PersonaRegistry
-    from engine.personas.edit import diff
     from engine.personas.export import import_json
 
     source = Path(args.file)
@@ -154,67 +188,66 @@ def _import(args: argparse.Namespace) -> int:
         return _usage("import", f"cannot read {args.file}: {e.strerror or e}")
     incoming = import_json(text, args.file)  # everything validated before anything is written
     settings = _settings()
-    target = settings.personas_file
-    if target is None:
+    if settings.personas_file is None and not settings.notion_personas:
         return _usage("import", "ORCHESTRA_PERSONAS is not set: import writes the personas into your persona file. "
                                 "Set ORCHESTRA_PERSONAS=/path/to/personas.yaml (a new file is created) and run it again.")
-    existing = list(PersonaRegistry.from_yaml(target)) if target.exists() else []
-    by_name = {p.name: p for p in existing}
-    added, updated, same = [], [], []
-    for persona in incoming:
-        old = by_name.get(persona.name)
-        if old is None:
-            added.append(persona.name)
-        elif diff(old, persona):
-            updated.append(f"{persona.name} ({', '.join(diff(old, persona))})")
-        else:
-            same.append(persona.name)
-        by_name[persona.name] = persona
-    merged = list(by_name.values())
-    # the whole set as it will be loaded: two personas must not share a name or display name
-    PersonaRegistry.from_mapping([p.model_dump(mode="json") for p in merged], str(target))
-    had_comments = target.exists() and any(line.lstrip().startswith("#") and line.rstrip() != HEADER.rstrip()
-                                           for line in target.read_text("utf-8").splitlines())
+    return _admin(settings, "import", lambda admin: admin.import_personas(incoming, actor=operator()))
+
+
+def _edit(args: argparse.Namespace) -> int:
+    settings = _settings()
+    if args.action == "create":
+        work = lambda admin: admin.create(args.name, args.assignments, actor=operator(), template=args.template)
+    elif args.action == "set":
+        work = lambda admin: admin.set(args.name, args.assignments, actor=operator())
+    elif args.action == "archive":
+        work = lambda admin: admin.archive(args.name, actor=operator())
+    else:
+        work = lambda admin: admin.history(args.name)
+    return _admin(settings, args.action, work)
+
+
+def _admin(settings, action: str, work) -> int:
+    """Run one admin call; a refusal is the person's to fix: its message and exit 2."""
+    import asyncio
+
+    from bot.bootstrap import open_persona_admin
+    from engine.personas.edit import PersonaEditError
+
+    async def run() -> str:
+        async with open_persona_admin(settings) as admin:
+            return await work(admin)
+
     try:
-        write_personas_yaml(target, merged)
-    except OSError as e:
-        print(f"orchestra personas import: cannot write {target}: {e.strerror or e}; nothing was changed", file=sys.stderr)
-        return 1
-    parts = [f"{label}: {', '.join(names)}" for label, names in
-             (("new", added), ("updated", updated), ("unchanged", same)) if names]
-    print(f"Imported {len(incoming)} persona(s) into {target}; " + "; ".join(parts) + ".")
-    if had_comments:
-        print(f"Note: {target} was rewritten; its comments were not kept.", file=sys.stderr)
+        print(asyncio.run(run()))
+    except PersonaEditError as e:
+        return _usage(action, str(e))
     return 0
 
 
-def personas_yaml(personas) -> str:
-    """The persona file's form (name: settings), multi-line text as literal blocks, UTF-8 as is.
+def operator() -> str:
+    """Who changed a persona from the CLI: the OS user."""
+    import getpass
+    import os
 
-    A stand-in until the YAML persona source (which keeps comments and order) writes the file.
-    """
-    import yaml
-
-    class Dumper(yaml.SafeDumper):
-        pass
-
-    def text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-        style = "|" if "\n" in value else None  # PyYAML falls back to quotes where a block cannot hold it
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-    Dumper.add_representer(str, text)
-    data = {p.name: {k: v for k, v in p.model_dump(mode="json").items() if k != "name"} for p in personas}
-    return HEADER + "\n" + yaml.dump(data, Dumper=Dumper, sort_keys=False, allow_unicode=True, width=100)
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+        return os.environ.get("USER") or "unknown"
 
 
-def write_personas_yaml(path: Path, personas) -> None:
-    """Write the persona file and prove it loads back to the same personas before it replaces the old."""
-    from engine.personas import PersonaRegistry
-    from engine.personas.registry import load_yaml
+def _init(args: argparse.Namespace) -> int:
+    """Write the shipped personas' YAML (with its comments) to FILE, to edit and point ORCHESTRA_PERSONAS at."""
+    from importlib import resources
 
-    text = personas_yaml(personas)
-    problems: list[str] = []
-    data = load_yaml(text, problems)
-    if problems or list(PersonaRegistry.from_mapping(data, str(path))) != list(personas):
-        raise RuntimeError("the persona file would not read back the same")  # a bug of ours: logged, nothing written
-    _write_atomically(path, text)
+    target = Path(args.file)
+    if target.exists():
+        return _usage("init", f"{args.file} already exists; name a new file (or set ORCHESTRA_PERSONAS={args.file} to use it)")
+    text = resources.files("engine.personas").joinpath("defaults.yaml").read_text("utf-8")
+    try:
+        _write_atomically(target, text)
+    except OSError as e:
+        return _usage("init", f"cannot write {args.file}: {e.strerror or e}")
+    print(f"Wrote the default personas to {args.file}. Set ORCHESTRA_PERSONAS={target.resolve()} to use and edit them "
+          "(orchestra personas set NAME field=value).")
+    return 0

@@ -290,7 +290,7 @@ def test_the_manifest_declares_what_the_adapter_uses_and_no_more() -> None:
     assert set(settings["event_subscriptions"]["bot_events"]) == {"app_mention", "message.channels", "message.groups", "message.im", "message.mpim"}
     assert settings["interactivity"]["is_enabled"] is True and settings["socket_mode_enabled"] is True
     commands = {c["command"] for c in manifest["features"]["slash_commands"]}
-    assert commands == {"/investigate", "/personas", "/memory", "/forget"}
+    assert commands == {"/investigate", "/personas", "/persona", "/memory", "/forget"}
     assert all(c["description"] and len(c["description"]) <= 100 for c in manifest["features"]["slash_commands"])
     assert manifest["features"]["app_home"]["messages_tab_enabled"] is True  # DMs
     # the limits of Slack's manifest schema (slackapi/manifest-schema, v1)
@@ -306,7 +306,7 @@ def test_the_guide_names_every_setting_and_command() -> None:
     guide = (ROOT / "docs" / "slack.md").read_text()
     for word in ("manifest.yml", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_API_URL",
                  "ORCHESTRA_SLACK_ADMINS", "ORCHESTRA_ALLOWED_CHANNELS", "ORCHESTRA_ALLOWED_USERS",
-                 "/investigate", "/personas", "/memory", "/forget", "/invite", "/slack/events", "/health"):
+                 "/investigate", "/personas", "/persona", "/memory", "/forget", "/invite", "/slack/events", "/health"):
         assert word in guide, word
 
 

@@ -126,6 +126,7 @@ class SlackAdapter:
         *,
         pacer: ChannelPacer | None = None,
         logger: logging.Logger | None = None,
+        persona_admin: Any = None,
     ):
         if settings.slack_bot_token is None:
             raise ValueError("the Slack adapter needs SLACK_BOT_TOKEN")
@@ -157,7 +158,7 @@ class SlackAdapter:
             AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
         ]
         self.outbox = SlackOutbox(self.client, pacer)
-        self.listeners = SlackListeners(engine, settings, self.outbox)
+        self.listeners = SlackListeners(engine, settings, self.outbox, persona_admin=persona_admin)
         self.outbox.on_unreachable = self.listeners.tell_unreachable
         self.listeners.register(self.app)
         self.socket_handler: "AsyncSocketModeHandler | None" = None

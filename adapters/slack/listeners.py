@@ -54,9 +54,18 @@ class EnginePort(Protocol):
     def personas_overview(self) -> str: ...
 
 
+class PersonaAdminPort(Protocol):
+    """The persona admin service (`engine.personas.admin.PersonaAdmin`): a command's text in, an
+    answer out; a refusal is a `PersonaEditError` whose message is for the person."""
+
+    async def run(self, text: str, *, actor: str) -> str: ...
+
+
 class SlackListeners:
-    def __init__(self, engine: EnginePort, settings: "Settings", outbox: SlackOutbox):
+    def __init__(self, engine: EnginePort, settings: "Settings", outbox: SlackOutbox, *,
+                 persona_admin: "PersonaAdminPort | None" = None):
         self.engine = engine
+        self.persona_admin = persona_admin
         self.outbox = outbox
         self.allowed_channels = set(settings.allowed_channels)
         self.allowed_users = set(settings.allowed_users)
@@ -197,6 +206,35 @@ class SlackListeners:
         result = await self.engine.memory_forget(tr.PLATFORM, tr.command_team(command), channel)
         self.later(respond(text=tr.forget_text(result), response_type="ephemeral"), "answer /forget")
 
+    async def on_persona(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
+        """`/persona set sophia humor=0.3` (create, archive, history): admins only."""
+        _, user = tr.command_place(command)
+        await ack()
+        if not self.admins or user not in self.admins:
+            refusal = tr.PERSONA_NO_ADMINS if not self.admins else tr.PERSONA_REFUSAL
+            self.later(respond(text=refusal, response_type="ephemeral"), "refuse /persona")
+            return
+        if self.persona_admin is None:
+            self.later(respond(text="Persona admin is not available in this bot.", response_type="ephemeral"),
+                       "answer /persona")
+            return
+        text = tr.command_text(command)
+        # after the ack (it goes out when this returns): a write to Notion may take a while
+        self.later(self._persona_answer(text, user, respond), "answer /persona")
+
+    async def _persona_answer(self, text: str, user: str, respond: Any) -> None:
+        from engine.personas.edit import PersonaEditError
+
+        try:
+            answer = await self.persona_admin.run(text, actor=f"{tr.PLATFORM}:{user}")
+        except PersonaEditError as e:
+            answer = str(e)
+        except Exception:  # noqa: BLE001 - the person gets a line, the log the details
+            log.exception("/persona %r failed", text[:80])
+            answer = "Sorry, that did not work (details are in Orchestra's log); nothing was changed."
+        shown = f"```{escape(answer)}```" if "\n" in answer else escape(answer)
+        await respond(text=shown, response_type="ephemeral")
+
     # --- buttons ------------------------------------------------------------------------------
 
     async def on_action(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
@@ -317,6 +355,10 @@ class SlackListeners:
         @app.command("/personas")
         async def personas(ack: Any, command: dict[str, Any], respond: Any) -> None:
             await self.on_personas(ack, command, respond)
+
+        @app.command("/persona")
+        async def persona(ack: Any, command: dict[str, Any], respond: Any) -> None:
+            await self.on_persona(ack, command, respond)
 
         @app.command("/memory")
         async def memory(ack: Any, command: dict[str, Any], respond: Any) -> None:

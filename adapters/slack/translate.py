@@ -306,6 +306,16 @@ FORGET_REFUSAL = (
     "(they are listed in ORCHESTRA_SLACK_ADMINS)."
 )
 
+PERSONA_REFUSAL = (
+    "Sorry, only Orchestra's admins can change the personas: ask one of them "
+    "(they are listed in ORCHESTRA_SLACK_ADMINS). `/personas` shows who is who."
+)
+
+PERSONA_NO_ADMINS = (
+    "Nobody can change the personas from Slack yet: set ORCHESTRA_SLACK_ADMINS to the Slack user ids "
+    "of Orchestra's admins and restart it (or use `orchestra personas set ...` on the server)."
+)
+
 FORGET_NO_ADMINS = (
     "Nobody can make a channel forget yet: set ORCHESTRA_SLACK_ADMINS to the Slack user ids of "
     "Orchestra's admins and restart it."

@@ -38,6 +38,7 @@ Talk to the personas:
   /challenge  /plan  /close         send the current investigation to the critic, to planning, or close it
   /new                              leave the current thread; the next message starts a new one
   /personas [NAME]                  who is who
+  /persona set NAME field=value     change a persona (also create, archive, history; /persona help)
   /memory                           what this channel remembers
   /forget                           make this channel forget everything (asks first)
   /help                             this text
@@ -82,8 +83,10 @@ class TerminalShell:
         stdin: TextIO | None = None,
         stdout: TextIO | None = None,
         color: bool | None = None,
+        persona_admin=None,
     ):
         self.engine = engine
+        self.persona_admin = persona_admin  # engine.personas.admin.PersonaAdmin: the local operator is admin
         self.channel = channel
         self.user = user or default_user()
         self.stdin = stdin or sys.stdin
@@ -214,12 +217,14 @@ class TerminalShell:
             self.write(self.style.dim("Left the thread: your next message starts a new one."))
         elif command == "personas":
             self.show_personas(rest.lstrip("@"))
+        elif command == "persona":
+            await self.admin_persona(rest)
         elif command == "memory":
             await self.show_memory()
         elif command == "forget":
             await self.forget()
         else:
-            known = "/investigate, /challenge, /plan, /close, /new, /personas, /memory, /forget, /help, /quit"
+            known = "/investigate, /challenge, /plan, /close, /new, /personas, /persona, /memory, /forget, /help, /quit"
             self.say(f"I don't know /{command}. Commands: {known}. To ask a persona, type @sophia and your question.")
         return True
 
@@ -287,6 +292,18 @@ class TerminalShell:
         result = await self.engine.memory_forget(PLATFORM, WORKSPACE, self.channel)
         self.thread = self.closed_thread = None
         self.write(f"#{self.channel} forgot {result.threads} thread(s), {result.turns} turn(s) and {result.tasks} task(s).")
+
+    async def admin_persona(self, rest: str) -> None:
+        """`/persona set sophia humor=0.3`: whoever runs the terminal is the local operator."""
+        from engine.personas.edit import PersonaEditError
+
+        if self.persona_admin is None:
+            self.say("Persona admin is not available here; use `orchestra personas set ...`.")
+            return
+        try:
+            self.say(await self.persona_admin.run(rest, actor=f"{PLATFORM}:{self.user}"))
+        except PersonaEditError as e:
+            self.say(str(e))
 
     # --- queries ------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Keeping the engine's personas current from a source that can be away (Notion).
+"""Keeping the engine's personas current from their source (Notion, or the YAML file).
 
 Messages never wait on the source: the engine reads its `PersonaRegistry`, and `LivePersonas`
 swaps a new set into that same object (`registry.replace`) when a refresh succeeds. A refresh
@@ -53,7 +53,10 @@ class LivePersonas:
         *,
         ttl: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        required: frozenset[str] = frozenset(),
     ):
+        """`required`: persona names the running bot cannot lose (the cast): a reload without one
+        of them is refused like an outage, and the current set stays."""
         self.registry = registry
         self.source = source
         self.memory = memory
@@ -67,6 +70,9 @@ class LivePersonas:
         self._saved: list[dict[str, Any]] | None = None  # what the memory holds for this source
         self._last_good: dict[str, Persona] = {}  # by name: for pages skipped as invalid
         self._reported: tuple[str, ...] = ()
+        self.required = frozenset(required)
+        self.watch_interval = 1.0  # seconds between looks at a file source's stamp
+        self._stamp: object = None
 
     # --- start-up ---------------------------------------------------------------------------------
 
@@ -103,10 +109,35 @@ class LivePersonas:
             self._loop_task = asyncio.create_task(self._refresh_forever(), name="personas-refresh")
 
     async def _refresh_forever(self) -> None:
+        """Every `ttl` seconds; a source with a cheap `stamp()` (the YAML file's mtime and size) is
+        also looked at every `watch_interval` seconds, and reloaded as soon as it changes, so an
+        edit by another process (`orchestra personas set` while the bot runs) is in use within
+        about a second."""
+        stamp = getattr(self.source, "stamp", None)
         while True:
-            await asyncio.sleep(self.ttl)
+            await asyncio.sleep(self.ttl if stamp is None else min(self.ttl, self.watch_interval))
+            if stamp is not None and not self.stale and stamp() == self._stamp:
+                continue
             with contextlib.suppress(Exception):  # refresh logs what matters; the loop goes on
                 await self.refresh()
+
+    async def adopt(self, personas: list[Persona]) -> None:
+        """A set just written to the source by this process (the admin commands): in use at once,
+        kept as the last good set, without waiting for a reload. A load under way read the
+        source before the write: it finishes first, so its older set cannot win."""
+        if self._inflight is not None and not self._inflight.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._inflight)
+        self.registry.replace(personas)
+        self._last_good = {p.name: p for p in personas}
+        stamp = getattr(self.source, "stamp", None)
+        if stamp is not None:
+            self._stamp = stamp()
+        dumped = [p.model_dump(mode="json") for p in personas]
+        if dumped != self._saved:
+            with contextlib.suppress(Exception):  # the next refresh keeps it instead
+                await self.memory.save_persona_set(self.source.name, dumped)
+                self._saved = dumped
 
     async def aclose(self) -> None:
         for task in (self._loop_task, self._inflight):
@@ -142,6 +173,9 @@ class LivePersonas:
 
     async def _load(self) -> bool:
         self.attempted_at = self.clock()
+        stamp = getattr(self.source, "stamp", None)
+        if stamp is not None:  # before reading: a write during the load is seen next time
+            self._stamp = stamp()
         try:
             loaded = await self.source.load()
         except (PersonaSourceError, PersonaConfigError) as e:
@@ -156,6 +190,10 @@ class LivePersonas:
         personas = self._with_last_good(loaded)
         if not personas:
             self._failed(f"{_describe(self.source.name)} holds no valid persona")
+            return False
+        missing = sorted(self.required - {p.name for p in personas})
+        if missing and self.loaded_at is not None:  # at start-up the cast check names the setting
+            self._failed(f"{_describe(self.source.name)} no longer has {', '.join(missing)}, whom the cast needs")
             return False
         self.registry.replace(personas)
         self._last_good = {p.name: p for p in personas}

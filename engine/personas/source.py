@@ -138,6 +138,20 @@ class YamlPersonaSource:
         self.path = Path(path)
         self.name = f"yaml:{self.path}"
 
+    @property
+    def missing(self) -> bool:
+        """No file yet: `save` starts one (an import into a new ORCHESTRA_PERSONAS file)."""
+        return not self.path.exists()
+
+    def stamp(self) -> tuple[int, int] | None:
+        """The file's mtime and size: `LivePersonas` reloads when it changes (an edit by hand or
+        by `orchestra personas set` in another process)."""
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
     async def load(self) -> list[Persona]:
         return list(PersonaRegistry.from_yaml(self.path))  # PersonaConfigError: the file's problems
 
@@ -150,6 +164,13 @@ class YamlPersonaSource:
     # --- in a thread: file I/O --------------------------------------------------------------------
 
     def _read(self) -> Any:
+        if self.missing:
+            from ruamel.yaml.comments import CommentedMap
+
+            doc = CommentedMap()
+            doc.yaml_set_start_comment("Personas. `orchestra personas show NAME` shows one; "
+                                       "`orchestra personas set NAME field=value` changes one.")
+            return doc
         try:
             text = self.path.read_text(encoding="utf-8")
         except OSError as e:
@@ -176,11 +197,22 @@ class YamlPersonaSource:
         if problems:
             raise PersonaSourceError(f"not saved: {self.path} would not load after the change: "
                                      + "; ".join(problems), transient=False)
-        fd, tmp = tempfile.mkstemp(prefix=".personas-", suffix=".yaml", dir=self.path.parent)
+        target = self.path.resolve()  # a symlinked file is written where it points; the link stays
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
+            mode = target.stat().st_mode & 0o777  # the file keeps its permissions
+        except OSError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        fd, tmp = tempfile.mkstemp(prefix=".personas-", suffix=".yaml", dir=target.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
                 f.write(text)
-            os.replace(tmp, self.path)
+            os.chmod(tmp, mode)
+            os.replace(tmp, target)
+        except OSError as e:
+            Path(tmp).unlink(missing_ok=True)
+            raise PersonaSourceError(f"cannot write {self.path}: {e.strerror or e}", transient=False) from None
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
