@@ -131,12 +131,18 @@ async def wait_answered(server: DiscordServer, messages: list[dict[str, Any]], t
 
     def done() -> bool:
         nonlocal seen
-        for r in server.requests[seen:]:
-            if r.at >= since and r.status == 200 and r.method == "PATCH" and r.route in (EDIT, BOT_EDIT) and isinstance(r.response, dict):
+        requests, first_open = server.requests, None
+        for i in range(seen, len(requests)):  # from the first request not answered at the last look
+            r = requests[i]
+            if not r.status:
+                first_open = i if first_open is None else first_open
+                continue
+            if r.at >= since and r.status == 200 and r.method == "PATCH" and r.route in (EDIT, BOT_EDIT) \
+                    and isinstance(r.response, dict):
                 where = r.response.get("channel_id")
                 for mid in [mid for mid in pending if where in places[mid]]:
                     pending.discard(mid)
-        seen = len(server.requests)
+        seen = len(requests) if first_open is None else first_open
         return not pending
 
     await server.wait_for(done, timeout=timeout)
