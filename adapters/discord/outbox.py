@@ -259,12 +259,20 @@ class DiscordOutbox:
         channel_id = int(channel)
         dm = workspace == "dm" or isinstance(self.client.get_channel(channel_id), discord.abc.PrivateChannel)
         thread_id = int(thread) if thread and not dm and thread != channel else None
-        if thread_id is not None:
-            name = self._names.get(str(thread_id)) or f"Conversation with {voice.display_name}"
-            if not await self.ensure_thread(channel, str(thread_id), name):
-                thread_id = None
-        hook = None if dm else await self._webhook(channel_id)
-        return _Where(channel=channel_id, thread=thread_id, dm=dm, webhook=hook)
+        if dm:
+            return _Where(channel=channel_id, thread=None, dm=True, webhook=None)
+        if thread_id is None or thread_id in self._threads:
+            return _Where(channel=channel_id, thread=thread_id, dm=False, webhook=await self._webhook(channel_id))
+        # a thread to make and (on a channel's first reply) a webhook to find: one round trip, not two
+        name = self._names.get(str(thread_id)) or f"Conversation with {voice.display_name}"
+        made, hook = await asyncio.gather(
+            self.ensure_thread(channel, str(thread_id), name), self._webhook(channel_id), return_exceptions=True
+        )
+        for outcome in (made, hook):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        assert not isinstance(hook, BaseException)
+        return _Where(channel=channel_id, thread=thread_id if made else None, dm=False, webhook=hook)
 
     async def _webhook(self, channel_id: int, *, create: bool = True) -> discord.Webhook | None:
         return await self.webhooks.get(channel_id, create=create)
