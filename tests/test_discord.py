@@ -430,11 +430,32 @@ async def test_after_a_restart_our_webhook_is_found_again_not_created_twice(disc
     assert len(hooks) == 1 and any(p.query.get("thread_id") == m["id"] for p in s.webhook_executions())
 
 
-async def test_investigate_offers_the_personas_as_choices(rig: Rig) -> None:
-    commands = {c["name"]: c for c in rig.server.commands[None]}
+async def test_investigate_completes_persona_names_from_the_live_registry(rig: Rig) -> None:
+    """Autocomplete, not fixed choices: a persona added while the bot runs (Notion, /persona) is
+    offered at once; a name typed past the list gets a clear private answer and starts nothing."""
+    s = rig.server
+    commands = {c["name"]: c for c in s.commands[None]}
     assert set(commands) == {"investigate", "personas", "memory", "forget"}
     persona = next(o for o in commands["investigate"]["options"] if o["name"] == "persona")
-    assert {c["value"] for c in persona["choices"]} == {"cherry", "sophia", "karen"} and not persona.get("required")
+    assert persona.get("autocomplete") and not persona.get("required")
+
+    typed = await s.slash_command("investigate", {"problem": "x", "persona": "so"}, focused="persona")
+    await s.wait_for(lambda: s.callbacks_for(typed))
+    cb = s.callbacks_for(typed)[0]
+    assert cb.type == 8 and [c["value"] for c in cb.data["choices"]] == ["sophia"]
+
+    rig.engine.personas.replace([*rig.engine.personas, rig.engine.personas["karen"].model_copy(
+        update={"name": "zoe", "display_name": "Zoe"})])
+    typed = await s.slash_command("investigate", {"problem": "x", "persona": "zo"}, focused="persona")
+    await s.wait_for(lambda: s.callbacks_for(typed))
+    assert [c["value"] for c in s.callbacks_for(typed)[0].data["choices"]] == ["zoe"]
+
+    unknown = await s.slash_command("investigate", {"problem": "why?", "persona": "zelda @everyone"})
+    await s.wait_for(lambda: s.callbacks_for(unknown))
+    answer = s.callbacks_for(unknown)[0].data
+    assert answer["flags"] & 64 and "don't know a persona called **zelda @everyone**" in answer["content"]
+    assert answer["allowed_mentions"]["parse"] == []
+    assert task_count(rig) == 0
 
 
 async def test_a_reply_to_someone_elses_webhook_starts_nothing_and_makes_no_webhook(rig: Rig) -> None:

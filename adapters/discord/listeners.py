@@ -217,14 +217,25 @@ class DiscordListeners:
 
     # --- slash commands -----------------------------------------------------------------------
 
-    def _persona_choices(self) -> list[app_commands.Choice[str]]:
-        people = list(getattr(self.engine, "personas", None) or [])
+    def persona_choices(self, typed: str = "") -> list[app_commands.Choice[str]]:
+        """The personas matching what was typed so far, read at each keystroke: personas edited in
+        Notion or from chat appear without a restart (fixed choices would be frozen at sync)."""
+        typed = typed.strip().lstrip("@").lower()
+        people = [p for p in list(getattr(self.engine, "personas", None) or [])
+                  if not typed or typed in p.name.lower() or typed in p.display_name.lower()]
         return [app_commands.Choice(name=f"{p.display_name} ({p.role})"[:100], value=p.name) for p in people][:25]
 
     async def on_investigate(self, interaction: discord.Interaction, problem: str, persona: str | None) -> None:
         text = (problem or "").strip()
         if not text:
             await interaction.response.send_message(tr.usage_text(), ephemeral=True)
+            return
+        if persona and self.engine.persona_card(persona.strip().lstrip("@")) is None:
+            await interaction.response.send_message(
+                f"I don't know a persona called **{discord.utils.escape_markdown(persona[:80])}**. "
+                f"Pick one from the list, or leave it empty and the topic decides.\n\n{self.engine.personas_overview()}"[:2000],
+                ephemeral=True, allowed_mentions=discord.AllowedMentions.none(),
+            )
             return
         parent = _parent_id(interaction.channel)
         task = tr.command_task(
@@ -358,13 +369,13 @@ class DiscordListeners:
         """Add the app commands to the tree and the persistent button to the client."""
         self.client = client
         listeners = self
-        choices = self._persona_choices()
-
         async def start(interaction: discord.Interaction, problem: str, persona: str | None = None) -> None:
             await listeners.on_investigate(interaction, problem, persona)
 
-        if choices:
-            start = app_commands.choices(persona=choices)(start)
+        async def complete(interaction: discord.Interaction, typed: str) -> list[app_commands.Choice[str]]:
+            return listeners.persona_choices(typed)
+
+        start = app_commands.autocomplete(persona=complete)(start)
         start = app_commands.describe(problem="What should we look into?", persona="Who leads (optional; the topic decides otherwise)")(start)
         investigate = app_commands.command(
             name="investigate", description="Start an investigation: the personas research, challenge and plan")(start)
@@ -373,6 +384,10 @@ class DiscordListeners:
         @app_commands.describe(name="A persona's name (optional)")
         async def personas(interaction: discord.Interaction, name: str | None = None) -> None:
             await listeners.on_personas(interaction, name)
+
+        @personas.autocomplete("name")
+        async def complete_name(interaction: discord.Interaction, typed: str) -> list[app_commands.Choice[str]]:
+            return listeners.persona_choices(typed)
 
         @app_commands.command(name="memory", description="What this channel remembers")
         async def memory(interaction: discord.Interaction) -> None:
