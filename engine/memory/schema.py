@@ -16,7 +16,7 @@ from typing import Any
 from engine.memory.recall import _WORD
 from engine.memory.records import ThreadRecord, TurnRecord
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Readable thread ids (version 2). `thread_ids` remembers which id each task's thread got, so a
 #: task resumed after a crash finds its thread again; `id_counters` hands out the numbers per
@@ -107,6 +107,20 @@ CREATE TRIGGER posts_settle AFTER INSERT ON posts BEGIN
     DELETE FROM placeholders WHERE platform = new.platform AND workspace = new.workspace
         AND channel = new.channel AND message_id = new.message_id;
 END;
+""",
+    # 4: scheduled jobs (see bot.scheduler). A (job, due) row is claimed before the job runs for
+    # that due time: a second claim (a restart, a second replica) inserts nothing and runs nothing.
+    # outcome: NULL while running (and after a crash mid-run), else 'ok', 'failed' or 'skipped'.
+    4: """
+CREATE TABLE job_runs (
+    job         TEXT NOT NULL,
+    due         TEXT NOT NULL,              -- the due time it ran for (UTC, fixed width)
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    outcome     TEXT,
+    detail      TEXT,                       -- one line: "2 nudges sent", the failure's reason
+    PRIMARY KEY (job, due)
+);
 """,
 }
 

@@ -8,7 +8,8 @@ the connection it shares:
 - `engine.memory.tasks`: accepting tasks exactly once, and their status;
 - `engine.memory.threads`: threads, their readable ids, and their turns;
 - `engine.memory.posts`: posts, intents and placeholders (posting exactly once);
-- `engine.memory.channels`: a channel's memory as a whole: recall, export, forget.
+- `engine.memory.channels`: a channel's memory as a whole: recall, export, forget;
+- `engine.memory.jobs`: scheduled jobs' runs (claimed once per due time).
 
 The schema and the row <-> record conversion live in `engine.memory.schema`; recall's terms, SQL
 and ranking in `engine.memory.recall`.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from engine.memory.channels import ChannelMemory
 from engine.memory.connection import MemoryVersionError
+from engine.memory.jobs import JobRunStore
 from engine.memory.posts import PostStore
 from engine.memory.tasks import TaskStore
 from engine.memory.threads import ThreadStore
@@ -25,5 +27,5 @@ from engine.memory.threads import ThreadStore
 __all__ = ["MemoryVersionError", "SQLiteMemory"]
 
 
-class SQLiteMemory(TaskStore, ThreadStore, PostStore, ChannelMemory):
+class SQLiteMemory(TaskStore, ThreadStore, PostStore, ChannelMemory, JobRunStore):
     """The engine's memory. Open with `await SQLiteMemory.open(path)`; `close()` when done."""
