@@ -117,6 +117,19 @@ def one_line(text: str, limit: int = 200) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+#: A programming error's message names our internals, not something an operator can act on.
+_INTERNAL = (AttributeError, TypeError, NameError, ImportError, KeyError, IndexError, AssertionError)
+
+
+def failure_reason(e: Exception) -> str:
+    """The failure in one line for the log and `orchestra jobs`: the error's own words when they
+    are meant for people, else a pointer to the debug log (never a class name or traceback)."""
+    text = one_line(str(e))
+    if isinstance(e, _INTERNAL) or not text:
+        return "an internal error (ORCHESTRA_LOG_LEVEL=DEBUG shows where)"
+    return text
+
+
 class UnknownJob(LookupError):
     pass
 
@@ -186,10 +199,11 @@ class Scheduler:
                 outcome = "ok"
                 log.info("job %s (due %s): %s", job.name, due.isoformat(timespec="minutes"), detail)
             except Exception as e:  # noqa: BLE001 - one failing job never stops the others
-                reason = one_line(str(e)) or "an unexpected error"
+                reason = failure_reason(e)
                 detail, outcome = f"failed: {reason}", "failed"
                 log.error("job %s (due %s) failed: %s; it runs again at its next due time",
-                          job.name, due.isoformat(timespec="minutes"), reason, exc_info=True)
+                          job.name, due.isoformat(timespec="minutes"), reason)
+                log.debug("job %s failed", job.name, exc_info=True)
             await self.memory.finish_run(job.name, due, outcome, detail, self.clock.now())
             return RunResult(job.name, due, outcome, detail)
         finally:
