@@ -259,7 +259,7 @@ async def _run(settings, args: argparse.Namespace) -> int:
         return 0
     finally:
         if scheduler is not None:
-            await scheduler.stop(grace=None if finished else 5.0)
+            await scheduler.stop(grace=30.0 if finished else 5.0)  # a hung job must not hold the exit
         for p in platforms:
             try:
                 await p.stop()

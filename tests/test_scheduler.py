@@ -191,3 +191,54 @@ async def test_a_version_3_memory_gains_job_runs(tmp_path):
         assert not await memory.claim_run("tick", T0, T0)
     finally:
         await memory.close()
+
+
+async def test_start_catches_up_in_the_loop_and_stop_lets_the_run_finish(tmp_path):
+    import asyncio
+
+    started, release = asyncio.Event(), asyncio.Event()
+    calls: list[datetime] = []
+
+    async def slow(now: datetime) -> str:
+        calls.append(now)
+        started.set()
+        await release.wait()
+        return "done slowly"
+
+    memory = await SQLiteMemory.open(tmp_path / "memory.db")
+    try:
+        scheduler = Scheduler(memory, [hourly("slow", slow)], FakeClock(T0 + timedelta(minutes=2)))
+        scheduler.start()
+        await started.wait()
+        asyncio.get_running_loop().call_soon(release.set)
+        await scheduler.stop(grace=10)
+        last = (await memory.last_runs())["slow"]
+    finally:
+        await memory.close()
+    assert len(calls) == 1
+    assert (last.due, last.outcome, last.detail) == (T0, "ok", "done slowly")
+
+
+def test_job_settings_parse_durations_times_and_channels():
+    import pytest
+
+    from bot.job_settings import format_duration, parse_channels, parse_daily_time, parse_duration
+
+    assert parse_duration("90s") == timedelta(seconds=90)
+    assert parse_duration(" 1h30m ") == timedelta(minutes=90)
+    assert parse_duration("1D") == timedelta(days=1)
+    assert format_duration(timedelta(minutes=90)) == "1h30m"
+    for bad in ("4", "4 hours", "-5m", "0s", ""):
+        with pytest.raises(ValueError, match="e.g. 90s"):
+            parse_duration(bad)
+    assert str(parse_daily_time("9:05 America/New_York")) == "09:05 America/New_York"
+    assert parse_daily_time("23:59").zone == "UTC"
+    with pytest.raises(ValueError, match="time zone"):
+        parse_daily_time("09:00 Europe/Pariss")
+    with pytest.raises(ValueError, match="time zone"):
+        parse_daily_time("09:00 ../../etc/passwd")
+    assert parse_channels("slack:C1, #x ,discord:T9/42, local:#terminal,slack:C1".replace("#x ,", "")) == [
+        ("slack", None, "C1"), ("discord", "T9", "42"), ("local", "local", "terminal"),
+    ]
+    with pytest.raises(ValueError, match="platform:channel"):
+        parse_channels("general")
