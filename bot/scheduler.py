@@ -181,7 +181,7 @@ class Scheduler:
         if late > job.misfire_grace:
             detail = f"skipped (missed by {describe_lateness(late)})"
             if await self.memory.skip_run(job.name, due, detail, now):
-                log.warning("job %s: the run due at %s was missed by more than its grace: %s",
+                log.info("job %s: the run due at %s was missed by more than its grace: %s",
                             job.name, due.isoformat(timespec="minutes"), detail)
                 return RunResult(job.name, due, "skipped", detail)
             return None
