@@ -191,7 +191,8 @@ class Scheduler:
 
     async def _run_claimed(self, job: Job, due: datetime) -> RunResult:
         task = asyncio.current_task()
-        if task is not None:
+        tracked = task is not None and task not in self._running  # the catch-up task is already
+        if tracked:
             self._running.add(task)
         try:
             try:
@@ -207,7 +208,7 @@ class Scheduler:
             await self.memory.finish_run(job.name, due, outcome, detail, self.clock.now())
             return RunResult(job.name, due, outcome, detail)
         finally:
-            if task is not None:
+            if tracked:
                 self._running.discard(task)
 
     # -- the live timer --------------------------------------------------------------------------
@@ -232,14 +233,16 @@ class Scheduler:
     async def _catch_up(self) -> None:
         try:
             await self.run_due()
-        except Exception:  # noqa: BLE001 - e.g. the memory closing under us; the timer goes on
-            log.warning("catching up on scheduled jobs failed", exc_info=True)
+        except Exception as e:  # noqa: BLE001 - the memory failing under us; the timer goes on
+            log.warning("catching up on scheduled jobs failed: %s", failure_reason(e))
+            log.debug("catching up failed", exc_info=True)
 
     async def _tick(self, name: str) -> None:
         try:
             await self._run_if_due(self.jobs[name], self.clock.now())
-        except Exception:  # noqa: BLE001 - the bookkeeping itself failed (memory): next time
-            log.warning("job %s could not be run", name, exc_info=True)
+        except Exception as e:  # noqa: BLE001 - the bookkeeping itself failed (memory): next time
+            log.warning("job %s could not be run: %s", name, failure_reason(e))
+            log.debug("job %s could not be run", name, exc_info=True)
 
     async def stop(self, grace: float | None = 5.0) -> None:
         """No new runs; running ones get `grace` seconds, then are cancelled (their due time

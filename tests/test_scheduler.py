@@ -242,3 +242,31 @@ def test_job_settings_parse_durations_times_and_channels():
     ]
     with pytest.raises(ValueError, match="platform:channel"):
         parse_channels("general")
+
+
+async def test_stop_waits_for_every_job_the_catch_up_runs(tmp_path):
+    """The catch-up runs jobs one after another: stop waits for all of them, not just the first."""
+    import asyncio
+
+    second_started, release = asyncio.Event(), asyncio.Event()
+    quick = Recorder()
+
+    async def slow(now: datetime) -> str:
+        second_started.set()
+        await release.wait()
+        return "done"
+
+    memory = await SQLiteMemory.open(tmp_path / "memory.db")
+    try:
+        scheduler = Scheduler(memory, [hourly("quick", quick), hourly("slow", slow)], FakeClock(T0))
+        scheduler.start()
+        await second_started.wait()
+        stopping = asyncio.ensure_future(scheduler.stop(grace=10))
+        await asyncio.sleep(0)
+        assert not stopping.done()
+        release.set()
+        await stopping
+        last = await memory.last_runs()
+    finally:
+        await memory.close()
+    assert last["slow"].outcome == "ok" and last["quick"].outcome == "ok"
