@@ -244,29 +244,36 @@ def test_job_settings_parse_durations_times_and_channels():
         parse_channels("general")
 
 
+class GatedMemory(SQLiteMemory):
+    """The real memory, holding the claim of one job until the test lets it go."""
+
+    gated_job = "second"
+
+    async def claim_run(self, job, due, started_at):
+        if job == self.gated_job:
+            self.claiming.set()
+            await self.gate.wait()
+        return await super().claim_run(job, due, started_at)
+
+
 async def test_stop_waits_for_every_job_the_catch_up_runs(tmp_path):
-    """The catch-up runs jobs one after another: stop waits for all of them, not just the first."""
+    """The catch-up runs jobs one after another: stopping between two of them still waits."""
     import asyncio
 
-    second_started, release = asyncio.Event(), asyncio.Event()
-    quick = Recorder()
-
-    async def slow(now: datetime) -> str:
-        second_started.set()
-        await release.wait()
-        return "done"
-
-    memory = await SQLiteMemory.open(tmp_path / "memory.db")
+    first, second = Recorder(), Recorder()
+    memory = await GatedMemory.open(tmp_path / "memory.db")
+    memory.claiming, memory.gate = asyncio.Event(), asyncio.Event()
     try:
-        scheduler = Scheduler(memory, [hourly("quick", quick), hourly("slow", slow)], FakeClock(T0))
+        scheduler = Scheduler(memory, [hourly("first", first), hourly("second", second)], FakeClock(T0))
         scheduler.start()
-        await second_started.wait()
+        await memory.claiming.wait()  # the first has finished; the second is being claimed
         stopping = asyncio.ensure_future(scheduler.stop(grace=10))
-        await asyncio.sleep(0)
+        for _ in range(5):
+            await asyncio.sleep(0)
         assert not stopping.done()
-        release.set()
+        memory.gate.set()
         await stopping
         last = await memory.last_runs()
     finally:
         await memory.close()
-    assert last["slow"].outcome == "ok" and last["quick"].outcome == "ok"
+    assert last["first"].outcome == "ok" and last["second"].outcome == "ok"
