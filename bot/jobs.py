@@ -36,6 +36,11 @@ def build_jobs(app: "App") -> list[Job]:
     settings, engine = app.settings, app.engine
 
     async def refresh_personas(now: datetime) -> str:
+        live = getattr(app, "live_personas", None)  # Notion or the file, where the app has them live
+        if live is not None:
+            if await live.refresh():
+                return "personas reloaded from their source"
+            return "the persona source did not answer; the current personas stay"
         from engine import jobs
 
         return await jobs.refresh_personas(engine, settings.personas_file)
