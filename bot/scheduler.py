@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 ANCHOR = datetime(2024, 1, 1, tzinfo=UTC)
 DIGEST_GRACE = timedelta(hours=1)
 _TICK = timedelta(microseconds=1)
+TIMER_SLACK = timedelta(seconds=1)
 
 
 class Clock(Protocol):
@@ -238,8 +239,11 @@ class Scheduler:
             log.debug("catching up failed", exc_info=True)
 
     async def _tick(self, name: str) -> None:
+        """APScheduler's wake-up for a due time. Loop timers may fire a hair early: looking
+        `TIMER_SLACK` ahead keeps that due time from being taken for the previous one (and
+        then never run)."""
         try:
-            await self._run_if_due(self.jobs[name], self.clock.now())
+            await self._run_if_due(self.jobs[name], self.clock.now() + TIMER_SLACK)
         except Exception as e:  # noqa: BLE001 - the bookkeeping itself failed (memory): next time
             log.warning("job %s could not be run: %s", name, failure_reason(e))
             log.debug("job %s could not be run", name, exc_info=True)

@@ -277,3 +277,16 @@ async def test_stop_waits_for_every_job_the_catch_up_runs(tmp_path):
     finally:
         await memory.close()
     assert last["first"].outcome == "ok" and last["second"].outcome == "ok"
+
+
+async def test_a_timer_that_wakes_a_hair_early_still_runs_its_due_time(tmp_path):
+    body = Recorder()
+    memory = await SQLiteMemory.open(tmp_path / "memory.db")
+    try:
+        clock = FakeClock(T0 - timedelta(milliseconds=3))
+        scheduler = Scheduler(memory, [hourly("tick", body)], clock)
+        await scheduler._tick("tick")  # what APScheduler calls at the due time
+        runs = await memory.job_runs("tick")
+    finally:
+        await memory.close()
+    assert [(r.due, r.outcome) for r in runs] == [(T0, "ok")]
