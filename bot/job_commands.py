@@ -58,7 +58,12 @@ async def _list(settings) -> int:
 
 
 async def _run(settings, args: argparse.Namespace) -> int:
-    from bot.bootstrap import bootstrap, build_platforms, build_scheduler, verify_platforms
+    from bot.bootstrap import (
+        bootstrap,
+        build_platforms,
+        build_scheduler,
+        verify_platforms,
+    )
     from bot.scheduler import UnknownJob
 
     app = await bootstrap(settings)

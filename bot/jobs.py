@@ -30,7 +30,7 @@ def _count(n: int, one: str, many: str) -> str:
     return "nothing to do" if not n else f"{n} {one if n == 1 else many}"
 
 
-def build_jobs(app: "App") -> list[Job]:
+def build_jobs(app: App) -> list[Job]:
     """The jobs these settings ask for: persona refresh, nudges, retention, and the digest when
     ORCHESTRA_DIGEST_AT is set. The engine's functions are imported when a job runs."""
     settings, engine = app.settings, app.engine

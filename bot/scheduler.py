@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from engine.memory.jobs import JobRun, JobRunStore
@@ -80,7 +81,7 @@ class RunResult:
 class JobStatus:
     name: str
     schedule: str
-    last: "JobRun | None"
+    last: JobRun | None
     next_due: datetime | None
 
 
@@ -138,7 +139,7 @@ class UnknownJob(LookupError):
 class Scheduler:
     """The jobs, their record in `memory`, and (once `start`ed) the APScheduler timer."""
 
-    def __init__(self, memory: "JobRunStore", jobs: list[Job], clock: Clock | None = None):
+    def __init__(self, memory: JobRunStore, jobs: list[Job], clock: Clock | None = None):
         self.memory = memory
         self.jobs = {job.name: job for job in jobs}
         self.clock = clock or SystemClock()
@@ -200,7 +201,7 @@ class Scheduler:
                 detail = one_line(await job.run(self.clock.now()) or "done")
                 outcome = "ok"
                 log.info("job %s (due %s): %s", job.name, due.isoformat(timespec="minutes"), detail)
-            except Exception as e:  # noqa: BLE001 - one failing job never stops the others
+            except Exception as e:  # one failing job never stops the others
                 reason = failure_reason(e)
                 detail, outcome = f"failed: {reason}", "failed"
                 log.error("job %s (due %s) failed: %s; it runs again at its next due time",
@@ -234,7 +235,7 @@ class Scheduler:
     async def _catch_up(self) -> None:
         try:
             await self.run_due()
-        except Exception as e:  # noqa: BLE001 - the memory failing under us; the timer goes on
+        except Exception as e:  # the memory failing under us: the timer goes on
             log.warning("catching up on scheduled jobs failed: %s", failure_reason(e))
             log.debug("catching up failed", exc_info=True)
 
@@ -244,7 +245,7 @@ class Scheduler:
         then never run)."""
         try:
             await self._run_if_due(self.jobs[name], self.clock.now() + TIMER_SLACK)
-        except Exception as e:  # noqa: BLE001 - the bookkeeping itself failed (memory): next time
+        except Exception as e:  # the bookkeeping itself failed (memory): next time
             log.warning("job %s could not be run: %s", name, failure_reason(e))
             log.debug("job %s could not be run", name, exc_info=True)
 

@@ -151,7 +151,7 @@ async def test_a_raising_job_is_logged_recorded_failed_retried_and_the_others_ru
         await memory.close()
     assert {(r.job, r.outcome) for r in first} == {("broken", "failed"), ("fine", "ok")}
     assert "broken" in caplog.text and "the channel list is gone" in caplog.text
-    assert [(r.outcome, r.detail) for r in history][0] == ("failed", "failed: the channel list is gone")
+    assert (history[0].outcome, history[0].detail) == ("failed", "failed: the channel list is gone")
     assert {(r.job, r.outcome) for r in second} == {("broken", "ok"), ("fine", "ok")}
     assert last["broken"].outcome == "ok" and len(broken.calls) == 2 and len(fine.calls) == 2
 
@@ -222,7 +222,12 @@ async def test_start_catches_up_in_the_loop_and_stop_lets_the_run_finish(tmp_pat
 def test_job_settings_parse_durations_times_and_channels():
     import pytest
 
-    from bot.job_settings import format_duration, parse_channels, parse_daily_time, parse_duration
+    from bot.job_settings import (
+        format_duration,
+        parse_channels,
+        parse_daily_time,
+        parse_duration,
+    )
 
     assert parse_duration("90s") == timedelta(seconds=90)
     assert parse_duration(" 1h30m ") == timedelta(minutes=90)
