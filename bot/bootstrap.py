@@ -4,6 +4,7 @@
     app = await bootstrap(settings)          # memory, provider, personas, engine
     platforms = build_platforms(app)         # adapters; their outboxes are registered here
     await app.engine.start()                 # resumes unfinished work, now that outboxes exist
+    scheduler = build_scheduler(app); scheduler.start()   # jobs post through the same outboxes
     ...
     await app.aclose()
 
@@ -364,6 +365,19 @@ def persona_engine(settings: Settings) -> Engine:
         personas = asyncio.run(notion_personas_now(settings, personas))
     check_cast(settings, personas)
     return Engine(None, offline_provider(), personas, engine_config(settings, personas))
+
+
+# --- scheduled jobs -----------------------------------------------------------------------------
+
+
+def build_scheduler(app: App, clock=None):
+    """The scheduled jobs (`bot.jobs`) over this app's memory. `start()` it in the running loop
+    once the platforms' outboxes are registered and the engine started; `stop()` it first on
+    shutdown, so no job posts into a platform that is closing."""
+    from bot.jobs import build_jobs
+    from bot.scheduler import Scheduler
+
+    return Scheduler(app.memory, build_jobs(app), clock)
 
 
 # --- platforms ----------------------------------------------------------------------------------

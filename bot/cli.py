@@ -6,6 +6,7 @@
     orchestra reply ID TEXT | challenge ID | plan ID | close ID   continue it (ids: payments-1)
     orchestra personas list | show | create | set | archive | history | export | import | schema | init | sync
     orchestra memory list | export | forget [--channel NAME]
+    orchestra jobs [list] | jobs run NAME         scheduled jobs: when they run, how they ended; run one now
 
 Only the standard library is imported at module level, so `orchestra --help` answers at once;
 pydantic, SQLite, the model SDKs and slack_bolt load inside the command that needs them.
@@ -17,7 +18,7 @@ import argparse
 import sys
 from typing import Any
 
-from bot import persona_commands  # standard library only at import, like this module
+from bot import job_commands, persona_commands  # standard library only at import, like this module
 
 EXIT_USAGE = 2  # bad settings, unknown persona, wrong flags: the same code argparse uses
 EXIT_INTERRUPTED = 130
@@ -135,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         act.add_argument("--json", action="store_true", help=json_help)
 
     persona_commands.add_parser(commands)
+    job_commands.add_parser(commands)
 
     mem = commands.add_parser("memory", help="what a channel remembers: list, export, forget")
     mem_actions = mem.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -162,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = {
         "investigate": cmd_investigate, "reply": cmd_continue, "challenge": cmd_continue, "plan": cmd_continue,
         "close": cmd_continue, "personas": persona_commands.cmd_personas, "memory": cmd_memory,
+        "jobs": job_commands.cmd_jobs,
     }.get(args.command, cmd_run)
     try:
         return _guarded(handler, args)
@@ -220,10 +223,11 @@ async def _run(settings, args: argparse.Namespace) -> int:
     import signal
 
     from bot.banner import banner
-    from bot.bootstrap import bootstrap, build_platforms, verify_platforms
+    from bot.bootstrap import bootstrap, build_platforms, build_scheduler, verify_platforms
 
     app = await bootstrap(settings)
     platforms: list = []
+    scheduler = None
     finished = False
     try:
         platforms = build_platforms(app, slack_http=args.slack_http, port=args.port, channel=args.terminal_channel)
@@ -234,6 +238,8 @@ async def _run(settings, args: argparse.Namespace) -> int:
         resumed = await app.engine.start()
         if resumed:
             print(f"Resuming {resumed} unfinished task(s).", flush=True)
+        scheduler = build_scheduler(app)
+        scheduler.start()  # scheduled jobs, in this loop, posting through the platforms' outboxes
         stop = asyncio.Event()
         try:
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -253,6 +259,8 @@ async def _run(settings, args: argparse.Namespace) -> int:
         finished = True
         return 0
     finally:
+        if scheduler is not None:
+            await scheduler.stop(grace=30.0 if finished else 5.0)  # a hung job must not hold the exit
         for p in platforms:
             try:
                 await p.stop()

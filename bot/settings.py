@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -18,6 +19,8 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import InitSettingsSource, NoDecode
+
+from bot.job_settings import DailyTime
 
 ProviderName = Literal["anthropic", "openai", "offline"]
 
@@ -128,8 +131,23 @@ class Settings(BaseSettings):
     context_tokens: int = Field(
         6000, ge=500, le=200_000, validation_alias=AliasChoices("ORCHESTRA_CONTEXT_TOKENS", "context_tokens")
     )
-    stalled_after_minutes: int = Field(
-        60, ge=1, validation_alias=AliasChoices("ORCHESTRA_STALLED_AFTER_MINUTES", "stalled_after_minutes")
+    stalled_after_minutes: int | None = Field(  # deprecated: ORCHESTRA_NUDGE_AFTER replaces it
+        None, ge=1, validation_alias=AliasChoices("ORCHESTRA_STALLED_AFTER_MINUTES", "stalled_after_minutes")
+    )
+
+    # --- scheduled jobs (bot.job_settings parses the values; bot.jobs builds the jobs)
+    nudge_after: timedelta = Field(
+        timedelta(hours=4), validation_alias=AliasChoices("ORCHESTRA_NUDGE_AFTER", "nudge_after")
+    )
+    digest_at: DailyTime | None = _alias("ORCHESTRA_DIGEST_AT", "digest_at")
+    digest_channels: Annotated[list[tuple[str, str | None, str]], NoDecode] = Field(
+        default_factory=list, validation_alias=AliasChoices("ORCHESTRA_DIGEST_CHANNELS", "digest_channels")
+    )
+    retention_days: int = Field(
+        90, ge=0, le=36500, validation_alias=AliasChoices("ORCHESTRA_RETENTION_DAYS", "retention_days")
+    )
+    personas_refresh: timedelta = Field(
+        timedelta(minutes=5), validation_alias=AliasChoices("ORCHESTRA_PERSONAS_REFRESH", "personas_refresh")
     )
 
     # --- Slack
@@ -244,6 +262,45 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, v: Any) -> Any:
         return (v.strip() or None) if isinstance(v, str) else v
+
+    @field_validator("nudge_after", "personas_refresh", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        from bot.job_settings import parse_duration
+
+        return parse_duration(str(v)) if isinstance(v, (str, int)) else v
+
+    @field_validator("digest_at", mode="before")
+    @classmethod
+    def _daily_time(cls, v: Any) -> Any:
+        from bot.job_settings import parse_daily_time
+
+        if isinstance(v, str):
+            return parse_daily_time(v) if v.strip() else None
+        return v
+
+    @field_validator("digest_channels", mode="before")
+    @classmethod
+    def _channels(cls, v: Any) -> Any:
+        from bot.job_settings import parse_channels
+
+        if isinstance(v, list):  # YAML: a list of the same items
+            v = ",".join(str(item) for item in v)
+        return parse_channels(v) if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _jobs(self) -> "Settings":
+        """The deprecated minutes still count when the new setting is not given; a digest needs
+        both its time and its channels."""
+        if self.stalled_after_minutes is not None and "nudge_after" not in self.model_fields_set:
+            self.nudge_after = timedelta(minutes=self.stalled_after_minutes)
+        if self.digest_at is not None and not self.digest_channels:
+            raise ValueError("ORCHESTRA_DIGEST_AT is set but ORCHESTRA_DIGEST_CHANNELS is not: name the channels "
+                             "the digest goes to (e.g. slack:C0123ABCD, local:terminal), or unset ORCHESTRA_DIGEST_AT")
+        if self.digest_channels and self.digest_at is None:
+            raise ValueError("ORCHESTRA_DIGEST_CHANNELS is set but ORCHESTRA_DIGEST_AT is not: set the time "
+                             "(e.g. 09:00 Europe/Paris), or unset ORCHESTRA_DIGEST_CHANNELS")
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -497,14 +497,14 @@ async def test_the_shipped_defaults_are_read_only():
 async def test_a_version_3_memory_opens_and_gains_the_persona_tables(tmp_path):
     import sqlite3
 
-    from engine.memory.schema import MIGRATIONS, SCHEMA_V1
+    from engine.memory.schema import MIGRATIONS, SCHEMA_V1, SCHEMA_VERSION
 
     path = tmp_path / "v3.db"
     con = sqlite3.connect(path)
     con.executescript(SCHEMA_V1 + MIGRATIONS[2] + MIGRATIONS[3] + "PRAGMA user_version = 3;")
     con.close()
     async with _memory_at(path) as memory:
-        assert (await memory._rows("PRAGMA user_version"))[0][0] == 4
+        assert (await memory._rows("PRAGMA user_version"))[0][0] == SCHEMA_VERSION
         await memory.save_persona_set("notion:x", [{"name": "a"}])
         assert (await memory.last_persona_set("notion:x")).personas == [{"name": "a"}]
         await memory.record_persona_change("sophia", source="yaml:p", actor="U1", action="update",

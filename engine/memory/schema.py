@@ -16,7 +16,7 @@ from typing import Any
 from engine.memory.recall import _WORD
 from engine.memory.records import ThreadRecord, TurnRecord
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: Readable thread ids (version 2). `thread_ids` remembers which id each task's thread got, so a
 #: task resumed after a crash finds its thread again; `id_counters` hands out the numbers per
@@ -127,6 +127,19 @@ CREATE TABLE persona_changes (
     changes_json  TEXT NOT NULL             -- {field: [old, new]}
 );
 CREATE INDEX persona_changes_persona ON persona_changes (persona, id);
+    # 5: scheduled jobs (see bot.scheduler). A (job, due) row is claimed before the job runs for
+    # that due time: a second claim (a restart, a second replica) inserts nothing and runs nothing.
+    # outcome: NULL while running (and after a crash mid-run), else 'ok', 'failed' or 'skipped'.
+    5: """
+CREATE TABLE job_runs (
+    job         TEXT NOT NULL,
+    due         TEXT NOT NULL,              -- the due time it ran for (UTC, fixed width)
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    outcome     TEXT,
+    detail      TEXT,                       -- one line: "2 nudges sent", the failure's reason
+    PRIMARY KEY (job, due)
+);
 """,
 }
 

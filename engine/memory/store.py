@@ -12,6 +12,7 @@ the connection it shares:
 - `engine.memory.personas`: the last good persona set of each source, and persona changes.
 - `engine.memory.maintenance`: what the scheduled jobs ask (waiting investigations, a channel's
   open work) and retention.
+- `engine.memory.jobs`: scheduled jobs' runs (claimed once per due time).
 
 The schema and the row <-> record conversion live in `engine.memory.schema`; recall's terms, SQL
 and ranking in `engine.memory.recall`.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from engine.memory.channels import ChannelMemory
 from engine.memory.connection import MemoryVersionError
+from engine.memory.jobs import JobRunStore
 from engine.memory.maintenance import Maintenance
 from engine.memory.personas import PersonaMemory
 from engine.memory.posts import PostStore
@@ -30,5 +32,5 @@ from engine.memory.threads import ThreadStore
 __all__ = ["MemoryVersionError", "SQLiteMemory"]
 
 
-class SQLiteMemory(TaskStore, ThreadStore, PostStore, ChannelMemory, PersonaMemory, Maintenance):
+class SQLiteMemory(TaskStore, ThreadStore, PostStore, ChannelMemory, PersonaMemory, Maintenance, JobRunStore):
     """The engine's memory. Open with `await SQLiteMemory.open(path)`; `close()` when done."""
