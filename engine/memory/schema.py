@@ -127,6 +127,7 @@ CREATE TABLE persona_changes (
     changes_json  TEXT NOT NULL             -- {field: [old, new]}
 );
 CREATE INDEX persona_changes_persona ON persona_changes (persona, id);
+""",
     # 5: scheduled jobs (see bot.scheduler). A (job, due) row is claimed before the job runs for
     # that due time: a second claim (a restart, a second replica) inserts nothing and runs nothing.
     # outcome: NULL while running (and after a crash mid-run), else 'ok', 'failed' or 'skipped'.
