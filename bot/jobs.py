@@ -36,14 +36,12 @@ def build_jobs(app: App) -> list[Job]:
     settings, engine = app.settings, app.engine
 
     async def refresh_personas(now: datetime) -> str:
-        live = getattr(app, "live_personas", None)  # Notion or the file, where the app has them live
-        if live is not None:
-            if await live.refresh():
-                return "personas reloaded from their source"
-            return "the persona source did not answer; the current personas stay"
-        from engine import jobs
-
-        return await jobs.refresh_personas(engine, settings.personas_file)
+        live = app.live_personas  # Notion or the personas file; None: the shipped personas
+        if live is None:
+            return "the shipped personas: nothing to refresh (set ORCHESTRA_PERSONAS or Notion to edit them)"
+        if await live.refresh():
+            return "personas reloaded from their source"
+        return "the persona source did not answer; the current personas stay"
 
     async def nudge_waiting(now: datetime) -> str:
         from engine import jobs

@@ -6,10 +6,8 @@ Real SQLite files, the real engine with scripted models, FakeOutbox for the plat
 from __future__ import annotations
 
 import itertools
-import os
 import sqlite3
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,6 @@ from engine.jobs import (
     expire_caches,
     nudge_waiting,
     prune_memory,
-    refresh_personas,
     send_digests,
 )
 from engine.memory import SQLiteMemory
@@ -361,41 +358,3 @@ async def test_retention_zero_keeps_everything(db) -> None:
         await shut(engine)
 
 
-# --- persona refresh ------------------------------------------------------------------------------
-
-
-def _defaults_text() -> str:
-    return resources.files("engine.personas").joinpath("defaults.yaml").read_text("utf-8")
-
-
-def _touch(path: Path, text: str, n: int) -> None:
-    path.write_text(text, encoding="utf-8")
-    stamp = 1_700_000_000_000_000_000 + n * 1_000_000_000  # a distinct mtime, however fast the writes
-    os.utime(path, ns=(stamp, stamp))
-
-
-async def test_the_personas_file_is_reloaded_when_it_changed(db, tmp_path) -> None:
-    path = tmp_path / "personas.yaml"
-    _touch(path, _defaults_text(), 1)
-    memory = await SQLiteMemory.open(db)
-    engine = Engine(memory, ScriptedProvider(), PersonaRegistry.from_yaml(path), EngineConfig())
-    registry = engine.personas
-    try:
-        assert await refresh_personas(engine, path) == "personas unchanged"  # as loaded at start-up
-        _touch(path, _defaults_text(), 4)
-        assert await refresh_personas(engine, path) == "personas unchanged"  # touched, same personas
-
-        _touch(path, _defaults_text().replace("display_name: Sophia", "display_name: Sofia"), 2)
-        assert "reloaded" in await refresh_personas(engine, path)
-        assert engine.personas is registry and registry.get("sophia").display_name == "Sofia"
-        assert engine.flows.personas.get("sofia") is not None  # the flows hold the same registry
-
-        _touch(path, "cherry: [unclosed", 3)
-        outcome = await refresh_personas(engine, path)
-        assert "problem" in outcome and "current personas stay" in outcome
-        assert registry.get("sophia").display_name == "Sofia"
-        assert await refresh_personas(engine, path) == "personas unchanged"  # reported once
-
-        assert "nothing to refresh" in await refresh_personas(engine, None)
-    finally:
-        await shut(engine)

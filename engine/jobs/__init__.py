@@ -8,13 +8,14 @@ twice.
 
 - `nudge_waiting`: remind a thread whose investigation has waited on people too long (once a wait);
 - `send_digests`: a channel's open investigations, once a day per channel;
-- `prune_memory`: retention, finished work older than the limit (then `expire_caches`);
-- `refresh_personas`: reload the personas file when it changed on disk.
+- `prune_memory`: retention, finished work older than the limit (then `expire_caches`).
+
+Personas are refreshed by `engine.personas.live.LivePersonas` (Notion or the personas file), which
+the scheduler's `refresh-personas` job asks to reload.
 """
 
 from engine.jobs.digest import digest_key, send_digests
 from engine.jobs.nudges import nudge_key, nudge_waiting
-from engine.jobs.personas_refresh import refresh_personas
 from engine.jobs.retention import expire_caches, prune_memory
 
 __all__ = [
@@ -23,6 +24,5 @@ __all__ = [
     "nudge_key",
     "nudge_waiting",
     "prune_memory",
-    "refresh_personas",
     "send_digests",
 ]
