@@ -8,16 +8,15 @@
     ...
     await app.aclose()
 
-Entry points (`bot.cli`) stay thin: they parse arguments, call these, and print.
+Entry points (`bot.cli`) stay thin: they parse arguments, call these, and print. Logging with
+secrets scrubbed is `bot.logs`; the work of the Notion persona commands is `bot.notion_sync`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import sqlite3
-import sys
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Awaitable, Callable, Protocol, TextIO
@@ -297,66 +296,6 @@ async def notion_personas_now(settings: Settings, personas: PersonaRegistry) -> 
     return personas
 
 
-@dataclass
-class NotionDatabase:
-    database_id: str
-    data_source_id: str
-    count: int
-
-
-async def init_notion_database(settings: Settings, parent: str) -> NotionDatabase:
-    """`orchestra personas init-notion`: a new personas database under page `parent`, filled
-    with the personas in use without Notion (ORCHESTRA_PERSONAS, or the defaults)."""
-    from adapters.notion.personas import build_client, create_database
-    from engine.personas.source import PersonaSourceError
-
-    personas = list(load_personas(settings))
-    client = build_client(_secret(settings.notion_api_key) or "", base_url=settings.notion_api_url)
-    try:
-        db, ds = await create_database(client, parent, personas)
-    except PersonaSourceError as e:
-        raise StartupError(str(e), exit_code=1 if e.transient else 2) from None
-    finally:
-        await client.aclose()
-    return NotionDatabase(db, ds, len(personas))
-
-
-@dataclass
-class SyncReport:
-    reached: bool  # Notion answered (False: the last good set is still what is in use)
-    lines: list[str]  # what changed, one line each (or that nothing did)
-    problems: list[str]  # pages skipped, by name
-
-
-async def sync_notion_personas(settings: Settings) -> SyncReport:
-    """`orchestra personas sync`: pull the Notion database now, keep it as the last good set, and
-    say what changed since the set kept before."""
-    from engine.memory.store import SQLiteMemory
-
-    memory = await SQLiteMemory.open(settings.db)
-    try:
-        from adapters.notion.personas import database_id
-
-        before_set = await memory.last_persona_set(f"notion:{database_id(settings.notion_personas_db_id or '')}")
-        before = {p["name"]: p for p in (before_set.personas if before_set else [])}
-        registry = load_personas(settings)
-        live, note = await live_notion_personas(settings, registry, memory, background=False)
-        problems = list(getattr(live.source, "problems", []))
-        await live.aclose()
-    finally:
-        await memory.close()
-    if note:
-        return SyncReport(False, [note], problems)
-    after = {p.name: p.model_dump(mode="json") for p in registry}
-    lines = [f"+ {name} (new)" for name in after if name not in before]
-    lines += [f"- {name} (no longer in Notion)" for name in before if name not in after]
-    for name in (n for n in after if n in before):
-        changed = sorted(k for k in after[name] if after[name][k] != before[name].get(k))
-        if changed:
-            lines.append(f"~ {name}: {', '.join(changed)} changed")
-    return SyncReport(True, lines or [f"No changes: {len(after)} personas, as before."], problems)
-
-
 def persona_engine(settings: Settings) -> Engine:
     """An engine for persona queries only (`orchestra personas`): no memory file is opened,
     unless the personas come from Notion (where the last good set is kept)."""
@@ -536,46 +475,3 @@ def build_platforms(
         engine.register_outbox(shell.name, shell.outbox)
         platforms.append(shell)
     return platforms
-
-
-# --- logging ------------------------------------------------------------------------------------
-
-TOKEN_RE = re.compile(r"\b(xox[a-z]-|xapp-|sk-ant-|sk-|ntn_|secret_)[A-Za-z0-9_\-]{6,}")  # ntn_/secret_: Notion
-
-
-def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "[redacted]")
-    return TOKEN_RE.sub(lambda m: m.group(1) + "[redacted]", text)
-
-
-class ScrubbingFormatter(logging.Formatter):
-    """A second line of defence: whatever gets logged (tracebacks included), tokens do not."""
-
-    def __init__(self, fmt: str, secrets: tuple[str, ...] = ()):
-        super().__init__(fmt)
-        self.secrets = tuple(sorted((s for s in secrets if len(s) >= 6), key=len, reverse=True))
-
-    def format(self, record: logging.LogRecord) -> str:
-        return scrub(super().format(record), self.secrets)
-
-
-def settings_secrets(settings: Settings) -> tuple[str, ...]:
-    names = ("anthropic_api_key", "openai_api_key", "slack_bot_token", "slack_app_token", "slack_signing_secret", "discord_token",
-             "notion_api_key")
-    return tuple(v for v in (_secret(getattr(settings, n)) for n in names) if v)
-
-
-def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(
-        ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", settings_secrets(settings))
-    )
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(settings.log_level)
-    if settings.log_level != "DEBUG":
-        for noisy in ("httpx", "httpcore", "aiosqlite", "slack_bolt", "slack_sdk"):
-            logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))

@@ -197,7 +197,7 @@ def _guarded(handler, args: argparse.Namespace) -> int:
 
 
 def _settings():
-    from bot.bootstrap import configure_logging
+    from bot.logs import configure_logging
     from bot.settings import load_settings
 
     settings = load_settings()

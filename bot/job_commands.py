@@ -25,7 +25,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def cmd_jobs(args: argparse.Namespace) -> int:
     import asyncio
 
-    from bot.bootstrap import configure_logging
+    from bot.logs import configure_logging
     from bot.settings import load_settings
 
     settings = load_settings()

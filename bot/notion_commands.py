@@ -21,7 +21,9 @@ def add_parsers(per_actions) -> None:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from bot.bootstrap import StartupError, configure_logging, init_notion_database, sync_notion_personas
+    from bot.bootstrap import StartupError
+    from bot.logs import configure_logging
+    from bot.notion_sync import init_notion_database, sync_notion_personas
     from bot.settings import load_settings
 
     settings = load_settings(notion_key_alone=args.action == "init-notion")

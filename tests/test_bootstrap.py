@@ -20,11 +20,10 @@ from bot.bootstrap import (
     StartupError,
     bootstrap,
     build_platforms,
-    configure_logging,
     persona_engine,
-    scrub,
     verify_platforms,
 )
+from bot.logs import configure_logging, scrub
 from bot.preflight import check_can_start, stdin_missing
 from bot.settings import SettingsError, load_settings
 from engine.memory.store import SQLiteMemory

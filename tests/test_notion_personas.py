@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from adapters.notion.personas import NotionPersonaSource, build_client, create_database, page_properties
-from bot.bootstrap import StartupError, bootstrap, configure_logging, settings_secrets
+from bot.bootstrap import StartupError, bootstrap
+from bot.logs import configure_logging, settings_secrets
 from bot.settings import SettingsError, load_settings
 from engine.memory.store import SQLiteMemory
 from engine.models import Task
