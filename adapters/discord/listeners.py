@@ -17,8 +17,7 @@ import logging
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -26,7 +25,7 @@ from discord import app_commands
 from adapters.discord import translate as tr
 from adapters.discord.outbox import DiscordOutbox
 from adapters.discord.render import ACTION_CUSTOM_ID_RE, action_custom_id, taken_line
-from engine.memory.records import ForgetResult, ThreadSummary
+from adapters.listening import AfterAck, EnginePort
 from engine.models import Accepted, Task, TaskKind, TaskRefused
 
 if TYPE_CHECKING:
@@ -40,21 +39,6 @@ NOT_TAKEN = "Sorry, I couldn't take that just now. Nothing was started; please t
 ACTION_WORDS = {"challenge": "Challenge", "plan": "Move to planning", "close": "Close"}
 #: A message's buttons count as used for this long after a click (until the edit removes them).
 CLICK_WINDOW = 60.0
-
-
-class DiscordEnginePort(Protocol):
-    """What the adapter needs from the engine (`engine.engine.Engine` has it). The same as
-    `adapters.slack.listeners.EnginePort` plus the persona registry (for `/investigate persona:`);
-    not imported from there, because that module needs slack_bolt."""
-
-    personas: Any
-
-    async def submit(self, task: Task) -> Accepted: ...
-    async def is_known_thread(self, platform: str, workspace: str, channel: str, thread: str) -> bool: ...
-    async def memory_list(self, platform: str, workspace: str, channel: str) -> list[ThreadSummary]: ...
-    async def memory_forget(self, platform: str, workspace: str, channel: str) -> ForgetResult: ...
-    def persona_card(self, name: str) -> str | None: ...
-    def personas_overview(self) -> str: ...
 
 
 class _Recent:
@@ -83,7 +67,7 @@ def _parent_id(channel: Any) -> int | None:
 
 
 class DiscordListeners:
-    def __init__(self, engine: DiscordEnginePort, settings: Settings, outbox: DiscordOutbox):
+    def __init__(self, engine: EnginePort, settings: Settings, outbox: DiscordOutbox):
         self.engine = engine
         self.outbox = outbox
         self.allowed_channels = set(getattr(settings, "allowed_channels", []) or [])
@@ -92,25 +76,8 @@ class DiscordListeners:
         self.client: discord.Client | None = None
         self.refused = _Recent()
         self.clicks = _Recent(CLICK_WINDOW)
-        self._after: set[asyncio.Task[None]] = set()
-
-    # --- after the answer ---------------------------------------------------------------------
-
-    def later(self, work: Awaitable[Any], what: str) -> None:
-        async def run() -> None:
-            try:
-                await work
-            except Exception as e:  # noqa: BLE001 - the task is stored; this is only what we say
-                log.warning("Discord: could not %s: %s", what, getattr(e, "text", None) or type(e).__name__)
-
-        job = asyncio.create_task(run(), name=f"discord-after: {what}")
-        self._after.add(job)
-        job.add_done_callback(self._after.discard)
-
-    async def idle(self) -> None:
-        """Until the work started after answers is done (tests, shutdown)."""
-        while self._after:
-            await asyncio.gather(*list(self._after), return_exceptions=True)
+        self._after = AfterAck("Discord", log, lambda e: getattr(e, "text", None))
+        self.later, self.idle = self._after.later, self._after.idle  # answers never delay an ack
 
     # --- policy -------------------------------------------------------------------------------
 

@@ -20,17 +20,18 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
-from slack_sdk.signature import SignatureVerifier
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.listeners import EnginePort, SlackListeners
-from adapters.slack.translate import envelope_problem
+from adapters.listening import EnginePort
+from adapters.slack.listeners import SlackListeners
 from adapters.slack.outbox import SlackOutbox
 from adapters.slack.pacing import ChannelPacer
+from adapters.slack.translate import envelope_problem
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler

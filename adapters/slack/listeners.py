@@ -23,14 +23,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from slack_bolt.error import BoltUnhandledRequestError
+from slack_bolt.response import BoltResponse
+
+from adapters.listening import AfterAck, EnginePort
 from adapters.slack import translate as tr
 from adapters.slack.outbox import SlackOutbox, slack_error
 from adapters.slack.render import ACTION_ID_RE, escape, replace_actions
-from engine.memory.records import ForgetResult, ThreadSummary
-from engine.models import Accepted, Task, TaskKind, TaskRefused
-
-from slack_bolt.error import BoltUnhandledRequestError
-from slack_bolt.response import BoltResponse
+from engine.models import Task, TaskKind, TaskRefused
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
@@ -41,17 +41,6 @@ log = logging.getLogger(__name__)
 
 #: Response URLs stay valid for 30 minutes; we use them only to say "invite me first".
 RESPONSE_URL_TTL = 25 * 60
-
-
-class EnginePort(Protocol):
-    """What the adapter needs from the engine (`engine.engine.Engine` has it)."""
-
-    async def submit(self, task: Task) -> Accepted: ...
-    async def is_known_thread(self, platform: str, workspace: str, channel: str, thread: str) -> bool: ...
-    async def memory_list(self, platform: str, workspace: str, channel: str) -> list[ThreadSummary]: ...
-    async def memory_forget(self, platform: str, workspace: str, channel: str) -> ForgetResult: ...
-    def persona_card(self, name: str) -> str | None: ...
-    def personas_overview(self) -> str: ...
 
 
 class PersonaAdminPort(Protocol):
@@ -74,27 +63,8 @@ class SlackListeners:
         self.clicks = tr.RecentClicks()
         # channel -> (respond, when): the last /investigate there, to report "I'm not in here"
         self._responders: dict[str, tuple[Callable[..., Awaitable[Any]], float]] = {}
-        self._after_ack: set[asyncio.Task[None]] = set()
-
-    # --- after the ack ------------------------------------------------------------------------
-
-    def later(self, work: Awaitable[Any], what: str) -> None:
-        """Run `work` after the acknowledgement: a post or a `respond()` never delays it."""
-
-        async def run() -> None:
-            try:
-                await work
-            except Exception as e:  # noqa: BLE001 - the task is stored; this is only what we say
-                log.warning("Slack: could not %s: %s", what, slack_error(e) or type(e).__name__)
-
-        job = asyncio.create_task(run(), name=f"slack-after-ack: {what}")
-        self._after_ack.add(job)
-        job.add_done_callback(self._after_ack.discard)
-
-    async def idle(self) -> None:
-        """Until the work started after acknowledgements is done (tests, shutdown)."""
-        while self._after_ack:
-            await asyncio.gather(*list(self._after_ack), return_exceptions=True)
+        self._after_ack = AfterAck("Slack", log, slack_error)
+        self.later, self.idle = self._after_ack.later, self._after_ack.idle  # a post never delays an ack
 
     # --- policy -------------------------------------------------------------------------------
 
