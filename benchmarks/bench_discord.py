@@ -34,45 +34,23 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from adapters.discord.app import DiscordAdapter  # noqa: E402
+from benchmarks.burst import SlowModel, percentile  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 from engine.engine import Engine, EngineConfig  # noqa: E402
 from engine.memory.store import SQLiteMemory  # noqa: E402
 from engine.personas import PersonaRegistry  # noqa: E402
-from engine.ports import ModelRequest, ModelResponse, Usage  # noqa: E402
-from tests.servers.discord_api import TOKEN, DiscordServer, Request, connected, local_discord  # noqa: E402
+from tests.servers.discord_api import (  # noqa: E402
+    TOKEN,
+    DiscordServer,
+    Request,
+    connected,
+    local_discord,
+)
 
 QUESTION = "sophia why did sign-ups drop on Monday?"
 EDIT = "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}"
 BOT_EDIT = "/channels/{channel_id}/messages/{message_id}"
 POSTS = ("/webhooks/{webhook_id}/{webhook_token}", "/channels/{channel_id}/messages")
-
-
-class SlowModel:
-    """A local model that takes `delay` seconds and answers in prose."""
-
-    name = "bench"
-
-    def __init__(self, delay: float):
-        self.delay = delay
-
-    async def generate(self, request: ModelRequest) -> ModelResponse:
-        await asyncio.sleep(self.delay)
-        return ModelResponse(
-            text="Sign-ups usually dip on Mondays because campaigns end on Fridays; check the funnel by source.",
-            usage=Usage(input_tokens=len(request.system) // 4, output_tokens=25),
-            model="bench-1s",
-        )
-
-    async def aclose(self) -> None:
-        return None
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
 
 
 def line(label: str, seconds: list[float]) -> str:

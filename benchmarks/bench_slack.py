@@ -33,11 +33,11 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 
 from adapters.slack import SlackAdapter  # noqa: E402
+from benchmarks.burst import SlowModel, percentile  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from engine.engine import Engine, EngineConfig  # noqa: E402
 from engine.memory.store import SQLiteMemory  # noqa: E402
 from engine.personas import PersonaRegistry  # noqa: E402
-from engine.ports import ModelRequest, ModelResponse, Usage  # noqa: E402
 from tests.servers.slack_api import (  # noqa: E402
     SlackApiServer,
     event_envelope,
@@ -48,34 +48,6 @@ from tests.servers.slack_api import (  # noqa: E402
 )
 
 SECRET = "bench-signing-secret"
-
-
-class SlowModel:
-    """A local model that takes `delay` seconds and answers in prose."""
-
-    name = "bench"
-
-    def __init__(self, delay: float):
-        self.delay = delay
-
-    async def generate(self, request: ModelRequest) -> ModelResponse:
-        await asyncio.sleep(self.delay)
-        return ModelResponse(
-            text="Sign-ups usually dip on Mondays because campaigns end on Fridays; check the funnel by source.",
-            usage=Usage(input_tokens=len(request.system) // 4, output_tokens=25),
-            model="bench-1s",
-        )
-
-    async def aclose(self) -> None:
-        return None
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
 
 
 def line(label: str, seconds: list[float]) -> str:
