@@ -248,14 +248,21 @@ class Orchestra:
         with sqlite3.connect(self.db) as con:
             return con.execute("SELECT count(*) FROM tasks").fetchone()[0]
 
+    #: How long the platform must stay quiet before the work counts as settled.
+    quiet = 0.3
+
+    def platform_calls(self) -> int:
+        """How many calls the platform stand-in has had (Slack's Web API here)."""
+        return len(self.slack.calls)
+
     async def settle(self, expected_tasks: int, timeout: float = 60) -> None:
-        """Until every expected task is stored and finished, and Slack has been quiet a moment."""
+        """Until every expected task is stored and finished, and the platform has been quiet a moment."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            calls = len(self.slack.calls)
+            calls = self.platform_calls()
             if self.stored() >= expected_tasks and self.unfinished() == 0:
-                await asyncio.sleep(0.3)
-                if len(self.slack.calls) == calls:
+                await asyncio.sleep(self.quiet)
+                if self.platform_calls() == calls:
                     return
             await asyncio.sleep(0.1)
         raise AssertionError(f"work did not finish: {self.unfinished()} unfinished; {self.logs[-1:]}")
