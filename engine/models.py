@@ -30,6 +30,7 @@ class TaskKind(StrEnum):
     PLAN = "plan"  # button/command: move the investigation to planning
     CLOSE = "close"  # button/command: close the investigation
     CONTINUE = "continue"  # resume a paused investigation (scheduler nudge, "continue")
+    CREW = "crew"  # /crew TEXT, or (text empty, in an investigation's thread) hand its plan to a crew
 
 
 class Task(BaseModel):
@@ -48,6 +49,8 @@ class Task(BaseModel):
     persona: str | None = None  # a persona the adapter already knows is addressed
     reply_to: str | None = None  # platform message id this message replies to
     message_id: str | None = None  # the platform id of the person's own message
+    #: Options a command carried beside its text (crews: "domain", "complexity"); see engine.crews.request
+    options: dict[str, str] = Field(default_factory=dict)
     received_at: datetime = Field(default_factory=utcnow)
 
     @property
@@ -83,7 +86,7 @@ class Action(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    kind: TaskKind  # CHALLENGE, PLAN or CLOSE
+    kind: TaskKind  # CHALLENGE, PLAN, CLOSE, or CREW (hand the investigation's plan to a crew)
     label: str
     investigation_id: str
 
