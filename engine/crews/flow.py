@@ -249,7 +249,8 @@ class CrewFlow(FlowPart):
         verb = "is working on" if p.status == "started" else "finished"
         await self.flows.post(job, self.flows.reply(
             job, ReplyKind.TURN, lead, f"{icon} {p.agent} {verb}: {p.task}", key=f"crew-progress:{rec.id}:{p.index}:{p.status}",
-            thread=rec.thread, mode="crew-progress", content={"agent": p.agent, "task": p.task, "status": p.status},
+            thread=rec.thread, mode="crew-progress", title=f"{lead.display_name} · crew progress",
+            content={"agent": p.agent, "task": p.task, "status": p.status},
         ))
 
     async def _result_review(self, job: Job, rec: ThreadRecord, plan: CrewPlan, lead: Persona, outcome: CrewOutcome) -> None:

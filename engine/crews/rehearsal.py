@@ -13,7 +13,7 @@ from engine.crews.runner import import_crewai
 
 REHEARSAL_MARK = "🧪 Rehearsal (no model configured)"
 
-_TASK_RE = re.compile(r"Current Task:\s*(.+)", re.IGNORECASE)
+_TASK_RE = re.compile(r"Current Task:\s*(.+?)(?:\n\s*\n|\Z)", re.IGNORECASE | re.DOTALL)
 
 
 def _last_user_text(messages: Any) -> str:

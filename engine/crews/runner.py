@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
@@ -77,6 +78,9 @@ def import_crewai():
     """crewai, imported with its telemetry off; CrewNotInstalled when the extra is missing."""
     for key, value in _QUIET.items():
         os.environ.setdefault(key, value)
+    # crewai's own chatter (approximate token counts, checkpointing hints) is not for people
+    logging.getLogger("crewai").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*cannot be serialized.*")
     try:
         import crewai
     except ImportError as e:
