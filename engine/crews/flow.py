@@ -33,7 +33,7 @@ PLAN_STEP, RESULT_STEP, REVIEW_STEP = 1, 2, 3
 USAGE_HINT = ("Tell me what the crew should do, for example “/crew sales high: grow the Q3 pipeline” "
               "(domains: sales, marketing, project, research, data, content; complexity: low, medium, high). "
               "In an investigation's thread, “/crew plan” hands its plan to a crew.")
-_VERDICT = re.compile(r"^\s*\**verdict\**\s*[:\-]\s*\**\s*([\w -]{1,40})", re.IGNORECASE | re.MULTILINE)
+_VERDICT = re.compile(r"\bverdict\**\s*[:\-]\s*\**\s*([\w -]{1,40})", re.IGNORECASE | re.MULTILINE)
 
 
 class CrewReported(ProviderError):
