@@ -39,10 +39,10 @@ async def memory(tmp_path):
 
 
 def model_for(server=None, **kw) -> CrewModel:
+    kw.setdefault("progress_interval", 0)
     if server is None:
-        return CrewModel(progress_interval=0, **kw)
-    return CrewModel(provider="openai", model="gpt-test", api_key=KEY, base_url=server.base_url, timeout=5,
-                     progress_interval=0, **kw)
+        return CrewModel(**kw)
+    return CrewModel(provider="openai", model="gpt-test", api_key=KEY, base_url=server.base_url, timeout=5, **kw)
 
 
 async def make(memory, server=None, *, runner=None, shown=None, **kw) -> tuple[Engine, FakeOutbox]:
@@ -303,3 +303,24 @@ async def test_a_hand_off_without_a_plan_says_what_to_do(memory):
                                 text="why?", kind=TaskKind.INVESTIGATE, message_id="inv2"))
     await engine.run(crew_task("", thread=inv.thread))
     assert outbox.posts[-1].kind == ReplyKind.NOTICE and "no plan yet" in outbox.posts[-1].text
+
+
+class SteadyRunner(QuickRunner):
+    """Reports progress over time, as a real crew does."""
+
+    async def run(self, plan, tools, on_progress):
+        self.calls += 1
+        for i, t in enumerate(plan.tasks):
+            on_progress(Progress(t.agent, t.title, "started", i))
+            await asyncio.sleep(0.02)
+            on_progress(Progress(t.agent, t.title, "done", i))
+        return CrewOutcome(result="Paced and done.")
+
+
+async def test_progress_is_paced_in_order_and_nothing_is_dropped(memory):
+    engine, outbox = await make(memory, runner=SteadyRunner(), progress_interval=0.05)
+    await engine.run(crew_task("plan the launch", options={"domain": "project", "complexity": "high"}))
+    progress = [(r.content["task"], r.content["status"]) for r in outbox.posts if r.mode == "crew-progress"]
+    titles = ["Analyse the work in depth from the project side", "Add the content perspective", "Synthesise the final result"]
+    assert progress == [(t, s) for t in titles for s in ("started", "done")]
+    assert modes(outbox)[-2:] == ["crew-result", "crew-review"]  # the result comes after all progress

@@ -207,7 +207,8 @@ class CrewFlow(FlowPart):
         progress: asyncio.Queue[Progress | None] = asyncio.Queue()
         first = Progress(plan.tasks[0].agent, plan.tasks[0].title, "started", 0)
         await self._progress(job, rec, lead, first)
-        poster = asyncio.create_task(self._post_progress(job, rec, lead, progress))
+        finished = asyncio.Event()
+        poster = asyncio.create_task(self._post_progress(job, rec, lead, progress, finished))
         t = job.task
         tools = ChannelTools(self.memory, asyncio.get_running_loop(), platform=t.platform, workspace=t.workspace,
                              channel=t.channel, thread_ids=[x.id for x in (inv, rec) if x is not None],
@@ -231,14 +232,22 @@ class CrewFlow(FlowPart):
         except BaseException:
             poster.cancel()
             raise
+        finished.set()
         progress.put_nowait(None)
         await poster
         return outcome
 
-    async def _post_progress(self, job: Job, rec: ThreadRecord, lead: Persona, queue: asyncio.Queue) -> None:
-        """Post progress in order, at most one post per `progress_interval` (paced)."""
+    async def _post_progress(self, job: Job, rec: ThreadRecord, lead: Persona, queue: asyncio.Queue,
+                             finished: asyncio.Event) -> None:
+        """Post progress in order, paced: at most one post per `progress_interval` while the crew
+        works. What is still queued when it has finished goes out at once (the result waits)."""
+        loop = asyncio.get_running_loop()
+        last = loop.time()
         while (p := await queue.get()) is not None:
-            await asyncio.sleep(self.model.progress_interval)
+            wait = self.model.progress_interval - (loop.time() - last)
+            if wait > 0 and not finished.is_set():
+                await asyncio.sleep(wait)
+            last = loop.time()
             try:
                 await self._progress(job, rec, lead, p)
             except Exception:  # noqa: BLE001 - progress is a courtesy: never fail the crew for it

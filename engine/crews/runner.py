@@ -1,7 +1,7 @@
 """Running a crew: the `CrewRunner` port and its CrewAI implementation.
 
 crewai is imported here only when a crew runs (it takes seconds), with its telemetry and tracing
-turned off before the import. Its work is blocking, so it runs in a worker thread; progress
+turned off before the import. Its work is blocking, so it runs in a thread of its own; progress
 callbacks come back to the event loop with `call_soon_threadsafe`, so conversations elsewhere
 keep answering while a crew works.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
@@ -110,12 +111,35 @@ class CrewAIRunner:
 
     async def run(self, plan: CrewPlan, tools: list[ToolSpec], on_progress: Callable[[Progress], None]) -> CrewOutcome:
         loop = asyncio.get_running_loop()
+        done: asyncio.Future[CrewOutcome] = loop.create_future()
 
-        def report(p: Progress) -> None:  # from crewai's thread back to the loop
-            loop.call_soon_threadsafe(on_progress, p)
+        def back(call, *args) -> None:  # from crewai's thread to the loop (gone if we stopped waiting)
+            try:
+                loop.call_soon_threadsafe(call, *args)
+            except RuntimeError:
+                pass
 
+        def settle(outcome: CrewOutcome | None, error: BaseException | None) -> None:
+            if done.done():
+                return  # timed out or cancelled: nobody waits for it any more
+            if error is not None:
+                done.set_exception(error)
+            else:
+                done.set_result(outcome)
+
+        def work() -> None:
+            try:
+                outcome = self._kickoff(plan, tools, lambda p: back(on_progress, p))
+            except BaseException as e:  # noqa: BLE001 - handed to the loop, which decides
+                back(settle, None, e)
+            else:
+                back(settle, outcome, None)
+
+        # A daemon thread of its own, not the loop's executor: a crew past its time limit keeps
+        # working until its model answers, and must not keep the process from exiting.
+        threading.Thread(target=work, name="crew", daemon=True).start()
         try:
-            return await asyncio.to_thread(self._kickoff, plan, tools, report)
+            return await done
         except (CrewNotInstalled, CrewFailed):
             raise
         except Exception as e:  # noqa: BLE001 - crewai or the model: told plainly, details logged
