@@ -16,7 +16,12 @@ from engine.personas import PersonaRegistry
 from engine.providers import OfflineProvider, OpenAIProvider
 from tests.fakes import Crash, FakeOutbox
 from tests.servers import Scripted
-from tests.servers.openai_server import act_like_crew_model, agent_role, completion, error
+from tests.servers.openai_server import (
+    act_like_crew_model,
+    agent_role,
+    completion,
+    error,
+)
 
 pytest_plugins = ["tests.servers.fixtures"]
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # crewai's own, about its own API

@@ -13,18 +13,32 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
-import re
 
-from engine.context import memory_text
 from engine.crews.request import CrewRequest, CrewRequestError
-from engine.crews.runner import INSTALL_HINT, CrewFailed, CrewModel, CrewNotInstalled, CrewOutcome, CrewRunner, Progress
+from engine.crews.reviews import plan_ask, result_ask, review, verdict
+from engine.crews.runner import (
+    INSTALL_HINT,
+    CrewAIRunner,
+    CrewFailed,
+    CrewModel,
+    CrewNotInstalled,
+    CrewOutcome,
+    CrewRunner,
+    Progress,
+)
 from engine.crews.team import CrewPlan, assemble, infer_domain
 from engine.crews.tools import ChannelTools
 from engine.flows import FlowPart, Flows, Job
-from engine.memory.records import ThreadKind, ThreadRecord, ThreadStatus, TurnRecord, TurnRole
+from engine.memory.records import (
+    ThreadKind,
+    ThreadRecord,
+    ThreadStatus,
+    TurnRecord,
+    TurnRole,
+)
 from engine.models import ReplyKind
-from engine.personas import Persona, render_prompt
-from engine.ports import ChatMessage, ModelRequest, ProviderError
+from engine.personas import Persona
+from engine.ports import ProviderError
 from engine.text import slug
 
 log = logging.getLogger(__name__)
@@ -33,7 +47,6 @@ PLAN_STEP, RESULT_STEP, REVIEW_STEP = 1, 2, 3
 USAGE_HINT = ("Tell me what the crew should do, for example “/crew sales high: grow the Q3 pipeline” "
               "(domains: sales, marketing, project, research, data, content; complexity: low, medium, high). "
               "In an investigation's thread, “/crew plan” hands its plan to a crew.")
-_VERDICT = re.compile(r"\bverdict\**\s*[:\-]\s*\**\s*([\w -]{1,40})", re.IGNORECASE | re.MULTILINE)
 
 
 class CrewReported(ProviderError):
@@ -52,11 +65,7 @@ class CrewFlow(FlowPart):
     def __init__(self, flows: Flows, model: CrewModel, runner: CrewRunner | None = None):
         super().__init__(flows)
         self.model = model
-        if runner is None:
-            from engine.crews.runner import CrewAIRunner
-
-            runner = CrewAIRunner(model)
-        self.runner = runner
+        self.runner = runner or CrewAIRunner(model)  # imports crewai only when a crew runs
 
     # --- the flow -------------------------------------------------------------------------------
 
@@ -151,11 +160,7 @@ class CrewFlow(FlowPart):
         turn = await job.earlier_turn(self.memory, PLAN_STEP)
         if turn is None:
             await self.flows.working(job, lead, rec.thread)
-            ask = (f"The work:\n{plan.work}\n\nThe crew you assembled:\n{plan.text()}\n\n"
-                   "Review this plan before the crew starts, in your own voice and in a few sentences: is this the "
-                   "right team and order for the work, and what should they watch out for? "
-                   "End with one line: “Verdict: go” or “Verdict: go with changes”.")
-            text, usage, model = await self._ask(job, rec, lead, ask)
+            text, usage, model = await self._ask(job, rec, lead, plan_ask(plan))
             content = {"review": text, "verdict": verdict(text, "go"), "agents": [a.model_dump(mode="json") for a in plan.agents],
                        "tasks": [t.model_dump(mode="json") for t in plan.tasks], "plan": plan.model_dump(mode="json")}
             turn = await self.memory.add_turn(TurnRecord(
@@ -218,7 +223,7 @@ class CrewFlow(FlowPart):
                 self.runner.run(plan, tools.specs(), lambda p: p != first and progress.put_nowait(p)),
                 self.model.crew_timeout,
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             poster.cancel()
             await self._fail(job, rec, lead, (
                 f"The crew ran past its time limit ({_duration(self.model.crew_timeout)}), so I stopped waiting for it. "
@@ -250,7 +255,7 @@ class CrewFlow(FlowPart):
             last = loop.time()
             try:
                 await self._progress(job, rec, lead, p)
-            except Exception:  # noqa: BLE001 - progress is a courtesy: never fail the crew for it
+            except Exception:
                 log.warning("crew %s: a progress post failed", rec.id, exc_info=True)
 
     async def _progress(self, job: Job, rec: ThreadRecord, lead: Persona, p: Progress) -> None:
@@ -267,10 +272,7 @@ class CrewFlow(FlowPart):
         turn = await job.earlier_turn(self.memory, REVIEW_STEP)
         if turn is None:
             await self.flows.working(job, lead, rec.thread)
-            ask = (f"The work:\n{plan.work}\n\nYour crew ({plan.text()}) delivered:\n{outcome.result[:6000]}\n\n"
-                   "Review the result in your own voice, in a few sentences: what is good, what is missing, what the "
-                   "people here should do next. End with one line: “Verdict: accepted” or “Verdict: needs work”.")
-            text, usage, model = await self._ask(job, rec, lead, ask)
+            text, usage, model = await self._ask(job, rec, lead, result_ask(plan, outcome.result))
             turn = await self.memory.add_turn(TurnRecord(
                 thread_id=rec.id, task_id=job.task_id, step=REVIEW_STEP, role=TurnRole.PERSONA, author=lead.name,
                 mode="crew-review", text=f"Crew result review by {lead.display_name}:\n{text}",
@@ -287,14 +289,7 @@ class CrewFlow(FlowPart):
 
     async def _ask(self, job: Job, rec: ThreadRecord, lead: Persona, ask: str):
         """The orchestrator's review, through the personas' own model (her voice)."""
-        recalled = await self.flows.recall(job, rec, rec.title)
-        system = render_prompt(lead, mode="crew orchestrator", task=(
-            "You assembled a crew of AI agents for this work and you review its plan and its result for the "
-            "people in this thread. Speak as yourself, briefly."), memory=memory_text(recalled, 800))
-        response = await self.provider.generate(ModelRequest(
-            system=system, messages=[ChatMessage(role="user", content=ask)], max_tokens=600, temperature=0.5,
-            model=lead.model,
-        ))
+        response = await review(self.provider, lead, ask, await self.flows.recall(job, rec, rec.title))
         return response.text.strip(), response.usage, response.model
 
     async def _fail(self, job: Job, rec: ThreadRecord, lead: Persona, reason: str, kind: str) -> None:
@@ -309,11 +304,6 @@ class CrewFlow(FlowPart):
         error = CrewReported(reason)
         error.kind = kind
         raise error
-
-
-def verdict(text: str, fallback: str) -> str:
-    found = _VERDICT.findall(text or "")
-    return found[-1].strip().lower() if found else fallback
 
 
 def crew_installed() -> bool:

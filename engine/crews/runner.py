@@ -13,8 +13,9 @@ import logging
 import os
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Protocol
 
 from engine.crews.team import CrewPlan
 from engine.crews.tools import ToolSpec
@@ -142,7 +143,7 @@ class CrewAIRunner:
             return await done
         except (CrewNotInstalled, CrewFailed):
             raise
-        except Exception as e:  # noqa: BLE001 - crewai or the model: told plainly, details logged
+        except Exception as e:
             log.warning("crew failed", exc_info=True)
             raise CrewFailed(_reason(e)) from None
 
@@ -185,7 +186,7 @@ class CrewAIRunner:
 def final_answer(raw: object) -> str:
     """The answer without a ReAct preamble a model may leave in it ("Thought: … Final Answer: …")."""
     text = str(raw or "").strip()
-    head, found, answer = text.rpartition("Final Answer:")
+    _, found, answer = text.rpartition("Final Answer:")
     return answer.strip() if found else text
 
 

@@ -12,8 +12,9 @@ the loop. crewai's tool class is built in the worker thread (`crewai_tools`), ne
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from engine.context import history_text, memory_text
 
