@@ -27,6 +27,7 @@ from engine.personas import PersonaRegistry
 from engine.ports import Provider
 
 if TYPE_CHECKING:
+    from engine.crews.runner import CrewModel
     from engine.memory.store import SQLiteMemory
     from engine.personas.admin import PersonaAdmin
     from engine.personas.live import LivePersonas
@@ -188,6 +189,21 @@ def build_model_provider(settings: Settings) -> Provider:
     )
 
 
+def crew_model(settings: Settings, provider: Provider) -> "CrewModel":
+    """The model crews use: the personas' own settings (offline: a marked rehearsal)."""
+    from engine.crews.runner import CrewModel
+
+    kind = provider.name if provider.name in ("anthropic", "openai") else "offline"
+    return CrewModel(
+        provider=kind,
+        model={"anthropic": settings.anthropic_model, "openai": settings.openai_model}.get(kind, "offline"),
+        api_key=_secret(settings.anthropic_api_key if kind == "anthropic" else settings.openai_api_key),
+        base_url=settings.anthropic_base_url if kind == "anthropic" else settings.openai_base_url,
+        timeout=settings.model_timeout,
+        crew_timeout=settings.crew_timeout.total_seconds(),
+    )
+
+
 def offline_provider() -> Provider:
     from engine.providers import OfflineProvider
 
@@ -277,7 +293,7 @@ async def bootstrap(settings: Settings, *, provider: Provider | None = None) -> 
             await live.aclose()
         await memory.close()
         raise
-    engine = Engine(memory, model, personas, config)
+    engine = Engine(memory, model, personas, config, crews=crew_model(settings, model))
     return App(settings=settings, memory=memory, provider=model, personas=personas, engine=engine,
                live_personas=live, personas_note=note)
 

@@ -4,6 +4,7 @@
     orchestra --slack-http --port 3000          Slack over HTTP (Events API) instead of Socket Mode
     orchestra investigate TEXT [--channel NAME] [--json]   one investigation, printed
     orchestra reply ID TEXT | challenge ID | plan ID | close ID   continue it (ids: payments-1)
+    orchestra crew TEXT [--domain D] [--complexity low|medium|high] [--json]   a crew of AI agents, printed
     orchestra personas list | show | create | set | archive | history | export | import | schema | init | sync
     orchestra memory list | export | forget [--channel NAME]
     orchestra jobs [list] | jobs run NAME         scheduled jobs: when they run, how they ended; run one now
@@ -18,7 +19,7 @@ import argparse
 import sys
 from typing import Any
 
-from bot import job_commands, persona_commands  # standard library only at import, like this module
+from bot import crew_commands, job_commands, persona_commands  # standard library only at import, like this module
 
 EXIT_USAGE = 2  # bad settings, unknown persona, wrong flags: the same code argparse uses
 EXIT_INTERRUPTED = 130
@@ -135,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         act.add_argument("id", type=thread_id_arg, help="the investigation's id (payments-1; `orchestra memory list` shows them)")
         act.add_argument("--json", action="store_true", help=json_help)
 
+    crew_commands.add_parser(commands, channel_type=channel_arg, channel_help=channel_help, json_help=json_help)
     persona_commands.add_parser(commands)
     job_commands.add_parser(commands)
 
@@ -165,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         "investigate": cmd_investigate, "reply": cmd_continue, "challenge": cmd_continue, "plan": cmd_continue,
         "close": cmd_continue, "personas": persona_commands.cmd_personas, "memory": cmd_memory,
         "jobs": job_commands.cmd_jobs,
+        "crew": lambda a: crew_commands.cmd_crew(a, channel_of(a), _settings),
     }.get(args.command, cmd_run)
     try:
         return _guarded(handler, args)

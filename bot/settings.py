@@ -135,6 +135,11 @@ class Settings(BaseSettings):
         None, ge=1, validation_alias=AliasChoices("ORCHESTRA_STALLED_AFTER_MINUTES", "stalled_after_minutes")
     )
 
+    # --- crews (engine.crews): the longest a crew may work before it is reported as timed out
+    crew_timeout: timedelta = Field(
+        timedelta(minutes=10), validation_alias=AliasChoices("ORCHESTRA_CREW_TIMEOUT", "crew_timeout")
+    )
+
     # --- scheduled jobs (bot.job_settings parses the values; bot.jobs builds the jobs)
     nudge_after: timedelta = Field(
         timedelta(hours=4), validation_alias=AliasChoices("ORCHESTRA_NUDGE_AFTER", "nudge_after")
@@ -263,7 +268,7 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, v: Any) -> Any:
         return (v.strip() or None) if isinstance(v, str) else v
 
-    @field_validator("nudge_after", "personas_refresh", mode="before")
+    @field_validator("nudge_after", "personas_refresh", "crew_timeout", mode="before")
     @classmethod
     def _duration(cls, v: Any) -> Any:
         from bot.job_settings import parse_duration

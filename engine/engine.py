@@ -18,6 +18,8 @@ import asyncio
 import logging
 
 from engine.context import clip_for_model
+from engine.crews.flow import CrewFlow
+from engine.crews.runner import CrewModel, CrewRunner
 from engine.conversation_flow import ConversationFlow
 from engine.flows import EngineConfig, Flows, Job
 from engine.investigation_flow import InvestigationFlow
@@ -45,13 +47,15 @@ __all__ = ["Engine", "EngineConfig"]
 
 
 class Engine(EngineQueries):
-    def __init__(self, memory, provider: Provider, personas: PersonaRegistry, config: EngineConfig | None = None):
+    def __init__(self, memory, provider: Provider, personas: PersonaRegistry, config: EngineConfig | None = None,
+                 crews: CrewModel | None = None, crew_runner: CrewRunner | None = None):
         super().__init__(memory, personas, config or EngineConfig())
         self.provider = provider
         self.poster = Poster(memory)
         self.flows = Flows(memory, provider, personas, self.poster, self.config)
         self.conversations = ConversationFlow(self.flows)
         self.investigations = InvestigationFlow(self.flows)
+        self.crews = CrewFlow(self.flows, crews or CrewModel(), crew_runner)
         self.lanes = Lanes()
         self._jobs: set[asyncio.Task] = set()
 
@@ -133,7 +137,8 @@ class Engine(EngineQueries):
                 await self.memory.set_task_status(stored.id, TaskStatus.RUNNING)
             rec = await self._dispatch(job, named)
         except ProviderError as e:
-            await self._report_failure(job, e.reason)
+            if not getattr(e, "reported", False):  # a crew tells its own failure (engine.crews.flow)
+                await self._report_failure(job, e.reason)
             status, error = TaskStatus.FAILED, f"{e.kind}: {e.reason}"
         except NoOutbox:
             log.error("task %s: no outbox for platform %r", stored.id, task.platform)
@@ -220,6 +225,9 @@ class Engine(EngineQueries):
                 f"{', '.join(p.display_name for p in self.personas)}; {speaker.display_name} will take this one."
             ), "unknown")
             named = named or speaker
+
+        if task.kind == TaskKind.CREW:
+            return await self.crews.start(job, named, rec)
 
         if not job.text:
             hint = (

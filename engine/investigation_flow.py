@@ -218,6 +218,8 @@ class InvestigationFlow(FlowPart):
             Action(kind=TaskKind.PLAN, label="Move to planning", investigation_id=rec.id),
             Action(kind=TaskKind.CLOSE, label="Close", investigation_id=rec.id),
         ]
+        if mode == Mode.PLANNER and turn.structured:  # hand the plan to a crew (engine.crews.flow)
+            actions.append(Action(kind=TaskKind.CREW, label="Hand to a crew", investigation_id=rec.id))
         heading = f"{persona.display_name} · {mode.value}" + (f" · confidence {turn.confidence}" if turn.confidence else "")
         text = f"{heading}\n{turn.text}"
         if not turn.structured:

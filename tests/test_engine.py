@@ -142,7 +142,7 @@ async def test_investigation_runs_research_critique_plan_to_completion(memory):
     turns = outbox.turns()
     assert [(r.voice.name, r.mode) for r in turns] == [("sophia", "researcher"), ("karen", "critic"), ("cherry", "planner")]
     assert all(r.thread == rec.thread == "m1" for r in outbox.posts[1:])
-    assert turns[0].actions and not turns[-1].actions  # no buttons once complete
+    assert turns[0].actions and [a.kind for a in turns[-1].actions] == [TaskKind.CREW]  # complete: only the crew hand-off
     assert outbox.posts[-1].kind == ReplyKind.NOTICE and "complete" in outbox.posts[-1].text
     stored = [t for t in await memory.turns(rec.id) if t.role == TurnRole.PERSONA]
     assert all(t.route["scores"] and t.route["reasons"] for t in stored)

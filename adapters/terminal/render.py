@@ -29,7 +29,8 @@ _CODES = {
 }
 
 #: The terminal command that does what a Slack or Discord button does.
-ACTION_COMMANDS = {TaskKind.CHALLENGE: "/challenge", TaskKind.PLAN: "/plan", TaskKind.CLOSE: "/close"}
+ACTION_COMMANDS = {TaskKind.CHALLENGE: "/challenge", TaskKind.PLAN: "/plan", TaskKind.CLOSE: "/close",
+                   TaskKind.CREW: "/crew plan"}
 
 INDENT = "   "
 

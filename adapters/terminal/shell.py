@@ -36,6 +36,8 @@ Talk to the personas:
   any other text                    follows up in the current thread (or starts one)
   /investigate TEXT                 start an investigation (/investigate karen TEXT: Karen leads)
   /challenge  /plan  /close         send the current investigation to the critic, to planning, or close it
+  /crew [DOMAIN COMPLEXITY:] TEXT   a persona assembles a crew for bigger work (/crew sales high: TEXT)
+  /crew plan                        hand the current investigation's plan to a crew
   /new                              leave the current thread; the next message starts a new one
   /personas [NAME]                  who is who
   /persona set NAME field=value     change a persona (also create, archive, history; /persona help)
@@ -212,6 +214,8 @@ class TerminalShell:
             await self.investigate(rest)
         elif command in ACTIONS:
             await self.act(ACTIONS[command])
+        elif command == "crew":
+            await self.crew(rest)
         elif command == "new":
             self.thread = self.closed_thread = None
             self.write(self.style.dim("Left the thread: your next message starts a new one."))
@@ -224,7 +228,7 @@ class TerminalShell:
         elif command == "forget":
             await self.forget()
         else:
-            known = "/investigate, /challenge, /plan, /close, /new, /personas, /persona, /memory, /forget, /help, /quit"
+            known = "/investigate, /challenge, /plan, /close, /crew, /new, /personas, /persona, /memory, /forget, /help, /quit"
             self.say(f"I don't know /{command}. Commands: {known}. To ask a persona, type @sophia and your question.")
         return True
 
@@ -262,6 +266,29 @@ class TerminalShell:
             self.write("There is no current thread. Start an investigation with /investigate TEXT.")
             return
         self._after(await self.engine.run(self._task(kind, "", thread=thread)))
+
+    async def crew(self, rest: str) -> None:
+        """`/crew TEXT` starts a crew in a new thread; `/crew plan` hands the current
+        investigation's plan to one (the engine finds the plan in the thread)."""
+        from engine.crews.request import CrewRequestError, parse_crew_text
+
+        if rest.strip().lower() == "plan":
+            thread = self.thread or self.closed_thread
+            if thread is None:
+                self.write("There is no current investigation. Start one with /investigate TEXT, then /crew plan.")
+                return
+            self._after(await self.engine.run(self._task(TaskKind.CREW, "", thread=thread)))
+            return
+        try:
+            request = parse_crew_text(rest)
+        except CrewRequestError as e:
+            self.say(str(e))
+            return
+        if not request.text:
+            self.write("Usage: /crew TEXT, e.g. /crew sales high: grow the Q3 pipeline (or /crew plan in an investigation).")
+            return
+        task = self._task(TaskKind.CREW, request.text, thread=None).model_copy(update={"options": request.options()})
+        self._after(await self.engine.run(task))
 
     def _after(self, rec: ThreadRecord | None) -> None:
         """Leave an investigation once it is closed: plain text then starts a new conversation."""

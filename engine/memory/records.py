@@ -30,6 +30,7 @@ class StoredTask(BaseModel):
 class ThreadKind(StrEnum):
     INVESTIGATION = "investigation"
     CONVERSATION = "conversation"
+    CREW = "crew"  # a crew's work: its plan review, result and result review (engine.crews)
 
 
 class Phase(StrEnum):

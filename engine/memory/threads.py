@@ -128,12 +128,14 @@ class ThreadStore(MemoryConnection):
     async def find_thread(
         self, platform: str, workspace: str, channel: str, thread: str
     ) -> ThreadRecord | None:
-        """The record of a platform thread (the newest, should there be several)."""
+        """The record of a platform thread (the newest, should there be several). A crew handed
+        an investigation's plan works in the investigation's thread: replies there still go to
+        the investigation, so crews come last."""
         rows = await self._rows(
             f"""
             SELECT {_THREAD_COLS} FROM threads
             WHERE platform = ? AND workspace = ? AND channel = ? AND thread = ?
-            ORDER BY created_at DESC LIMIT 1
+            ORDER BY kind = 'crew', created_at DESC LIMIT 1
             """,
             (platform, workspace, channel, thread),
         )

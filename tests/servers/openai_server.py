@@ -123,3 +123,38 @@ class OpenAIServer(ScriptedServer):
 
 def _model(body: Any) -> str:
     return body.get("model", "gpt-test") if isinstance(body, dict) else "gpt-test"
+
+
+def agent_role(body: Any) -> str | None:
+    """The crewai agent a request comes from: its system prompt opens "You are ROLE. backstory"."""
+    if not isinstance(body, dict):
+        return None
+    for message in body.get("messages") or []:
+        if message.get("role") == "system":
+            content = message.get("content") or ""
+            content = content if isinstance(content, str) else " ".join(p.get("text", "") for p in content)
+            if content.startswith("You are ") and "Your personal goal is" in content:
+                return content[len("You are "):].split(".", 1)[0].strip()
+    return None
+
+
+def act_like_crew_model(server: OpenAIServer, answers: dict[str, str] | None = None, *,
+                        review: str = "A sound piece of work.\nVerdict: go", delay: float = 0.0) -> list[str]:
+    """From now on answer crewai's agents (by role: `answers[role]`, else a generic final answer)
+    in crewai's ReAct format, and everything else (the orchestrator's reviews) with `review`.
+    Returns the list the roles of the agents' requests are appended to, in order."""
+    roles: list[str] = []
+
+    def answer(body: Any) -> Scripted:
+        role = agent_role(body)
+        if role is None:
+            return Scripted(body=completion(review, model=_model(body), usage=(40, 12)), delay=delay)
+        roles.append(role)
+        text = (answers or {}).get(role, f"The {role}'s part of the work, done.")
+        if not body.get("tools"):  # without native tool calling crewai reads the ReAct format
+            text = f"Thought: I have what I need.\nFinal Answer: {text}"
+        return Scripted(body=completion(text, model=_model(body),
+                                        usage=(100, 25)), delay=delay)
+
+    server.always(answer)
+    return roles
