@@ -166,3 +166,76 @@ async def test_the_button_still_works_after_a_restart_and_a_redelivered_click_is
     finally:
         await after.settle()
         await after.adapter.stop()
+
+
+# --- the crew's posts -------------------------------------------------------------------------
+
+from adapters.slack.render import render_reply  # noqa: E402
+from engine.personas import PersonaRegistry  # noqa: E402
+
+VOICE = PersonaRegistry.defaults()["karen"].voice
+
+
+def crew_reply(mode: str, content: dict[str, Any], text: str = "the whole text", **kw: Any) -> Reply:
+    return Reply(kind=ReplyKind.TURN, voice=VOICE, platform="slack", workspace=TEAM, channel="C1", thread="1.1",
+                 text=text, mode=mode, content=content, **kw)
+
+
+def shown_text(reply: Reply) -> str:
+    return "\n".join(visible(m.blocks) for m in render_reply(reply))
+
+
+def visible(blocks: list[dict[str, Any]]) -> str:
+    out = []
+    for b in blocks:
+        if isinstance(b.get("text"), dict):
+            out.append(b["text"]["text"])
+        out += [e.get("text", "") for e in b.get("elements", []) if isinstance(e.get("text"), str)]
+    return "\n".join(out)
+
+
+def test_the_crew_plan_shows_her_review_the_team_and_the_numbered_tasks() -> None:
+    content = {
+        "review": "A sound split <!here>; I'd keep the pricing check first.",
+        "agents": [{"role": "Senior sales lead", "seniority": "senior", "domain": "sales", "goal": "grow Q3"},
+                   {"role": "Marketing support", "seniority": "mid", "domain": "marketing"}, "Data helper"],
+        "tasks": [{"description": "Audit the pipeline", "agent": "Senior sales lead"}, "Draft the campaign"],
+    }
+    text = shown_text(crew_reply("crew-plan", content, title="Karen · crew plan"))
+    assert "Karen" in text and "Crew plan" in text  # the byline names the mode
+    assert "I'd keep the pricing check first" in text and "<!here>" not in text and "&lt;!here&gt;" in text
+    assert "• *Senior sales lead* (senior, sales): grow Q3" in text and "• *Marketing support* (mid, marketing)" in text
+    assert "• *Data helper*" in text
+    assert "1. Audit the pipeline → _Senior sales lead_\n2. Draft the campaign" in text
+    assert "the whole text" not in text  # the structured content replaces the plain rendering
+
+
+def test_progress_is_one_short_line_per_agent_and_task() -> None:
+    started = render_reply(crew_reply("crew-progress", {"agent": "Senior sales lead", "task": "Audit the pipeline", "status": "started"}))
+    done = render_reply(crew_reply("crew-progress", {"agent": "Senior sales lead", "task": "Audit the pipeline", "status": "done"}))
+    assert len(started) == 1 and len(done) == 1
+    assert ":hourglass_flowing_sand: *Senior sales lead* is working on: Audit the pipeline" in visible(started[0].blocks)
+    assert ":white_check_mark: *Senior sales lead* finished: Audit the pipeline" in visible(done[0].blocks)
+    assert all(b["type"] == "context" for b in started[0].blocks)  # small, not a wall of sections
+
+
+def test_the_result_shows_the_work_and_the_tokens_it_used() -> None:
+    usage = {"prompt_tokens": 1234, "completion_tokens": 567, "total_tokens": 1801, "model": "gpt-x"}
+    text = shown_text(crew_reply("crew-result", {"result": "Three levers: price, reach, retention.", "usage": usage}))
+    assert "*:package: Result*\nThree levers: price, reach, retention." in text
+    assert ":bar_chart: Tokens: 1,234 in · 567 out · 1,801 in all" in text
+
+
+def test_the_review_shows_her_verdict_then_her_words() -> None:
+    text = shown_text(crew_reply("crew-review", {"review": "Good on reach, thin on pricing.", "verdict": "accept with changes"}))
+    assert text.index("*:scales: Verdict:* accept with changes") < text.index("Good on reach, thin on pricing.")
+
+
+def test_crew_content_of_another_shape_falls_back_to_the_text_and_a_long_result_is_split_not_cut() -> None:
+    odd = shown_text(crew_reply("crew-plan", {"agents": "not a list of agents"[:0], "tasks": None}, text="Karen reviewed the plan."))
+    assert "Karen reviewed the plan." in odd
+    long = " ".join(f"word{i}" for i in range(8000))
+    messages = render_reply(crew_reply("crew-result", {"result": long, "usage": {}}))
+    assert len(messages) > 1 and all(len(m.blocks) <= 50 for m in messages)
+    joined = "".join(visible(m.blocks) for m in messages)
+    assert "word0 " in joined and "word7999" in joined
