@@ -205,5 +205,7 @@ def test_progress_result_and_review_render_as_short_embeds() -> None:
 
 
 def test_crew_content_of_another_shape_falls_back_to_the_text() -> None:
-    assert "Karen reviewed the plan." in shown("crew-plan", {"agents": None, "tasks": None}, text="Karen reviewed the plan.")
-    assert "Karen is at it." in shown("crew-progress", {"status": "started"}, text="Karen is at it.")
+    plan = shown("crew-plan", {"agents": None, "tasks": None}, text="Karen reviewed the plan.")
+    assert "Karen reviewed the plan." in plan and "Crew plan" in plan  # the footer names the mode in words
+    progress = shown("crew-progress", {"status": "started"}, text="Karen is at it.")
+    assert "Karen is at it." in progress and "Crew at work" in progress
