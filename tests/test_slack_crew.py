@@ -217,6 +217,8 @@ def test_progress_is_one_short_line_per_agent_and_task() -> None:
     assert ":hourglass_flowing_sand: *Senior sales lead* is working on: Audit the pipeline" in visible(started[0].blocks)
     assert ":white_check_mark: *Senior sales lead* finished: Audit the pipeline" in visible(done[0].blocks)
     assert all(b["type"] == "context" for b in started[0].blocks)  # small, not a wall of sections
+    titled = render_reply(crew_reply("crew-progress", {"agent": "Lead", "task": "Audit", "status": "done"}, title="Karen · crew"))
+    assert [b["type"] for b in titled[0].blocks] == ["context", "context"]  # no header per progress line
 
 
 def test_the_result_shows_the_work_and_the_tokens_it_used() -> None:

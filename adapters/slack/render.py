@@ -331,7 +331,7 @@ def body_blocks(reply: Reply, workspace_url: str | None = None) -> list[dict[str
             text = rest
         else:
             blocks.append(context(":test_tube: *Offline rehearsal*: a canned answer, no AI model was asked."))
-    if reply.kind is ReplyKind.TURN and reply.title:
+    if reply.kind is ReplyKind.TURN and reply.title and reply.mode != "crew-progress":  # progress: one short line
         blocks.insert(0, header(reply.title))
         text = _lines_after(text, reply.title)
     if reply.kind is ReplyKind.TURN or reply.mode:
