@@ -290,7 +290,7 @@ def test_the_manifest_declares_what_the_adapter_uses_and_no_more() -> None:
     assert set(settings["event_subscriptions"]["bot_events"]) == {"app_mention", "message.channels", "message.groups", "message.im", "message.mpim"}
     assert settings["interactivity"]["is_enabled"] is True and settings["socket_mode_enabled"] is True
     commands = {c["command"] for c in manifest["features"]["slash_commands"]}
-    assert commands == {"/investigate", "/personas", "/persona", "/memory", "/forget"}
+    assert commands == {"/investigate", "/crew", "/personas", "/persona", "/memory", "/forget"}
     assert all(c["description"] and len(c["description"]) <= 100 for c in manifest["features"]["slash_commands"])
     assert manifest["features"]["app_home"]["messages_tab_enabled"] is True  # DMs
     # the limits of Slack's manifest schema (slackapi/manifest-schema, v1)

@@ -26,6 +26,7 @@ from adapters.discord import translate as tr
 from adapters.discord.outbox import DiscordOutbox
 from adapters.discord.render import ACTION_CUSTOM_ID_RE, action_custom_id, taken_line
 from adapters.listening import AfterAck, EnginePort
+from engine.crews.request import COMPLEXITIES, DOMAINS, CrewRequest, CrewRequestError, crew_request, parse_crew_text
 from engine.models import Accepted, Task, TaskKind, TaskRefused
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 #: Failures after which asking again can work (a locked database, a slow disk).
 TRANSIENT = (sqlite3.Error, OSError, asyncio.TimeoutError)
 NOT_TAKEN = "Sorry, I couldn't take that just now. Nothing was started; please try again in a moment."
-ACTION_WORDS = {"challenge": "Challenge", "plan": "Move to planning", "close": "Close"}
+ACTION_WORDS = {"challenge": "Challenge", "plan": "Move to planning", "close": "Close", "crew": "Hand to a crew"}
 #: A message's buttons count as used for this long after a click (until the edit removes them).
 CLICK_WINDOW = 60.0
 
@@ -236,6 +237,69 @@ class DiscordListeners:
             allowed_mentions=discord.AllowedMentions.none(),
         )
 
+    async def on_crew(self, interaction: discord.Interaction, text: str | None, domain: str | None,
+                      complexity: str | None, persona: str | None) -> None:
+        """`/crew`: a new crew at the channel's top level (its root post opens its thread, as for
+        /investigate); without text, in an investigation's thread, that investigation's plan is
+        handed to a crew. What the person must fix is answered at once, privately; the rest is
+        deferred, stored, then confirmed privately (a slow disk never misses the 3 s window)."""
+        quiet = discord.AllowedMentions.none()
+        try:  # options typed in the text ("sales high: …") count when none was picked
+            request = (parse_crew_text(text or "") if domain is None and complexity is None
+                       else crew_request(text or "", domain, complexity))
+        except CrewRequestError as e:
+            await interaction.response.send_message(tr.crew_error_text(str(e))[:2000], ephemeral=True, allowed_mentions=quiet)
+            return
+        if persona and self.engine.persona_card(persona.strip().lstrip("@")) is None:
+            await interaction.response.send_message(
+                f"I don't know a persona called **{discord.utils.escape_markdown(persona[:80])}**. Pick one from the "
+                f"list, or leave it empty and the topic decides. Nothing was started.\n\n{self.engine.personas_overview()}"[:2000],
+                ephemeral=True, allowed_mentions=quiet)
+            return
+        parent = _parent_id(interaction.channel)
+        task = tr.command_task(
+            TaskKind.CREW, interaction_id=interaction.id, guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id or 0, parent_id=parent, user_id=interaction.user.id, text=request.text,
+            persona=persona,
+        )
+        if not self.allowed(task.channel, task.user, task.thread):
+            await interaction.response.send_message(tr.REFUSAL, ephemeral=True)
+            return
+        handing = not request.text
+        if handing and task.thread is None:
+            await interaction.response.send_message(tr.crew_usage_text(), ephemeral=True)
+            return
+        # a hand-off stays in its thread; a new crew opens its own, as /investigate does
+        task = task.model_copy(update={"thread": task.thread if handing else None,
+                                       "options": {} if handing else request.options()})
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            await self._submit(task)
+        except TaskRefused as e:
+            log.warning("Discord: /crew %s refused: %s", interaction.id, e)
+            await interaction.followup.send(tr.UNREADABLE, ephemeral=True)
+            return
+        except TRANSIENT as e:
+            log.warning("Discord: /crew %s not taken: %s", interaction.id, type(e).__name__)
+            await interaction.followup.send(NOT_TAKEN, ephemeral=True)
+            return
+        await interaction.followup.send(self._crew_started(interaction, request, parent, handing), ephemeral=True,
+                                        allowed_mentions=quiet)
+
+    @staticmethod
+    def _crew_started(interaction: discord.Interaction, request: CrewRequest, parent: int | None, handing: bool) -> str:
+        if handing:
+            return "👥 Handing this thread's plan to a crew: the posts follow here."
+        if interaction.guild_id is None:
+            where = "here"
+        elif parent is not None:
+            where = f"in its own thread in <#{parent}>"
+        else:
+            where = "in its own thread in this channel"
+        what = ", ".join(v for v in (request.domain, f"{request.complexity} complexity") if v)
+        title = discord.utils.escape_markdown(" ".join(request.text.split())[:200])
+        return f"👥 Assembling a crew ({what}) {where}: *{title}*"
+
     async def on_personas(self, interaction: discord.Interaction, name: str | None) -> None:
         name = (name or "").strip().lstrip("@")
         if name:
@@ -347,6 +411,21 @@ class DiscordListeners:
         investigate = app_commands.command(
             name="investigate", description="Start an investigation: the personas research, challenge and plan")(start)
 
+        @app_commands.command(name="crew", description="A persona assembles a crew of AI agents for bigger work, in a thread")
+        @app_commands.describe(text="What should the crew do? (empty in an investigation's thread: hand over its plan)",
+                               domain="The kind of work (optional; the text decides otherwise)",
+                               complexity="How big a crew: low 1, medium 2, high 3 agents (default medium)",
+                               persona="Who leads it (optional; the domain decides otherwise)")
+        @app_commands.choices(domain=[app_commands.Choice(name=d, value=d) for d in DOMAINS],
+                              complexity=[app_commands.Choice(name=c, value=c) for c in COMPLEXITIES])
+        async def crew(interaction: discord.Interaction, text: str | None = None, domain: str | None = None,
+                       complexity: str | None = None, persona: str | None = None) -> None:
+            await listeners.on_crew(interaction, text, domain, complexity, persona)
+
+        @crew.autocomplete("persona")
+        async def complete_crew_persona(interaction: discord.Interaction, typed: str) -> list[app_commands.Choice[str]]:
+            return listeners.persona_choices(typed)
+
         @app_commands.command(name="personas", description="Who the personas are, or one of them in full")
         @app_commands.describe(name="A persona's name (optional)")
         async def personas(interaction: discord.Interaction, name: str | None = None) -> None:
@@ -364,6 +443,6 @@ class DiscordListeners:
         async def forget(interaction: discord.Interaction) -> None:
             await listeners.on_forget(interaction)
 
-        for command in (investigate, personas, memory, forget):
+        for command in (investigate, crew, personas, memory, forget):
             tree.add_command(command, override=True)
         client.add_dynamic_items(self.button_class())

@@ -27,7 +27,8 @@ PLATFORM = "discord"
 #: first message: the root of the investigation they started, an answer, a question for them, a
 #: failure. Investigation turns and notices notify nobody: a thread of pings gets muted.
 NOTIFY_ASKER = frozenset({ReplyKind.ROOT, ReplyKind.ANSWER, ReplyKind.QUESTION, ReplyKind.ERROR})
-MODE_LABELS = {"researcher": "Research", "critic": "Critique", "planner": "Plan"}
+MODE_LABELS = {"researcher": "Research", "critic": "Critique", "planner": "Plan", "crew-plan": "Crew plan",
+               "crew-progress": "Crew at work", "crew-result": "Crew result", "crew-review": "Crew review"}
 
 # Discord's limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits)
 MAX_CONTENT = 2000
@@ -55,10 +56,10 @@ COLOURS: dict[str, int] = {
 }
 
 ACTION_PREFIX = "orchestra"
-ACTION_KINDS = (TaskKind.CHALLENGE, TaskKind.PLAN, TaskKind.CLOSE)
-ACTION_CUSTOM_ID_RE = re.compile(rf"{ACTION_PREFIX}:(?P<kind>challenge|plan|close):(?P<investigation>[^\s:]{{1,80}})")
+ACTION_KINDS = (TaskKind.CHALLENGE, TaskKind.PLAN, TaskKind.CLOSE, TaskKind.CREW)
+ACTION_CUSTOM_ID_RE = re.compile(rf"{ACTION_PREFIX}:(?P<kind>challenge|plan|close|crew):(?P<investigation>[^\s:]{{1,80}})")
 BUTTON_STYLES = {TaskKind.CHALLENGE: discord.ButtonStyle.danger, TaskKind.PLAN: discord.ButtonStyle.primary,
-                 TaskKind.CLOSE: discord.ButtonStyle.secondary}
+                 TaskKind.CLOSE: discord.ButtonStyle.secondary, TaskKind.CREW: discord.ButtonStyle.success}
 
 #: A Discord user id (a snowflake): the only mention we ever write is of one person.
 USER_ID_RE = re.compile(r"\d{1,20}")

@@ -121,6 +121,9 @@ def planner_sections(c: dict[str, Any]) -> list[Section]:
 FINDING_RENDERERS: dict[str, Callable[[dict[str, Any]], list[Section]]] = {
     "researcher": research_sections, "critic": critic_sections, "planner": planner_sections,
 }
+# the crew modes: adapters.discord.crew_sections builds on the helpers above and adds its
+# renderers to FINDING_RENDERERS when imported (hence the late import)
+import adapters.discord.crew_sections  # noqa: E402,F401
 
 
 def _heading(text: str, title: str | None) -> tuple[str | None, str]:

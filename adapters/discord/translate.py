@@ -179,6 +179,22 @@ def usage_text() -> str:
     )
 
 
+def crew_usage_text() -> str:
+    return (
+        "**Start a crew:** `/crew text: what should the crew do?`, with `domain:` and `complexity:` if you "
+        "like (low: one specialist, medium: a lead and a support, high: three agents), and `persona:` "
+        "to pick who leads it.\n"
+        "For example `/crew text: plan the Q3 pipeline review domain: sales complexity: high`.\n"
+        "To hand an investigation's plan to a crew, press **Hand to a crew** under the plan, or run "
+        "`/crew` without text in the investigation's thread."
+    )
+
+
+def crew_error_text(problem: str) -> str:
+    """A `/crew` whose options could not be read: what was wrong, and how to ask. Nothing started."""
+    return f"{problem} Nothing was started.\n\n{crew_usage_text()}"
+
+
 REFUSAL = (
     "Sorry, Orchestra isn't enabled for you here. A server admin can allow this channel or "
     "person (ORCHESTRA_ALLOWED_CHANNELS / ORCHESTRA_ALLOWED_USERS, with Discord ids)."

@@ -30,6 +30,7 @@ from adapters.listening import AfterAck, EnginePort
 from adapters.slack import translate as tr
 from adapters.slack.outbox import SlackOutbox, slack_error
 from adapters.slack.render import ACTION_ID_RE, escape, replace_actions
+from engine.crews.request import CrewRequestError, parse_crew_text
 from engine.models import Task, TaskKind, TaskRefused
 
 if TYPE_CHECKING:
@@ -139,6 +140,27 @@ class SlackListeners:
         await self._submit(tr.command_task(command, TaskKind.INVESTIGATE))
         # the ack goes out when this returns: after the task is stored
         await ack(text=f":mag_right: Starting an investigation: _{escape(text[:200])}_")
+
+    async def on_crew(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
+        """`/crew [options] TEXT`: options the person must fix are answered at once, privately,
+        in the ack itself (nothing is submitted); the crew's posts come in a new thread."""
+        channel, user = tr.command_place(command)
+        text = tr.command_text(command)
+        try:
+            request = parse_crew_text(text)
+        except CrewRequestError as e:
+            await ack(text=tr.crew_error_text(str(e)))
+            return
+        if not request.text or self._only_a_name(request.text):
+            await ack(text=tr.crew_usage_text())
+            return
+        if not self.allowed(channel, user):
+            await ack(text=tr.REFUSAL)
+            return
+        self._remember_responder(channel, respond)
+        await self._submit(tr.crew_task(command, request))
+        what = ", ".join(v for v in (request.domain, f"{request.complexity} complexity") if v)
+        await ack(text=f":busts_in_silhouette: Assembling a crew ({what}): _{escape(request.text[:200])}_")
 
     def _only_a_name(self, text: str) -> bool:
         """`/investigate sophia` (or `Karen:`): a persona to lead, but no question for her."""
@@ -321,6 +343,10 @@ class SlackListeners:
         @app.command("/investigate")
         async def investigate(ack: Any, command: dict[str, Any], respond: Any) -> None:
             await self.on_investigate(ack, command, respond)
+
+        @app.command("/crew")
+        async def crew(ack: Any, command: dict[str, Any], respond: Any) -> None:
+            await self.on_crew(ack, command, respond)
 
         @app.command("/personas")
         async def personas(ack: Any, command: dict[str, Any], respond: Any) -> None:

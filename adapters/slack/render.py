@@ -23,10 +23,11 @@ MAX_HEADER_CHARS = 150  # header block plain_text
 MAX_MESSAGE_CHARS = 12_000
 
 ACTION_PREFIX = "orchestra_"
-ACTION_KINDS = (TaskKind.CHALLENGE, TaskKind.PLAN, TaskKind.CLOSE)
-ACTION_ID_RE = re.compile(rf"^{ACTION_PREFIX}(challenge|plan|close)$")
+ACTION_KINDS = (TaskKind.CHALLENGE, TaskKind.PLAN, TaskKind.CLOSE, TaskKind.CREW)
+ACTION_ID_RE = re.compile(rf"^{ACTION_PREFIX}(challenge|plan|close|crew)$")
 
-MODE_LABELS = {"researcher": "Research", "critic": "Critique", "planner": "Plan"}
+MODE_LABELS = {"researcher": "Research", "critic": "Critique", "planner": "Plan", "crew-plan": "Crew plan",
+               "crew-progress": "Crew at work", "crew-result": "Crew result", "crew-review": "Crew review"}
 
 
 @dataclass
@@ -136,7 +137,7 @@ def header(text: str) -> dict[str, Any]:
 
 
 def action_buttons(actions: list[Action]) -> dict[str, Any]:
-    styles = {TaskKind.PLAN: "primary", TaskKind.CLOSE: "danger"}
+    styles = {TaskKind.PLAN: "primary", TaskKind.CREW: "primary", TaskKind.CLOSE: "danger"}
     elements = []
     for action in actions:
         button: dict[str, Any] = {
@@ -249,6 +250,9 @@ def planner_blocks(c: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 FINDING_RENDERERS = {"researcher": research_blocks, "critic": critic_blocks, "planner": planner_blocks}
+# the crew modes: adapters.slack.crew_render builds on the helpers above and adds its renderers
+# to FINDING_RENDERERS when imported (hence the late import)
+import adapters.slack.crew_render  # noqa: E402,F401
 
 
 # --- the daily digest -----------------------------------------------------------------------
@@ -327,7 +331,7 @@ def body_blocks(reply: Reply, workspace_url: str | None = None) -> list[dict[str
             text = rest
         else:
             blocks.append(context(":test_tube: *Offline rehearsal*: a canned answer, no AI model was asked."))
-    if reply.kind is ReplyKind.TURN and reply.title:
+    if reply.kind is ReplyKind.TURN and reply.title and reply.mode != "crew-progress":  # progress: one short line
         blocks.insert(0, header(reply.title))
         text = _lines_after(text, reply.title)
     if reply.kind is ReplyKind.TURN or reply.mode:

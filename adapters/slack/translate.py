@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from adapters.slack.render import escape, mention, truncate
+from engine.crews.request import COMPLEXITIES, DOMAINS, CrewRequest
 from engine.memory.records import ForgetResult, ThreadSummary
 from engine.models import Task, TaskKind
 
@@ -185,6 +186,13 @@ def command_task(command: dict[str, Any], kind: TaskKind = TaskKind.INVESTIGATE)
     )
 
 
+def crew_task(command: dict[str, Any], request: CrewRequest) -> Task:
+    """`/crew [options] TEXT`, its options already read (`engine.crews.request.parse_crew_text`):
+    a crew at the channel's top level; a persona named first stays in the text for the engine."""
+    task = command_task(command, TaskKind.CREW)
+    return task.model_copy(update={"text": request.text, "options": request.options()})
+
+
 def action_task(body: dict[str, Any], action: dict[str, Any], kind: TaskKind) -> Task | None:
     """A button click on one of our posts; None when the payload lacks the message context."""
     message, container = _obj(body.get("message")), _obj(body.get("container"))
@@ -291,6 +299,22 @@ def usage_text() -> str:
     )
 
 
+def crew_usage_text() -> str:
+    return (
+        "*Start a crew:* `/crew [domain] [complexity]: what should the crew do?`\n"
+        "For example `/crew sales high: plan the Q3 pipeline review` or "
+        "`/crew sophia, summarise what we know about churn` (options: `domain=research complexity=low ...`).\n"
+        f"Domains: {', '.join(DOMAINS)}. Complexity: {', '.join(COMPLEXITIES)} (low: one specialist, "
+        "medium: a lead and a support, high: three agents).\n"
+        "To hand an investigation's plan to a crew, use the *Hand to a crew* button under the plan."
+    )
+
+
+def crew_error_text(problem: str) -> str:
+    """A `/crew` whose options could not be read: what was wrong, and how to ask. Nothing started."""
+    return f"{escape(problem)} Nothing was started.\n\n{crew_usage_text()}"
+
+
 REFUSAL = (
     "Sorry, Orchestra isn't enabled for you here. A workspace admin can allow this channel or "
     "person (ORCHESTRA_ALLOWED_CHANNELS / ORCHESTRA_ALLOWED_USERS)."
@@ -330,7 +354,7 @@ def unreachable_text(error: str) -> str:
 
 
 #: What a button asked for, when the click's payload does not carry its label.
-ACTION_WORDS = {"challenge": "Challenge", "plan": "Move to planning", "close": "Close"}
+ACTION_WORDS = {"challenge": "Challenge", "plan": "Move to planning", "close": "Close", "crew": "Hand to a crew"}
 
 
 def action_taken_text(label: str, user: str) -> str:

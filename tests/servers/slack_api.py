@@ -438,7 +438,8 @@ def command_payload(
     }
 
 
-BUTTON_LABELS = {"orchestra_challenge": "Challenge", "orchestra_plan": "Move to planning", "orchestra_close": "Close"}
+BUTTON_LABELS = {"orchestra_challenge": "Challenge", "orchestra_plan": "Move to planning", "orchestra_close": "Close",
+                 "orchestra_crew": "Hand to a crew"}
 
 
 def turn_blocks(value: str = "inv-1") -> list[dict[str, Any]]:
