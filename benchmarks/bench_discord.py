@@ -86,7 +86,7 @@ class Stand:
         s = self.server
         since = min(s.dispatched_at[int(m["id"])] for m in messages)
         await _wait_answered(s, messages, since, timeout)
-        return {"times": _answer_times(s, messages), "calls": _count(s, since)}
+        return {"times": _answer_times(s, messages), "calls": _count(s, since), "steps": _steps(s, messages)}
 
     async def investigate(self, channels: list[int], timeout: float) -> dict[str, Any]:
         """200 `/investigate` at once; dispatch → callback per command."""
@@ -124,6 +124,23 @@ def _answer_times(server: Any, messages: list[dict[str, str]]) -> list[float]:
         if first is not None:
             times.append(first - since)
     return times
+
+
+def _steps(server: Any, messages: list[dict[str, str]]) -> dict[str, float]:
+    """Per route, the median time from a mention's dispatch to the first request of that route
+    made for it (sent when `r.at` says: the request's arrival), to see where an answer waits."""
+    firsts: dict[str, list[float]] = {}
+    for m in messages:
+        since, ids = server.dispatched_at[int(m["id"])], {m["id"], m["channel_id"]}
+        seen: set[str] = set()
+        for r in server.requests:
+            key = f"{r.method} {r.route}"
+            if r.at < since or key in seen:
+                continue
+            if ids & (set(r.path.split("/")) | set(r.query.values())):
+                seen.add(key)
+                firsts.setdefault(key, []).append(r.at - since)
+    return {k: statistics.median(v) for k, v in firsts.items()}
 
 
 def _count(server: Any, since: float) -> dict[str, int]:
@@ -359,8 +376,10 @@ async def main() -> int:
         print(f"    REST calls per mention: {sum(calls.values()) / n:.2f};  CPU per mention ({whose}): "
               f"{f[phase]['cpu'] * 1000 / n:.2f} ms")
         if args.verbose:
-            for route, k in sorted(calls.items()):
-                print(f"      {k / n:5.2f}  {route}")
+            steps = f[phase].get("steps", {})
+            for route, k in sorted(calls.items(), key=lambda rk: steps.get(rk[0], 1e9)):
+                at = f"first at {steps[route] * 1000:7.1f} ms (median)" if route in steps else ""
+                print(f"      {k / n:5.2f}  {route:<70} {at}")
         if len(times) < n:
             print(f"    !! {n - len(times)} mention(s) not answered", file=sys.stderr)
         met = len(times) == n and percentile(times, 99) <= target
