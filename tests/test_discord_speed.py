@@ -22,6 +22,7 @@ from adapters.discord.app import DiscordAdapter  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 from engine.models import Accepted, Task  # noqa: E402
 from engine.personas import PersonaRegistry  # noqa: E402
+from tests.servers import discord_payloads as wire  # noqa: E402
 from tests.servers.discord_api import TOKEN, DiscordServer, connected  # noqa: E402
 
 pytest_plugins = ["tests.servers.fixtures"]
@@ -116,3 +117,41 @@ async def test_only_top_level_mentions_of_people_allowed_get_a_thread_made_early
         await adapter.stop()
     assert len(engine.tasks) == 3  # the DM, the mention in a thread, alice's last mention
     assert [t.path.split("/")[4] for t in s.of(THREADS, ok_only=False)] == [m["id"]]
+
+
+async def test_mentions_in_many_channels_find_their_webhooks_with_one_request(bot) -> None:
+    s, adapter, engine = bot
+    earlier = str(wire.snowflake())  # #random has ours from an earlier run
+    s.webhooks[int(earlier)] = {
+        "id": earlier, "type": 1, "guild_id": str(s.guild_id), "channel_id": str(s.random_id), "user": s.bot,
+        "name": "Orchestra", "avatar": None, "token": "whtok-earlier", "application_id": str(s.application_id),
+    }
+    channels = [s.general_id, s.random_id] + [int(s.add_channel(f"c{i}")["id"]) for i in range(3)]
+    await asyncio.gather(*(s.mention(f"sophia question {i}", channel_id=c) for i, c in enumerate(channels)))
+    await settle(adapter)
+    assert len(s.of("GET /guilds/{guild_id}/webhooks")) == 1 and not s.of("GET /channels/{channel_id}/webhooks")
+    made = s.of("POST /channels/{channel_id}/webhooks")
+    assert sorted(int(r.path.split("/")[2]) for r in made) == sorted(c for c in channels if c != s.random_id)
+    assert adapter.outbox.webhooks.cached(s.random_id).id == int(earlier)  # found, not made again
+
+
+async def test_without_manage_webhooks_server_wide_each_channel_is_asked(discord_server: DiscordServer, tmp_path) -> None:
+    s = discord_server
+    role = next(r for r in s.roles if int(r["id"]) == s.bot_role_id)
+    role["permissions"] = str(int(role["permissions"]) & ~wire.MANAGE_WEBHOOKS)  # granted per channel only
+    engine = StoringEngine()
+    adapter = DiscordAdapter(load_settings(
+        db=tmp_path / "orchestra.db", discord_token=TOKEN, discord_api_url=s.url, discord_gateway_url=s.gateway_url,
+    ), engine)
+    await adapter.verify()
+    try:
+        async with connected(adapter.client, s, start=adapter.run):
+            await s.mention("sophia one", channel_id=s.general_id)
+            await s.mention("sophia two", channel_id=s.random_id)
+            await settle(adapter)
+            assert adapter.outbox.webhooks.cached(s.general_id) and adapter.outbox.webhooks.cached(s.random_id)
+    finally:
+        await adapter.stop()
+    assert len(s.of("GET /guilds/{guild_id}/webhooks", ok_only=False)) == 1  # refused once, not asked again
+    assert len(s.of("GET /channels/{channel_id}/webhooks")) == 2
+    assert len(s.of("POST /channels/{channel_id}/webhooks")) == 2
