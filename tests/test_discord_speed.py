@@ -155,3 +155,15 @@ async def test_without_manage_webhooks_server_wide_each_channel_is_asked(discord
     assert len(s.of("GET /guilds/{guild_id}/webhooks", ok_only=False)) == 1  # refused once, not asked again
     assert len(s.of("GET /channels/{channel_id}/webhooks")) == 2
     assert len(s.of("POST /channels/{channel_id}/webhooks")) == 2
+
+
+async def test_a_failed_reading_of_the_servers_webhooks_is_not_kept(bot) -> None:
+    s, adapter, engine = bot
+    s.fail("GET /guilds/{guild_id}/webhooks", 404, 0, "404: Not Found")  # once; discord.py does not retry it
+    await s.mention("sophia one", channel_id=s.general_id)
+    await settle(adapter)
+    await s.mention("sophia two", channel_id=s.random_id)
+    await settle(adapter)
+    assert adapter.outbox.webhooks.cached(s.general_id) and adapter.outbox.webhooks.cached(s.random_id)
+    assert [r.path.split("/")[2] for r in s.of("GET /channels/{channel_id}/webhooks")] == [str(s.general_id)]
+    assert len(s.of("GET /guilds/{guild_id}/webhooks", ok_only=False)) == 2  # read again after the failure

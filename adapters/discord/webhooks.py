@@ -157,9 +157,9 @@ class ChannelWebhooks:
             ours = await asyncio.shield(listing.ours)
         except discord.Forbidden:
             return None, False  # kept for the minute: those channels are asked one by one
-        except discord.HTTPException as e:
+        except Exception as e:  # noqa: BLE001 - a 5xx, a timeout, a lost connection: ask the channel
             if self._listings.get(guild.id) is listing:
-                self._listings.pop(guild.id)  # try again next time
+                self._listings.pop(guild.id)  # and read the server again next time
             log.debug("Discord: could not read server %s's webhooks: %s", guild.id, describe(e))
             return None, False
         return ours.get(channel.id), True
