@@ -401,12 +401,12 @@ async def test_investigate_in_a_dm_runs_there_and_a_dm_follow_up_continues_it(ri
 
 async def test_many_mentions_at_once_make_one_webhook_and_placeholders_are_edited_into_answers(rig: Rig) -> None:
     s = rig.server
-    s.slow("GET /channels/{channel_id}/webhooks", 0.3)  # all eight ask for the webhook while the first looks
+    s.slow("GET /guilds/{guild_id}/webhooks", 0.3)  # all eight ask for the webhook while the first looks
     mentions = await asyncio.gather(*(s.mention(f"sophia question number {i}") for i in range(8)))
     await rig.settle()
-    # looked up once and created once (the lock), then cached: discord.py alone would queue the
-    # lookups per route, each finding the webhook the first one made
-    assert len(s.of("GET /channels/{channel_id}/webhooks")) == 1
+    # looked up once (the server's webhooks) and created once (the lock), then cached: discord.py
+    # alone would queue the lookups per route, each finding the webhook the first one made
+    assert len(s.of("GET /guilds/{guild_id}/webhooks")) == 1 and not s.of("GET /channels/{channel_id}/webhooks")
     assert len(s.of("POST /channels/{channel_id}/webhooks")) == 1
     for m in mentions:
         here = [p for p in executions(s) if p.query.get("thread_id") == m["id"]]
@@ -424,7 +424,7 @@ async def test_after_a_restart_our_webhook_is_found_again_not_created_twice(disc
     async for rig in make_rig(s, tmp_path):
         m = await s.mention("sophia two")
         await rig.settle()
-        assert s.of("GET /channels/{channel_id}/webhooks")
+        assert s.of("GET /guilds/{guild_id}/webhooks")
     assert len(s.of("POST /channels/{channel_id}/webhooks")) == 1
     hooks = {p.path.split("/")[2] for p in s.webhook_executions()}
     assert len(hooks) == 1 and any(p.query.get("thread_id") == m["id"] for p in s.webhook_executions())

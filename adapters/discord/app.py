@@ -26,6 +26,7 @@ import yarl
 from discord import app_commands
 from discord.gateway import DiscordWebSocket
 
+from adapters.discord.buckets import sweep_rarely
 from adapters.discord.listeners import DiscordListeners
 from adapters.discord.outbox import DiscordOutbox
 
@@ -150,6 +151,7 @@ class OrchestraClient(discord.Client):
             allowed_mentions=discord.AllowedMentions.none(),
             **options,
         )
+        sweep_rarely(self.http)  # a burst makes a bucket per channel; discord.py would scan them all each time
         self.settings = settings
         self.tree = app_commands.CommandTree(self)
         self.listeners: DiscordListeners | None = None  # set by DiscordAdapter before login

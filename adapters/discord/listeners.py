@@ -123,9 +123,11 @@ class DiscordListeners:
                 self._say(message, tr.REFUSAL, "refuse a message")
                 return
             task = tr.message_task(message, bot_id=me)
-            if thread is None and not dm:  # a top-level mention: its thread is made by the first post
+            top_level = thread is None and not dm
+            if top_level:  # a top-level mention: its thread is made from it, named by the question
                 self.outbox.name_thread(channel, str(message.id), task.text)
-            await self._take(message, task)
+            if await self._take(message, task) and top_level:
+                self.later(self.outbox.prepare(channel, str(message.id)), "prepare the thread")
             return
         if not self.allowed(channel, user, thread):
             return  # passive messages from people not allowed: silence
@@ -172,16 +174,18 @@ class DiscordListeners:
             log.info("Discord: could not look up channel %s (%s); taking it as a channel", message.channel.id,
                      getattr(e, "text", None) or type(e).__name__)
 
-    async def _take(self, message: discord.Message, task: Task) -> None:
-        """Submit; Discord will not send the message again, so a failure is said to its author."""
+    async def _take(self, message: discord.Message, task: Task) -> bool:
+        """Submit; Discord will not send the message again, so a failure is said to its author.
+        True when a new task was stored (not a duplicate)."""
         try:
-            await self._submit(task)
+            return not (await self._submit(task)).duplicate
         except TaskRefused as e:
             log.warning("Discord: message %s refused, it can never be stored: %s", message.id, e)
             self._say(message, tr.UNREADABLE, "say a message was unreadable")
         except TRANSIENT as e:
             log.warning("Discord: message %s not taken: %s", message.id, type(e).__name__)
             self._say(message, NOT_TAKEN, "say a message was not taken")
+        return False
 
     # --- slash commands -----------------------------------------------------------------------
 

@@ -175,6 +175,16 @@ class DiscordOutbox:
         while len(self._names) > 10_000:
             self._names.popitem(last=False)
 
+    async def prepare(self, channel: str, message_id: str) -> None:
+        """Make a top-level mention's thread and find (or make) the channel's webhook as soon as
+        the mention is stored, while the engine is still at its own work: her placeholder can
+        then go out at once. Best effort: the first post makes whatever is missing and reports
+        what fails."""
+        try:
+            await asyncio.gather(self.ensure_thread(channel, message_id, None), self._webhook(int(channel)))
+        except Exception as e:  # noqa: BLE001 - the first post tries again and says what is wrong
+            log.debug("Discord: could not prepare the thread of %s in %s: %s", message_id, channel, _describe(e))
+
     async def ensure_thread(self, channel: str, message_id: str, name: str | None) -> bool:
         """Create the thread from the message once (it gets the message's id). True when the
         thread is there; False when it cannot be made (no permission, a DM)."""

@@ -2,7 +2,9 @@
 
 A webhook is how a bot posts under another name and avatar. Many replies can need a channel's
 webhook at the same moment; a lock per channel makes them share one lookup (and at most one
-creation). A channel where we cannot have one (no Manage Webhooks, 15 webhooks already, a DM) is
+creation). The lookup reads the whole server's webhooks in one request, shared by every channel
+looked up within the minute (a burst in 200 channels: one request, not 200); without Manage
+Webhooks server-wide (only in some channels), each channel is asked. A channel where we cannot have one (no Manage Webhooks, 15 webhooks already, a DM) is
 remembered, and logged once, so its posts go out under the bot's own name without asking again.
 """
 
@@ -10,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import discord
@@ -22,6 +26,18 @@ WEBHOOK_NAME = "Orchestra"
 TOO_MANY_WEBHOOKS = 30007
 #: "Cannot execute action on this channel type".
 WRONG_CHANNEL_TYPE = 50024
+
+
+#: How long a reading of a server's webhooks answers for its channels ("none of ours here": make one).
+LISTING_FRESH = 60.0
+
+
+@dataclass
+class _Listing:
+    """One reading of a server's webhooks: ours by channel id (None while it fails)."""
+
+    at: float
+    ours: asyncio.Future[dict[int, discord.Webhook]]
 
 
 def describe(exc: BaseException) -> str:
@@ -46,6 +62,7 @@ class ChannelWebhooks:
         self._hooks: dict[int, discord.Webhook] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         self._as_bot_channels: set[int] = set()  # channels where we post under the bot's own name
+        self._listings: dict[int, _Listing] = {}  # guild id -> its webhooks, read once a minute at most
 
     def cached(self, channel_id: int) -> discord.Webhook | None:
         return self._hooks.get(channel_id)
@@ -56,6 +73,7 @@ class ChannelWebhooks:
     def drop(self, channel_id: int) -> None:
         """Someone deleted it ("Unknown Webhook"): the next `get` finds or makes another."""
         self._hooks.pop(channel_id, None)
+        self._listings.clear()  # they may still name it: read the server's webhooks afresh
 
     def _lock(self, channel_id: int) -> asyncio.Lock:
         lock = self._locks.get(channel_id)
@@ -109,12 +127,46 @@ class ChannelWebhooks:
             self._hooks[channel_id] = hook
             return hook
 
-    async def _find_or_create(self, channel: Any, *, create: bool = True) -> discord.Webhook | None:
+    def _is_ours(self, hook: discord.Webhook) -> bool:
         me = self.client.user
-        for hook in await channel.webhooks():
-            if hook.name == self.webhook_name and hook.token and hook.user is not None and me is not None and hook.user.id == me.id:
-                return hook
+        return (hook.name == self.webhook_name and bool(hook.token) and hook.user is not None and me is not None
+                and hook.user.id == me.id)
+
+    async def _find_or_create(self, channel: Any, *, create: bool = True) -> discord.Webhook | None:
+        hook, known = await self._from_listing(channel)
+        if not known:
+            hook = next((h for h in await channel.webhooks() if self._is_ours(h)), None)
+        if hook is not None:
+            return hook
         if not create:
             return None
         log.info("Discord: creating the %s webhook in channel %s", self.webhook_name, channel.id)
         return await channel.create_webhook(name=self.webhook_name, reason="Orchestra posts as its personas")
+
+    async def _from_listing(self, channel: Any) -> tuple[discord.Webhook | None, bool]:
+        """Our webhook in `channel` from a reading of its server's webhooks (shared, at most once
+        a minute). `known` False: no reading (no Manage Webhooks server-wide, or it failed): ask
+        the channel itself."""
+        guild = getattr(channel, "guild", None)
+        if guild is None or not hasattr(guild, "webhooks"):
+            return None, False
+        listing = self._listings.get(guild.id)
+        if listing is None or time.monotonic() - listing.at > LISTING_FRESH:
+            listing = self._listings[guild.id] = _Listing(time.monotonic(), asyncio.ensure_future(self._ours_in(guild)))
+        try:
+            ours = await asyncio.shield(listing.ours)
+        except discord.Forbidden:
+            return None, False  # kept for the minute: those channels are asked one by one
+        except Exception as e:  # noqa: BLE001 - a 5xx, a timeout, a lost connection: ask the channel
+            if self._listings.get(guild.id) is listing:
+                self._listings.pop(guild.id)  # and read the server again next time
+            log.debug("Discord: could not read server %s's webhooks: %s", guild.id, describe(e))
+            return None, False
+        return ours.get(channel.id), True
+
+    async def _ours_in(self, guild: discord.Guild) -> dict[int, discord.Webhook]:
+        ours: dict[int, discord.Webhook] = {}
+        for hook in await guild.webhooks():
+            if self._is_ours(hook) and hook.channel_id is not None:
+                ours.setdefault(hook.channel_id, hook)
+        return ours

@@ -217,6 +217,12 @@ def routes(s: DiscordServer) -> list[tuple[str, str, Any]]:
             raise DiscordError(*MISSING_PERMISSIONS)
         return [w for w in s.webhooks.values() if w["channel_id"] == channel["id"]]
 
+    def guild_webhooks(request: web.Request, body: Any) -> Any:
+        guild_of(request)  # Discord asks for Manage Webhooks server-wide (channel overwrites aside)
+        if not s.permissions_of(s.bot_id) & wire.MANAGE_WEBHOOKS:
+            raise DiscordError(*MISSING_PERMISSIONS)
+        return list(s.webhooks.values())
+
     def create_webhook(request: web.Request, body: Any) -> Any:
         channel = s.channel(p(request, "channel_id"))
         if channel["type"] != wire.GUILD_TEXT:
@@ -375,6 +381,7 @@ def routes(s: DiscordServer) -> list[tuple[str, str, Any]]:
         ("GET", "/guilds/{guild_id}", get_guild),
         ("GET", "/guilds/{guild_id}/channels", guild_channels),
         ("GET", "/guilds/{guild_id}/members/{user_id}", get_member),
+        ("GET", "/guilds/{guild_id}/webhooks", guild_webhooks),
         ("GET", "/channels/{channel_id}", get_channel),
         ("PATCH", "/channels/{channel_id}", patch_channel),
         ("GET", "/channels/{channel_id}/messages", history),
