@@ -20,6 +20,7 @@ import logging
 from engine.context import clip_for_model
 from engine.conversation_flow import ConversationFlow
 from engine.flows import EngineConfig, Flows, Job
+from engine.intake import Intake
 from engine.investigation_flow import InvestigationFlow
 from engine.lanes import Lanes
 from engine.memory.records import (
@@ -53,6 +54,10 @@ class Engine(EngineQueries):
         self.conversations = ConversationFlow(self.flows)
         self.investigations = InvestigationFlow(self.flows)
         self.lanes = Lanes()
+        # acknowledgements first: adapters count the acks they owe here (`intake.taking()`), and
+        # a task's work starts, and each of its posts goes out, only once none is owed
+        self.intake = Intake()
+        self.flows.intake = self.intake
         self._jobs: set[asyncio.Task] = set()
 
     # --- wiring -------------------------------------------------------------------------------
@@ -117,6 +122,7 @@ class Engine(EngineQueries):
         return job
 
     async def _work(self, stored: StoredTask, resumed: bool) -> ThreadRecord | None:
+        await self.intake.settled()  # this task's own ack (and every other owed) goes out first
         async with self.lanes.hold(stored.task.thread_key):
             return await self._process(stored, resumed)
 

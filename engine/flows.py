@@ -22,6 +22,7 @@ from engine.memory.records import (
     TurnRecord,
     TurnRole,
 )
+from engine.intake import Intake
 from engine.models import Reply, ReplyKind, Task
 from engine.personas import Persona, PersonaRegistry
 from engine.ports import Provider
@@ -82,6 +83,7 @@ class Flows:
         self.personas = personas
         self.poster = poster
         self.config = config
+        self.intake = Intake()  # the engine's own replaces it: posts wait while acks are owed
 
     def reply(self, job: Job, kind: ReplyKind, persona: Persona, text: str, *, key: str, thread: str | None,
               first_in_thread: bool = False, **extra) -> Reply:
@@ -97,6 +99,7 @@ class Flows:
         )
 
     async def post(self, job: Job, reply: Reply):
+        await self.intake.settled()
         return await self.poster.post(reply, task_id=job.task_id, thread=job.thread, check_earlier=job.resumed)
 
     async def recall(self, job: Job, rec: ThreadRecord, query: str) -> list[Recollection]:

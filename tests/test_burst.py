@@ -204,3 +204,87 @@ class FailingWarmUp(RecordingProvider):
 async def test_a_warm_up_that_fails_does_not_stop_start_up(tmp_path):
     app = await bootstrap(load_settings(db=tmp_path / "m.db"), provider=FailingWarmUp())
     await app.aclose()
+
+
+# --- acknowledgements first --------------------------------------------------------------------
+
+
+async def test_no_work_starts_while_an_acknowledgement_is_owed(tmp_path):
+    from engine.engine import Engine, EngineConfig
+    from engine.memory.store import SQLiteMemory
+    from engine.models import Task
+    from engine.personas import PersonaRegistry
+    from tests.fakes import FakeOutbox, ScriptedProvider
+
+    memory = await SQLiteMemory.open(tmp_path / "m.db")
+    provider = ScriptedProvider(fallback=lambda request: "Mondays are slow.")
+    engine = Engine(memory, provider, PersonaRegistry.defaults(), EngineConfig())
+    outbox = FakeOutbox()
+    engine.register_outbox("local", outbox)
+    engine.intake.patience = 60.0  # only the ack may release the work in this test
+    try:
+        task = Task(platform="local", workspace="local", channel="general", user="ada",
+                    text="sophia, why did sign-ups drop?", event_id="local:1", message_id="m1", thread="m1")
+        async with engine.intake.taking():
+            accepted = await engine.submit(task)  # stored…
+            assert not accepted.duplicate
+            for _ in range(50):
+                await asyncio.sleep(0)
+            assert provider.requests == [] and outbox.posts == [] and outbox.working_calls == []  # …nothing runs before the ack
+        await engine.wait_idle()
+        assert len(provider.requests) == 1 and outbox.posts
+    finally:
+        await engine.stop()
+        await memory.close()
+
+
+async def test_socket_mode_sends_the_ack_before_any_work_for_the_envelope(tmp_path):
+    from engine.engine import Engine, EngineConfig
+    from engine.memory.store import SQLiteMemory
+    from engine.personas import PersonaRegistry
+    from tests.fakes import ScriptedProvider
+    from tests.servers.slack_api import SlackApiServer, event_envelope, mention_event, socket_envelope
+    from tests.test_slack import build_rig
+
+    api = await SlackApiServer().start()
+    memory = await SQLiteMemory.open(tmp_path / "m.db")
+    owed_during_work: list[int] = []
+    acked_before_model: list[bool] = []
+    ids: list[str] = []
+
+    def answer(request: ModelRequest) -> str:
+        acked_before_model.append(all(i in api.acks for i in ids))
+        return "Mondays are slow."
+
+    engine = Engine(memory, ScriptedProvider(fallback=answer), PersonaRegistry.defaults(), EngineConfig())
+    rig = await build_rig(api, tmp_path, engine=engine)
+    submit = engine.submit
+
+    async def observed_submit(task):  # the ack is owed while the event is being stored
+        owed_during_work.append(engine.intake.owed)
+        return await submit(task)
+
+    engine.submit = observed_submit  # type: ignore[method-assign]
+    await engine.start()
+    try:
+        await rig.adapter.start_socket_mode()
+        await api.wait_connected()
+        for i in range(5):
+            envelope = socket_envelope("events_api", event_envelope(mention_event("sophia, why?", channel=f"C{i}")))
+            ids.append(envelope["envelope_id"])
+        for envelope_id, i in zip(ids, range(5)):
+            envelope = socket_envelope("events_api", event_envelope(mention_event("sophia, why?", channel=f"C{i}")))
+            envelope["envelope_id"] = envelope_id
+            await api.send_envelope(envelope)
+        await api.wait_for(lambda: len({c["channel"] for c in api.of("chat.update")}) == 5, timeout=20)
+        assert owed_during_work and all(n >= 1 for n in owed_during_work)
+        assert acked_before_model == [True] * 5
+        for envelope_id, i in zip(ids, range(5)):
+            first_call = min(c.at for c in api.calls if c.get("channel") == f"C{i}")
+            assert api.acks[envelope_id].at <= first_call  # nothing was posted for it before its ack
+    finally:
+        await rig.settle()
+        await rig.adapter.stop()
+        await engine.stop()
+        await memory.close()
+        await api.stop()

@@ -111,6 +111,22 @@ def _refusal(setting: str, method: str, error: SlackApiError) -> SlackStartError
     return SlackStartError(f"Slack refused {setting} ({method}: {code}): {what}", setting=setting, refused=True)
 
 
+def acks_first(handler_class: type, engine: Any) -> type:
+    """Bolt's Socket Mode handler, telling the engine while it owes an envelope's ack (from the
+    envelope reaching Bolt until the ack is sent): the engine starts no work meanwhile
+    (`engine.intake`), so under a burst acks never queue behind other events' work."""
+    intake = getattr(engine, "intake", None)
+    if intake is None:
+        return handler_class
+
+    class AcksFirst(handler_class):  # type: ignore[misc, valid-type]
+        async def handle(self, client: Any, req: Any) -> None:
+            async with intake.taking():
+                await super().handle(client, req)
+
+    return AcksFirst
+
+
 class SlackAdapter:
     """Build with settings and the engine; register `outbox`; then start one of the two modes.
 
@@ -229,7 +245,7 @@ class SlackAdapter:
         if not app_token:
             raise ValueError("Socket Mode needs SLACK_APP_TOKEN (an app-level xapp- token with connections:write)")
         identity = self.identity if self.identity and self._socket_url else await self.verify(socket_mode=True)
-        self.socket_handler = AsyncSocketModeHandler(self.app, app_token, web_client=self.client)
+        self.socket_handler = acks_first(AsyncSocketModeHandler, self.engine)(self.app, app_token, web_client=self.client)
         # the URL `verify` was issued: the client uses it instead of asking again
         self.socket_handler.client.wss_uri, self._socket_url = self._socket_url, None
         await self.socket_handler.connect_async()
