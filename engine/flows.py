@@ -12,6 +12,7 @@ of the model again, replies already posted are not posted again (see `engine.pos
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from engine.memory.records import (
@@ -35,6 +36,9 @@ OFFLINE_MARK = (
     "or OPENAI_BASE_URL for a local server)"
 )
 OFFLINE_SHORT_MARK = "🧪 Offline rehearsal"
+
+#: How many conversations may be at once in the steps before their model call, and in those after.
+STAGE_WIDTH = 16
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,12 @@ class Flows:
         self.poster = poster
         self.config = config
         self.intake = Intake()  # the engine's own replaces it: posts wait while acks are owed
+        # A burst's mentions all want the loop at once, and asyncio serves them a step each in
+        # turn: with hundreds under way, every one finishes late and together (seconds without a
+        # post). A few at a time before the model call and after it, each finishes in
+        # milliseconds and the posts flow; the model calls themselves still overlap (CallLimit).
+        self.starting = asyncio.Semaphore(STAGE_WIDTH)
+        self.finishing = asyncio.Semaphore(STAGE_WIDTH)
 
     def reply(self, job: Job, kind: ReplyKind, persona: Persona, text: str, *, key: str, thread: str | None,
               first_in_thread: bool = False, **extra) -> Reply:

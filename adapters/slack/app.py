@@ -187,9 +187,15 @@ class SlackAdapter:
     # --- shared HTTP session --------------------------------------------------------------------
 
     def _open_session(self) -> None:
-        """One pooled session for every Web API call (created inside the running loop)."""
+        """One pooled session for every Web API call (created inside the running loop), with as
+        many kept-alive connections as answers can be in flight (ORCHESTRA_MAX_MODEL_CALLS): a
+        burst's posts neither queue for aiohttp's default 100 nor reconnect after 15 s idle."""
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+            size = max(100, int(getattr(self.settings, "max_model_calls", 100) or 100))
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=30),
+                connector=aiohttp.TCPConnector(limit=size, keepalive_timeout=60.0),
+            )
             self.client.session = self._session
 
     # --- start-up checks ------------------------------------------------------------------------
