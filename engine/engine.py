@@ -55,7 +55,7 @@ class Engine(EngineQueries):
         self.investigations = InvestigationFlow(self.flows)
         self.lanes = Lanes()
         # acknowledgements first: adapters count the acks they owe here (`intake.taking()`), and
-        # a task's work starts, and each of its posts goes out, only once none is owed
+        # a task's work starts, and each of its posts goes out, once the acks owed before are out
         self.intake = Intake()
         self.flows.intake = self.intake
         self._jobs: set[asyncio.Task] = set()
@@ -122,7 +122,7 @@ class Engine(EngineQueries):
         return job
 
     async def _work(self, stored: StoredTask, resumed: bool) -> ThreadRecord | None:
-        await self.intake.settled()  # this task's own ack (and every other owed) goes out first
+        await self.intake.settled()  # this task's own ack (and every one owed before) goes out first
         async with self.lanes.hold(stored.task.thread_key):
             return await self._process(stored, resumed)
 

@@ -87,7 +87,7 @@ class Flows:
         self.personas = personas
         self.poster = poster
         self.config = config
-        self.intake = Intake()  # the engine's own replaces it: posts wait while acks are owed
+        self.intake = Intake()  # the engine's own replaces it: a post waits for the acks owed before it
         # A burst's mentions all want the loop at once, and asyncio serves them a step each in
         # turn: with hundreds under way, every one finishes late and together (seconds without a
         # post). A few at a time before the model call and after it, each finishes in

@@ -288,3 +288,28 @@ async def test_socket_mode_sends_the_ack_before_any_work_for_the_envelope(tmp_pa
         await engine.stop()
         await memory.close()
         await api.stop()
+
+
+async def test_work_waits_only_for_the_acknowledgements_owed_before_it():
+    from engine.intake import Intake
+
+    intake = Intake(patience=60.0)
+    first = intake.taking()
+    await first.__aenter__()
+    waiting = asyncio.create_task(intake.settled())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not waiting.done()  # the first ack is still owed
+    second = intake.taking()
+    await second.__aenter__()  # a later event: it must not hold back work that was waiting
+    await first.__aexit__(None, None, None)
+    await asyncio.wait_for(waiting, 10)
+    assert intake.owed == 1
+    later = asyncio.create_task(intake.settled())  # work arriving now waits for the second
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not later.done()
+    await second.__aexit__(None, None, None)
+    await asyncio.wait_for(later, 10)
+    assert intake.owed == 0
+    await intake.settled()  # nothing owed: returns at once

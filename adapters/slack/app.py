@@ -113,8 +113,9 @@ def _refusal(setting: str, method: str, error: SlackApiError) -> SlackStartError
 
 def acks_first(handler_class: type, engine: Any) -> type:
     """Bolt's Socket Mode handler, telling the engine while it owes an envelope's ack (from the
-    envelope reaching Bolt until the ack is sent): the engine starts no work meanwhile
-    (`engine.intake`), so under a burst acks never queue behind other events' work."""
+    envelope reaching Bolt until the ack is sent): work the engine would start, or posts it
+    would send, wait for the acks owed before them (`engine.intake`), so under a burst acks do
+    not queue behind other events' work."""
     intake = getattr(engine, "intake", None)
     if intake is None:
         return handler_class
