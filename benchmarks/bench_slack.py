@@ -1,18 +1,25 @@
-"""Slack under a burst: 200 mentions at once, each in its own channel, a model that takes 1 s.
+"""Slack under a burst, as a user sees it: cold and warm bursts of mentions (one channel each)
+through Socket Mode and HTTP, against stand-ins in their own process, a model that takes 1 s.
 
-Prints p50/p99/max of
-  (a) acknowledgement: request sent → HTTP 200 (HTTP mode), envelope sent → ack received
-      (Socket Mode, over a local websocket stand-in for Slack);
-  (b) answer: mention sent → the persona's answer in the thread (the `chat.update` that replaces
-      her "thinking…" placeholder) at the local Slack Web API;
-and checks the targets: every answer within 2 s of its mention (p99), every Socket Mode
-envelope acknowledged within 100 ms (p99).
+The bot is the real `orchestra` process (the CLI, its composition root, the OpenAI SDK talking
+HTTP to the local OpenAI server), started fresh for each size and mode. The stand-ins (the local
+Slack and the model server, `benchmarks/slack_standins.py`) run in another process, so their CPU
+is not counted as the bot's. Per size, mode and burst it prints:
 
-Everything runs in this one process and event loop (the stand-in Slack, the adapter, the real
-engine with a SQLite file), so the figures include the stand-in's own work: they are an upper
-bound of what the adapter adds.
+  ready      time from starting the process to "Slack: connected" (cold runs)
+  ack        envelope sent → ack (Socket Mode), request sent → 200 (HTTP): p50 / p99
+  answer     mention sent → her answer replacing "thinking…" (`chat.update`): p50 / p99
+  answers/s  mentions / (last answer − first mention)
+  cpu/mention the bot process's CPU (user+system, /proc) during the burst ÷ mentions
+  gap        the longest stretch with no post or update while answers were pending
+  peak MB    the bot's peak resident memory (VmHWM)
 
-    python benchmarks/bench_slack.py [--mentions 200] [--model-delay 1.0] [--api-latency 0.0]
+A cold burst is the first one, sent the moment the bot says it is connected; a warm burst
+follows on the same process once the first is answered.
+
+    python benchmarks/bench_slack.py                  # 50, 200, 1000 × Socket Mode, HTTP × cold, warm
+    python benchmarks/bench_slack.py --quick          # 50 only
+    python benchmarks/bench_slack.py --sizes 200 --modes socket
 """
 
 from __future__ import annotations
@@ -20,7 +27,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
+import os
+import signal
+import socket
 import statistics
 import sys
 import tempfile
@@ -32,167 +41,185 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 
-from adapters.slack import SlackAdapter  # noqa: E402
-from benchmarks.burst import SlowModel, percentile  # noqa: E402
-from bot.settings import Settings  # noqa: E402
-from engine.engine import Engine, EngineConfig  # noqa: E402
-from engine.memory.store import SQLiteMemory  # noqa: E402
-from engine.personas import PersonaRegistry  # noqa: E402
-from tests.servers.slack_api import (  # noqa: E402
-    SlackApiServer,
-    event_envelope,
-    mention_event,
-    message_event,
-    signed_headers,
-    socket_envelope,
-)
+from benchmarks.burst import percentile  # noqa: E402
 
 SECRET = "bench-signing-secret"
+TICKS = os.sysconf("SC_CLK_TCK")
+#: Targets from issue 12, by burst size: (ack p99, answer p99) in seconds, cold start.
+TARGETS = {200: (0.100, 2.0), 1000: (0.150, 3.0)}
 
 
-def line(label: str, seconds: list[float]) -> str:
-    ms = [s * 1000 for s in seconds]
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def peak_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def start_standins(model_delay: float) -> tuple[asyncio.subprocess.Process, dict[str, str]]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "benchmarks" / "slack_standins.py"), "--model-delay", str(model_delay),
+        stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert process.stdout is not None
+    line = await asyncio.wait_for(process.stdout.readline(), 30)
+    return process, json.loads(line)
+
+
+async def start_bot(mode: str, urls: dict[str, str], db: Path, port: int) -> tuple[asyncio.subprocess.Process, float]:
+    """The real bot; returns once it says it is connected, with the seconds that took."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "ORCHESTRA_", "OPENAI_", "ANTHROPIC_", "DISCORD_", "NOTION_"))
+    }
+    env.update({
+        "PYTHONPATH": str(ROOT), "ORCHESTRA_DB": str(db), "ORCHESTRA_PROVIDER": "openai",
+        "OPENAI_BASE_URL": urls["openai"], "OPENAI_API_KEY": "sk-bench-not-a-key", "ORCHESTRA_MODEL_MAX_RETRIES": "0",
+        "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_API_URL": urls["slack_api"], "ORCHESTRA_LOG_LEVEL": "WARNING",
+    })
+    args = ["--slack-http", "--port", str(port)] if mode == "http" else []
+    if mode == "http":
+        env["SLACK_SIGNING_SECRET"] = SECRET
+    else:
+        env["SLACK_APP_TOKEN"] = "xapp-bench"
+    started = time.monotonic()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "import sys; from bot.cli import main; sys.exit(main())", *args,
+        cwd=db.parent, env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    seen = []
+    while True:
+        raw = await asyncio.wait_for(process.stdout.readline(), 60)
+        if not raw:
+            raise RuntimeError("the bot exited before it was ready:\n" + "".join(seen))
+        text = raw.decode(errors="replace")
+        seen.append(text)
+        if "Slack: connected" in text:
+            ready = time.monotonic() - started
+            break
+    asyncio.get_running_loop().create_task(_drain(process))
+    if mode == "http":  # "connected" is printed once the port listens; nothing else to wait for
+        pass
+    return process, ready
+
+
+async def _drain(process: asyncio.subprocess.Process) -> None:
+    assert process.stdout is not None
+    while await process.stdout.readline():
+        pass
+
+
+async def stop_bot(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), 30)
+        except asyncio.TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+def row(label: str, r: dict, cpu: float, ready: float | None, peak: float) -> str:
+    acks = [a * 1000 for a in r["acks"]]
+    answers = r["answers"]
+    span = r["last_answer"] - r["started"]
+    rate = len(answers) / span if span > 0 else float("nan")
+    missing = f"  !! {r['unanswered']} unanswered" if r["unanswered"] else ""
     return (
-        f"  {label:<34} n={len(ms):<4} p50={percentile(ms, 50):8.1f} ms  p99={percentile(ms, 99):8.1f} ms"
-        f"  max={max(ms):8.1f} ms  mean={statistics.fmean(ms):8.1f} ms"
+        f"  {label:<18} {'' if ready is None else f'{ready:5.2f}':>6} "
+        f"{percentile(acks, 50):7.1f} {percentile(acks, 99):7.1f} "
+        f"{percentile(answers, 50):7.2f} {percentile(answers, 99):7.2f} "
+        f"{rate:8.1f} {cpu * 1000 / r['n']:8.2f} {r['longest_gap']:6.2f} {peak:7.0f}{missing}"
     )
 
 
-async def build(api: SlackApiServer, db: Path, delay: float) -> tuple[SlackAdapter, Engine, SQLiteMemory]:
-    settings = Settings(
-        _env_file=None,
-        db=db,
-        slack_bot_token="xoxb-bench",
-        slack_app_token="xapp-bench",
-        slack_signing_secret=SECRET,
-        slack_api_url=api.api_url,
-    )
-    memory = await SQLiteMemory.open(db)
-    engine = Engine(memory, SlowModel(delay), PersonaRegistry.defaults(), EngineConfig())
-    adapter = SlackAdapter(settings, engine)
-    engine.register_outbox("slack", adapter.outbox)
-    await engine.start()
-    return adapter, engine, memory
+HEADER = (
+    f"  {'burst':<18} {'ready':>6} {'ack p50':>7} {'ack p99':>7} {'ans p50':>7} {'ans p99':>7} "
+    f"{'answers/s':>8} {'cpu ms/m':>8} {'gap s':>6} {'peak MB':>7}\n"
+    f"  {'':<18} {'s':>6} {'ms':>7} {'ms':>7} {'s':>7} {'s':>7}"
+)
 
 
-def answer_times(api: SlackApiServer, sent: dict[str, float]) -> list[float]:
-    """Per channel: the first chat.update (her answer replacing the placeholder)."""
-    answered: dict[str, float] = {}
-    for call in api.calls:
-        if call.method == "chat.update" and call.status == 200:
-            answered.setdefault(call["channel"], call.at)
-    missing = set(sent) - set(answered)
-    if missing:
-        print(f"  !! {len(missing)} mention(s) not answered", file=sys.stderr)
-    return [answered[c] - sent[c] for c in sent if c in answered]
-
-
-async def wait_answers(api: SlackApiServer, channels: int, timeout: float) -> None:
-    await api.wait_for(
-        lambda: len({c["channel"] for c in api.of("chat.update")}) >= channels, timeout=timeout
-    )
-
-
-async def run_http(n: int, delay: float, api_latency: float, tmp: Path) -> tuple[list[float], list[float]]:
-    api = await SlackApiServer(latency=api_latency).start()
-    adapter, engine, memory = await build(api, tmp / "http.db", delay)
-    # server side: from the request reaching Bolt to Bolt's acknowledgement being ready
-    dispatch = adapter.app.async_dispatch
-    server_acks: list[float] = []
-
-    async def timed_dispatch(request):  # type: ignore[no-untyped-def]
-        started = time.monotonic()
-        response = await dispatch(request)
-        server_acks.append(time.monotonic() - started)
-        return response
-
-    adapter.app.async_dispatch = timed_dispatch  # type: ignore[method-assign]
-    port = await adapter.start_http(port=0, host="127.0.0.1")
-    url = f"http://127.0.0.1:{port}/slack/events"
-    acks: list[float] = []
-    sent: dict[str, float] = {}
+async def run_one(mode: str, n: int, urls: dict[str, str], tmp: Path, run: list[int], http: aiohttp.ClientSession) -> list[str]:
+    port = free_port()
+    db = tmp / f"{mode}-{n}" / "orchestra.db"
+    db.parent.mkdir(parents=True)
+    bot, ready = await start_bot(mode, urls, db, port)
+    lines, verdicts = [], []
     try:
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-
-            async def send(event: dict, record: bool) -> None:
-                body = json.dumps(event_envelope(event))
-                headers = signed_headers(SECRET, body, content_type="application/json")
-                started = time.monotonic()
-                if record:
-                    sent[event["channel"]] = started
-                async with http.post(url, data=body, headers=headers) as response:
-                    await response.read()
-                    assert response.status == 200, response.status
-                if record:
-                    acks.append(time.monotonic() - started)
-
-            await send(message_event("warm-up, ignored", channel="CWARM"), record=False)  # Bolt's auth.test
-            await asyncio.gather(*(send(mention_event("sophia, why did sign-ups drop on Monday?", channel=f"C{i:04d}"), True) for i in range(n)))
-            await wait_answers(api, n, timeout=30 + delay * 2)
-            await engine.wait_idle()
-        print("HTTP mode:")
-        print(line("ack inside the app (Bolt → 200)", server_acks[1:]))
-        return acks, answer_times(api, sent)
+        for burst in ("cold", "warm"):
+            run[0] += 1
+            before = cpu_seconds(bot.pid)
+            spec = {"mode": mode, "n": n, "run": str(run[0]), "target": f"http://127.0.0.1:{port}/slack/events", "secret": SECRET}
+            async with http.post(urls["control"] + "/bench/burst", json=spec, timeout=aiohttp.ClientTimeout(total=600)) as response:
+                result = await response.json()
+            await asyncio.sleep(0.3)  # the last records after the last update
+            cpu = cpu_seconds(bot.pid) - before
+            lines.append(row(f"{mode} {n} {burst}", result, cpu, ready if burst == "cold" else None, peak_mb(bot.pid)))
+            if burst == "cold" and n in TARGETS:
+                ack_target, answer_target = TARGETS[n]
+                ack99 = percentile(result["acks"], 99)
+                ans99 = percentile(result["answers"], 99)
+                verdicts.append(
+                    f"  {mode} {n} cold: ack p99 {ack99 * 1000:.0f} ms ≤ {ack_target * 1000:.0f} ms "
+                    f"{'met' if ack99 <= ack_target else 'MISSED'}; answer p99 {ans99:.2f} s ≤ {answer_target:.1f} s "
+                    f"{'met' if ans99 <= answer_target and not result['unanswered'] else 'MISSED'}"
+                )
+            calls = ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(result["slack_calls"].items()))
+            lines.append(f"  {'':<18} Slack calls per mention: {calls}; model calls {result['model_calls']}")
     finally:
-        await adapter.stop()
-        await engine.stop()
-        await memory.close()
-        await api.stop()
-
-
-async def run_socket(n: int, delay: float, api_latency: float, tmp: Path) -> tuple[list[float], list[float]]:
-    api = await SlackApiServer(latency=api_latency).start()
-    adapter, engine, memory = await build(api, tmp / "socket.db", delay)
-    await adapter.start_socket_mode()
-    await api.wait_connected()
-    sent: dict[str, float] = {}
-    ids: list[str] = []
-    try:
-        warm = await api.send_envelope(socket_envelope("events_api", event_envelope(message_event("warm-up", channel="CWARM"))))
-        await api.wait_ack(warm)
-        for i in range(n):
-            envelope = socket_envelope("events_api", event_envelope(mention_event("sophia, why did sign-ups drop on Monday?", channel=f"C{i:04d}")))
-            ids.append(await api.send_envelope(envelope))
-            sent[f"C{i:04d}"] = api.sent_envelopes[envelope["envelope_id"]]
-        await api.wait_for(lambda: all(i in api.acks for i in ids), timeout=30)
-        acks = [api.acks[i].at - api.sent_envelopes[i] for i in ids]
-        await wait_answers(api, n, timeout=30 + delay * 2)
-        await engine.wait_idle()
-        return acks, answer_times(api, sent)
-    finally:
-        await adapter.stop()
-        await engine.stop()
-        await memory.close()
-        await api.stop()
+        await stop_bot(bot)
+    return lines + verdicts
 
 
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mentions", type=int, default=200)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[50, 200, 1000])
+    parser.add_argument("--modes", nargs="+", choices=["socket", "http"], default=["socket", "http"])
     parser.add_argument("--model-delay", type=float, default=1.0)
-    parser.add_argument("--api-latency", type=float, default=0.0, help="seconds the stand-in Slack API takes per call")
+    parser.add_argument("--quick", action="store_true", help="50 mentions only")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-
-    print(f"{args.mentions} mentions at once, one per channel; model takes {args.model_delay:.1f} s; "
-          f"Slack API stand-in latency {args.api_latency * 1000:.0f} ms")
-    ok = True
-    with tempfile.TemporaryDirectory() as tmp:
-        for mode, run in (("HTTP mode", run_http), ("Socket Mode", run_socket)):
-            acks, answers = await run(args.mentions, args.model_delay, args.api_latency, Path(tmp))
-            if mode == "Socket Mode":
-                print(f"{mode}:")
-            label = "ack round trip (client → 200)" if mode == "HTTP mode" else "acknowledged (envelope → ack)"
-            print(line(label, acks))
-            print(line("answered (mention → persona post)", answers))
-            answer_ok = len(answers) == args.mentions and percentile(answers, 99) <= args.model_delay + 1.0
-            print(f"  target answer p99 ≤ {args.model_delay + 1.0:.1f} s: {'met' if answer_ok else 'MISSED'}")
-            if mode == "Socket Mode":
-                ack_ok = percentile(acks, 99) <= 0.100
-                print(f"  target ack p99 ≤ 100 ms: {'met' if ack_ok else 'MISSED'}")
-                ok = ok and ack_ok
-            ok = ok and answer_ok
-    return 0 if ok else 1
+    sizes = [50] if args.quick else args.sizes
+    load = os.getloadavg()
+    print(f"Slack bursts, one mention per channel; model {args.model_delay:.1f} s over HTTP (OpenAI SDK); "
+          f"load before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
+    standins, urls = await start_standins(args.model_delay)
+    run = [0]
+    out: list[str] = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            async with aiohttp.ClientSession() as http:
+                print(HEADER, flush=True)
+                for mode in args.modes:
+                    for n in sizes:
+                        lines = await run_one(mode, n, urls, Path(tmp), run, http)
+                        for line in lines:
+                            if line.startswith("  ") and ("met" in line or "MISSED" in line) and ": ack p99" in line:
+                                out.append(line)
+                            else:
+                                print(line, flush=True)
+    finally:
+        standins.terminate()
+        await standins.wait()
+    load = os.getloadavg()
+    print(f"load after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    if out:
+        print("targets (issue 12, cold start):")
+        print("\n".join(out))
+    return 1 if any("MISSED" in line for line in out) else 0
 
 
 if __name__ == "__main__":

@@ -173,10 +173,12 @@ def _secret(value) -> str | None:
 
 
 def build_model_provider(settings: Settings) -> Provider:
-    """The provider for `settings.provider`; the SDK it needs is imported here, not before."""
-    from engine.providers import build_provider
+    """The provider for `settings.provider`; the SDK it needs is imported here, not before. At
+    most ORCHESTRA_MAX_MODEL_CALLS of its calls run at once, over a pool of as many kept-alive
+    connections (`engine.providers.limit` says why)."""
+    from engine.providers import CallLimit, build_provider
 
-    return build_provider(
+    provider = build_provider(
         settings.provider or "offline",
         anthropic_api_key=_secret(settings.anthropic_api_key),
         anthropic_base_url=settings.anthropic_base_url,
@@ -186,7 +188,22 @@ def build_model_provider(settings: Settings) -> Provider:
         openai_model=settings.openai_model,
         timeout=settings.model_timeout,
         max_retries=settings.model_max_retries,
+        max_connections=settings.max_model_calls,
     )
+    return CallLimit(provider, settings.max_model_calls)
+
+
+async def warm_up(provider: Provider) -> None:
+    """Everything the first model call would do once (SDK imports, pydantic types), done now, so
+    that a burst arriving the moment the bot says it is ready is served like any other. Never
+    stops start-up: a provider that cannot rehearse only pays on its first real call."""
+    rehearse = getattr(provider, "warm_up", None)
+    if rehearse is None:
+        return
+    try:
+        await rehearse()
+    except Exception:  # noqa: BLE001 - a cost moved, not a failure
+        log.debug("model warm-up failed; the first call pays for it", exc_info=True)
 
 
 def crew_model(settings: Settings, provider: Provider) -> "CrewModel":
@@ -288,6 +305,7 @@ async def bootstrap(settings: Settings, *, provider: Provider | None = None) -> 
             live = await live_file_personas(settings, personas, memory)
         config = engine_config(settings, personas)
         model = provider or build_model_provider(settings)
+        await warm_up(model)
     except BaseException:
         if live is not None:
             await live.aclose()

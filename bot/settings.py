@@ -23,6 +23,8 @@ from pydantic_settings import InitSettingsSource, NoDecode
 from bot.job_settings import DailyTime
 
 ProviderName = Literal["anthropic", "openai", "offline"]
+#: Model calls in flight at once, unless ORCHESTRA_MAX_MODEL_CALLS says otherwise.
+DEFAULT_MAX_MODEL_CALLS = 256
 
 DEFAULT_ANTHROPIC_MODEL = "claude-sonnet-5-5"
 DEFAULT_OPENAI_MODEL = "gpt-5.4-mini"
@@ -118,6 +120,12 @@ class Settings(BaseSettings):
     )
     model_max_retries: int = Field(
         2, ge=0, le=10, validation_alias=AliasChoices("ORCHESTRA_MODEL_MAX_RETRIES", "model_max_retries")
+    )
+    # model calls in flight at once: a burst's posts are not starved by its model calls, and the
+    # SDK's connection pool is sized to match (engine.providers.limit)
+    max_model_calls: int = Field(
+        DEFAULT_MAX_MODEL_CALLS, ge=1, le=5000,
+        validation_alias=AliasChoices("ORCHESTRA_MAX_MODEL_CALLS", "max_model_calls"),
     )
 
     # --- investigations

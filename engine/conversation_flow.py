@@ -15,6 +15,36 @@ from engine.turns import conversation_turn
 class ConversationFlow(FlowPart):
 
     async def converse(self, job: Job, rec: ThreadRecord | None, speaker: Persona | None) -> ThreadRecord:
+        """Before the model call (`flows.starting`) and after it (`flows.finishing`), a few
+        mentions at a time: under a burst each one gets its question to the model, and its answer
+        posted, in a few milliseconds, instead of every mention taking one step per loop turn and
+        all of them finishing together, late (see `Flows.starting`)."""
+        flows = self.flows
+        async with flows.starting:
+            rec, persona, turns, turn, recalled = await self._prepare(job, rec, speaker)
+        if turn is None:
+            outcome = await conversation_turn(
+                self.provider, persona, question=job.text,
+                memory=memory_text(recalled, self.config.context_tokens // 4),
+                history=self._chat_history([x for x in turns if x.task_id != job.task_id], self.config.context_tokens // 2),
+            )
+        async with flows.finishing:
+            if turn is None:
+                turn = await self.memory.add_turn(flows.turn_record(job, rec, persona, outcome, route={
+                    "mode": "conversation", "persona": persona.name, "reasons": [self._why(job, persona, rec)],
+                    "recalled": [recalled_summary(r) for r in recalled],
+                }))
+                rec.turn_count += 1
+                rec = await self.memory.update_thread(rec)
+                job.thread = rec
+            first = not any(x.role == TurnRole.PERSONA and x.seq < turn.seq for x in turns)
+            await flows.post(job, flows.reply(job, ReplyKind.ANSWER, persona, turn.text, key=f"turn:{rec.id}:{turn.seq}",
+                                              thread=rec.thread, first_in_thread=first))
+        return rec
+
+    async def _prepare(self, job: Job, rec: ThreadRecord | None, speaker: Persona | None):
+        """The thread, who speaks, its turns so far, the turn already made (a resumed task), and
+        what the channel remembers; the person's turn stored and her placeholder shown."""
         t, flows = job.task, self.flows
         if rec is None:
             route = self.personas.route_by_domain(job.text)
@@ -34,24 +64,11 @@ class ConversationFlow(FlowPart):
         turns = await self.memory.turns(rec.id)
         await flows.human_turn(job, rec, t.text.strip())
         turn = await job.earlier_turn(self.memory, 1)
+        recalled = []
         if turn is None:
             await flows.working(job, persona, rec.thread)
             recalled = await flows.recall(job, rec, job.text)
-            outcome = await conversation_turn(
-                self.provider, persona, question=job.text,
-                memory=memory_text(recalled, self.config.context_tokens // 4),
-                history=self._chat_history([x for x in turns if x.task_id != job.task_id], self.config.context_tokens // 2),
-            )
-            turn = await self.memory.add_turn(flows.turn_record(job, rec, persona, outcome, route={
-                "mode": "conversation", "persona": persona.name, "reasons": [self._why(job, persona, rec)],
-                "recalled": [recalled_summary(r) for r in recalled],
-            }))
-            rec.turn_count += 1
-            rec = await self.memory.update_thread(rec)
-        first = not any(x.role == TurnRole.PERSONA and x.seq < turn.seq for x in turns)
-        await flows.post(job, flows.reply(job, ReplyKind.ANSWER, persona, turn.text, key=f"turn:{rec.id}:{turn.seq}",
-                                          thread=rec.thread, first_in_thread=first))
-        return rec
+        return rec, persona, turns, turn, recalled
 
     def _chat_history(self, turns: list[TurnRecord], budget: int) -> list[ChatMessage]:
         messages: list[ChatMessage] = []

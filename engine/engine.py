@@ -22,6 +22,7 @@ from engine.crews.flow import CrewFlow
 from engine.crews.runner import CrewModel, CrewRunner
 from engine.conversation_flow import ConversationFlow
 from engine.flows import EngineConfig, Flows, Job
+from engine.intake import Intake
 from engine.investigation_flow import InvestigationFlow
 from engine.lanes import Lanes
 from engine.memory.records import (
@@ -57,6 +58,10 @@ class Engine(EngineQueries):
         self.investigations = InvestigationFlow(self.flows)
         self.crews = CrewFlow(self.flows, crews or CrewModel(), crew_runner)
         self.lanes = Lanes()
+        # acknowledgements first: adapters count the acks they owe here (`intake.taking()`), and
+        # a task's work starts, and each of its posts goes out, once the acks owed before are out
+        self.intake = Intake()
+        self.flows.intake = self.intake
         self._jobs: set[asyncio.Task] = set()
 
     # --- wiring -------------------------------------------------------------------------------
@@ -121,6 +126,7 @@ class Engine(EngineQueries):
         return job
 
     async def _work(self, stored: StoredTask, resumed: bool) -> ThreadRecord | None:
+        await self.intake.settled()  # this task's own ack (and every one owed before) goes out first
         async with self.lanes.hold(stored.task.thread_key):
             return await self._process(stored, resumed)
 

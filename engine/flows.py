@@ -12,6 +12,7 @@ of the model again, replies already posted are not posted again (see `engine.pos
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from engine.memory.records import (
@@ -22,6 +23,7 @@ from engine.memory.records import (
     TurnRecord,
     TurnRole,
 )
+from engine.intake import Intake
 from engine.models import Reply, ReplyKind, Task
 from engine.personas import Persona, PersonaRegistry
 from engine.ports import Provider
@@ -34,6 +36,9 @@ OFFLINE_MARK = (
     "or OPENAI_BASE_URL for a local server)"
 )
 OFFLINE_SHORT_MARK = "🧪 Offline rehearsal"
+
+#: How many conversations may be at once in the steps before their model call, and in those after.
+STAGE_WIDTH = 16
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,13 @@ class Flows:
         self.personas = personas
         self.poster = poster
         self.config = config
+        self.intake = Intake()  # the engine's own replaces it: a post waits for the acks owed before it
+        # A burst's mentions all want the loop at once, and asyncio serves them a step each in
+        # turn: with hundreds under way, every one finishes late and together (seconds without a
+        # post). A few at a time before the model call and after it, each finishes in
+        # milliseconds and the posts flow; the model calls themselves still overlap (CallLimit).
+        self.starting = asyncio.Semaphore(STAGE_WIDTH)
+        self.finishing = asyncio.Semaphore(STAGE_WIDTH)
 
     def reply(self, job: Job, kind: ReplyKind, persona: Persona, text: str, *, key: str, thread: str | None,
               first_in_thread: bool = False, **extra) -> Reply:
@@ -97,6 +109,7 @@ class Flows:
         )
 
     async def post(self, job: Job, reply: Reply):
+        await self.intake.settled()
         return await self.poster.post(reply, task_id=job.task_id, thread=job.thread, check_earlier=job.resumed)
 
     async def recall(self, job: Job, rec: ThreadRecord, query: str) -> list[Recollection]:

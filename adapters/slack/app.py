@@ -111,6 +111,23 @@ def _refusal(setting: str, method: str, error: SlackApiError) -> SlackStartError
     return SlackStartError(f"Slack refused {setting} ({method}: {code}): {what}", setting=setting, refused=True)
 
 
+def acks_first(handler_class: type, engine: Any) -> type:
+    """Bolt's Socket Mode handler, telling the engine while it owes an envelope's ack (from the
+    envelope reaching Bolt until the ack is sent): work the engine would start, or posts it
+    would send, wait for the acks owed before them (`engine.intake`), so under a burst acks do
+    not queue behind other events' work."""
+    intake = getattr(engine, "intake", None)
+    if intake is None:
+        return handler_class
+
+    class AcksFirst(handler_class):  # type: ignore[misc, valid-type]
+        async def handle(self, client: Any, req: Any) -> None:
+            async with intake.taking():
+                await super().handle(client, req)
+
+    return AcksFirst
+
+
 class SlackAdapter:
     """Build with settings and the engine; register `outbox`; then start one of the two modes.
 
@@ -171,9 +188,15 @@ class SlackAdapter:
     # --- shared HTTP session --------------------------------------------------------------------
 
     def _open_session(self) -> None:
-        """One pooled session for every Web API call (created inside the running loop)."""
+        """One pooled session for every Web API call (created inside the running loop), with as
+        many kept-alive connections as answers can be in flight (ORCHESTRA_MAX_MODEL_CALLS): a
+        burst's posts neither queue for aiohttp's default 100 nor reconnect after 15 s idle."""
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+            size = max(100, int(getattr(self.settings, "max_model_calls", 100) or 100))
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=30),
+                connector=aiohttp.TCPConnector(limit=size, keepalive_timeout=60.0),
+            )
             self.client.session = self._session
 
     # --- start-up checks ------------------------------------------------------------------------
@@ -229,7 +252,7 @@ class SlackAdapter:
         if not app_token:
             raise ValueError("Socket Mode needs SLACK_APP_TOKEN (an app-level xapp- token with connections:write)")
         identity = self.identity if self.identity and self._socket_url else await self.verify(socket_mode=True)
-        self.socket_handler = AsyncSocketModeHandler(self.app, app_token, web_client=self.client)
+        self.socket_handler = acks_first(AsyncSocketModeHandler, self.engine)(self.app, app_token, web_client=self.client)
         # the URL `verify` was issued: the client uses it instead of asking again
         self.socket_handler.client.wss_uri, self._socket_url = self._socket_url, None
         await self.socket_handler.connect_async()

@@ -11,6 +11,7 @@ from typing import Literal
 
 from engine.ports import Provider
 from engine.providers.anthropic_provider import AnthropicProvider
+from engine.providers.limit import CallLimit
 from engine.providers.offline import OfflineProvider
 from engine.providers.openai_provider import OpenAIProvider, StructuredLevel
 
@@ -28,6 +29,7 @@ def build_provider(
     openai_model: str = "gpt-5.4-mini",
     timeout: float = 60.0,
     max_retries: int = 2,
+    max_connections: int | None = None,
 ) -> Provider:
     """The provider for `kind`, from plain values (the composition root unwraps its secrets)."""
     if kind == "anthropic":
@@ -37,6 +39,7 @@ def build_provider(
             model=anthropic_model,
             timeout=timeout,
             max_retries=max_retries,
+            max_connections=max_connections,
         )
     if kind == "openai":
         return OpenAIProvider(
@@ -45,6 +48,7 @@ def build_provider(
             model=openai_model,
             timeout=timeout,
             max_retries=max_retries,
+            max_connections=max_connections,
         )
     if kind == "offline":
         return OfflineProvider()
@@ -53,6 +57,7 @@ def build_provider(
 
 __all__ = [
     "AnthropicProvider",
+    "CallLimit",
     "OfflineProvider",
     "OpenAIProvider",
     "ProviderKind",

@@ -178,3 +178,62 @@ def map_sdk_error(
     return ProviderError(
         f"Something went wrong talking to the {label}; the details are in the bot's log."
     )
+
+
+# --- connections and warm-up ---------------------------------------------------------------------
+
+#: One prose request and one structured request: the two call paths a burst takes.
+def _warm_up_requests() -> list:
+    from engine.ports import ChatMessage, ModelRequest
+
+    ask = [ChatMessage(role="user", content="warm-up")]
+    return [
+        ModelRequest(system="warm-up", messages=ask, max_tokens=16),
+        ModelRequest(system="warm-up", messages=ask, max_tokens=16, schema_name="warm_up",
+                     json_schema={"type": "object", "properties": {"ok": {"type": "boolean"}},
+                                  "required": ["ok"], "additionalProperties": False}),
+    ]
+
+
+WARM_UP_REQUESTS = _warm_up_requests()
+
+
+def http_library(factory: Any) -> Any:
+    """The httpx the SDK is built on (openai: `httpx`; anthropic: its fork `httpx2`), found from
+    the SDK's default client class: each SDK refuses the other library's objects."""
+    import importlib
+
+    base = next(c for c in factory.__mro__ if c.__name__ == "AsyncClient" and c is not factory)
+    return importlib.import_module(base.__module__.split(".")[0])
+
+
+def pooled_client(sdk: Any, max_connections: int | None) -> Any:
+    """The SDK's own aiohttp-based client (`DefaultAioHttpClient`: its timeouts and redirects,
+    aiohttp's connection pool) with room for the calls we allow in flight, every connection kept
+    alive between bursts; the SDK's httpx client where the aiohttp one is not installed.
+
+    Why not httpx's own pool: httpcore re-examines every pooled connection for every request
+    (and every idle one against all the others), so with hundreds of calls in flight the pool's
+    bookkeeping was most of a mention's CPU; aiohttp's connector does not. None: SDK defaults."""
+    if max_connections is None:
+        return None
+    http = http_library(sdk.DefaultAsyncHttpxClient)
+    limits = http.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
+                         keepalive_expiry=60.0)
+    try:
+        return sdk.DefaultAioHttpClient(limits=limits)
+    except RuntimeError:  # the SDK's aiohttp extra is missing (openai: httpx-aiohttp)
+        log.debug("%s: no aiohttp client; using httpx's pool", sdk.__name__)
+        return sdk.DefaultAsyncHttpxClient(limits=limits)
+
+
+def rehearsal_client(factory: Any, answer: Any) -> Any:
+    """A client of the SDK's httpx whose transport answers every request at once with `answer`
+    (a JSON body, or a function of the request returning one): the SDK's whole call path,
+    without the network."""
+    http = http_library(factory)
+
+    def handle(request: Any) -> Any:
+        return http.Response(200, json=answer(request) if callable(answer) else answer)
+
+    return http.AsyncClient(transport=http.MockTransport(handle))

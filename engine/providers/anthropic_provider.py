@@ -24,7 +24,15 @@ from engine.ports import (
     Usage,
 )
 from engine.findings import extract_json
-from engine.providers._shared import host_of, map_sdk_error, scrub, tool_name
+from engine.providers._shared import (
+    WARM_UP_REQUESTS,
+    host_of,
+    map_sdk_error,
+    pooled_client,
+    rehearsal_client,
+    scrub,
+    tool_name,
+)
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
@@ -48,6 +56,7 @@ class AnthropicProvider:
         model: str = "claude-sonnet-5-5",
         timeout: float = 60.0,
         max_retries: int = 2,
+        max_connections: int | None = None,
     ):
         import anthropic
 
@@ -64,7 +73,8 @@ class AnthropicProvider:
         missing = ProviderUnavailable("No Anthropic credentials were found: set ANTHROPIC_API_KEY.")
         try:
             self._client: AsyncAnthropic = anthropic.AsyncAnthropic(
-                api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
+                api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries,
+                http_client=pooled_client(anthropic, max_connections),
             )
         except anthropic.AnthropicError as err:  # e.g. a profile named but not on disk
             log.warning("anthropic client: %s", scrub(str(err)))
@@ -103,6 +113,33 @@ class AnthropicProvider:
         except Exception as err:  # SDK errors, and anything else: never let one escape
             raise self._translate(err, model) from None
         return self._response(message, request, name)
+
+    async def warm_up(self) -> None:
+        """Pay the first call's one-time costs before the bot says it is ready (the SDK's lazy
+        resources, pydantic building the reply's types): a throwaway client whose transport
+        answers at once goes through the whole call path without the network."""
+        def message(request: Any) -> dict[str, Any]:
+            body = json.loads(request.content or b"{}")
+            tools = body.get("tools") or []
+            content = ([{"type": "tool_use", "id": "toolu_warm", "name": tools[0]["name"], "input": {}}]
+                       if tools else [{"type": "text", "text": "ok"}])
+            return {"id": "msg_warm", "type": "message", "role": "assistant", "model": self.model,
+                    "content": content, "stop_reason": "tool_use" if tools else "end_turn",
+                    "stop_sequence": None, "usage": {"input_tokens": 1, "output_tokens": 1}}
+
+        self._client.messages  # noqa: B018 - the real client's lazy resources, imported now
+        async with rehearsal_client(self._sdk.DefaultAsyncHttpxClient, message) as http:
+            client = self._sdk.AsyncAnthropic(api_key="warm-up", base_url="http://warm-up.invalid",
+                                              http_client=http, max_retries=0)
+            real, self._client = self._client, client
+            try:
+                for request in WARM_UP_REQUESTS:
+                    try:
+                        await self.generate(request)
+                    except ProviderError:
+                        pass  # an empty tool input may not satisfy the schema: the path is warm
+            finally:
+                self._client = real
 
     def _response(self, message: Message, request: ModelRequest, name: str) -> ModelResponse:
         if message.stop_reason == "refusal":

@@ -26,7 +26,10 @@ from engine.ports import (
 )
 from engine.findings import extract_json
 from engine.providers._shared import (
+    WARM_UP_REQUESTS,
     error_message,
+    pooled_client,
+    rehearsal_client,
     host_of,
     map_sdk_error,
     schema_instructions,
@@ -80,6 +83,7 @@ class OpenAIProvider:
         model: str = "gpt-5.4-mini",
         timeout: float = 60.0,
         max_retries: int = 2,
+        max_connections: int | None = None,
     ):
         import openai
 
@@ -102,6 +106,7 @@ class OpenAIProvider:
                 base_url=base_url,
                 timeout=timeout,
                 max_retries=max_retries,
+                http_client=pooled_client(openai, max_connections),
             )
         except openai.OpenAIError:  # no key anywhere (the SDK also reads OPENAI_API_KEY)
             raise ProviderUnavailable(
@@ -125,6 +130,26 @@ class OpenAIProvider:
                 raise self._translate(err, model) from None
             return self._response(completion, request, model, level)
         raise ProviderError("The model server kept rejecting our requests; see the log for details.")
+
+    async def warm_up(self) -> None:
+        """Pay the first call's one-time costs before the bot says it is ready: the SDK imports its
+        resources on first use (about half a second, on the event loop) and pydantic builds the
+        reply's types on the first parse. A throwaway client whose transport answers at once goes
+        through the whole call path (request building, sending, parsing) without the network."""
+        completion = {
+            "id": "warm-up", "object": "chat.completion", "created": 0, "model": self.model,
+            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+                         "message": {"role": "assistant", "content": '{"ok": true}', "refusal": None}}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+        self._client.chat.completions  # noqa: B018 - the real client's lazy resources, imported now
+        async with rehearsal_client(self._sdk.DefaultAsyncHttpxClient, completion) as http:
+            client = self._sdk.AsyncOpenAI(api_key="warm-up", base_url="http://warm-up.invalid/v1",
+                                           http_client=http, max_retries=0)
+            for request in WARM_UP_REQUESTS:
+                level = StructuredLevel.JSON_SCHEMA if request.json_schema is not None else None
+                params = self._params(request, self.model, level)
+                self._response(await client.chat.completions.create(**params), request, self.model, level)
 
     # --- building the request ----------------------------------------------------------------
 
