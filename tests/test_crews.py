@@ -329,3 +329,27 @@ async def test_progress_is_paced_in_order_and_nothing_is_dropped(memory):
     titles = ["Analyse the work in depth from the project side", "Add the content perspective", "Synthesise the final result"]
     assert progress == [(t, s) for t in titles for s in ("started", "done")]
     assert modes(outbox)[-2:] == ["crew-result", "crew-review"]  # the result comes after all progress
+
+
+async def test_an_agent_calling_the_channel_memory_tool_reads_what_the_channel_remembers(memory, openai_server):
+    act_like_crew_model(openai_server, {"Specialist sales strategist": "EMEA pricing doubled churn last spring."})
+    engine, _ = await make(memory, openai_server)
+    await engine.run(crew_task("why did churn rise", options={"domain": "sales", "complexity": "low"}))
+
+    def answer(body):
+        if not agent_role(body):
+            return Scripted(body=completion("Fine.\nVerdict: go"))
+        if not any(m.get("role") == "tool" for m in body["messages"]):  # first: look it up
+            call = {"id": "call_1", "type": "function",
+                    "function": {"name": "channel_memory", "arguments": '{"query": "EMEA pricing churn"}'}}
+            reply = completion(None, finish_reason="tool_calls")
+            reply["choices"][0]["message"]["tool_calls"] = [call]
+            return Scripted(body=reply)
+        return Scripted(body=completion("Going by what we learned before: revisit EMEA pricing."))
+
+    openai_server.always(answer)
+    rec = await engine.run(crew_task("plan the Q4 pricing", options={"domain": "sales", "complexity": "low"}))
+    tool_results = [m["content"] for b in openai_server.bodies if isinstance(b, dict)
+                    for m in b.get("messages", []) if m.get("role") == "tool"]
+    assert tool_results and "EMEA pricing doubled churn" in tool_results[0]  # the real recall, from the loop
+    assert (await persona_turns(memory, rec.id))["crew-result"].findings["result"].startswith("Going by what we learned")
