@@ -62,6 +62,10 @@ async def test_crew_json_against_a_local_openai_compatible_server(tmp_path, open
     # the crew is in the channel's memory like any thread
     listed = orchestra(tmp_path, "memory", "list", "--channel", "deals", env=env)
     assert "deals-crew1" in listed.stdout and "crew" in listed.stdout
+    # and people can talk the result over with the orchestrator in the crew's thread
+    code, out, err = await orchestra_async(tmp_path, "reply", "deals-crew1", "what about EMEA?", env=env)
+    assert code == 0, err
+    assert "Crew deals-crew1" in out and "Karen" in out
 
 
 def test_crew_usage_errors_exit_2_without_starting_anything(tmp_path):
