@@ -84,6 +84,7 @@ async def _crew(settings, request, *, channel: str, persona: str | None, as_json
             print(json.dumps(report, ensure_ascii=False, default=str))
         else:
             print(f"Crew {rec.id} · {rec.status.value} · orchestrated by {rec.lead} · #{rec.channel} (platform {LOCAL})")
+            print(f'Talk it over: orchestra reply {rec.id} "…" · a new crew: orchestra crew "…" --channel {rec.channel}')
         return 1 if outbox.failed else 0
     finally:
         await app.aclose()

@@ -168,7 +168,7 @@ async def run_request(app: App, req: Request) -> int:
         report["continue"] = next_commands(final)
         print(json.dumps(report, ensure_ascii=False, default=str))
     else:
-        kind = "Investigation" if final.kind == ThreadKind.INVESTIGATION else "Conversation"
+        kind = final.kind.value.capitalize()  # Investigation, Conversation, Crew
         print(f"{kind} {final.id} · {final.status.value} · phase {final.phase.value} · "
               f"{final.turn_count} turn(s) · #{final.channel} (platform {LOCAL})")
         commands = next_commands(final)

@@ -62,6 +62,10 @@ async def test_crew_json_against_a_local_openai_compatible_server(tmp_path, open
     # the crew is in the channel's memory like any thread
     listed = orchestra(tmp_path, "memory", "list", "--channel", "deals", env=env)
     assert "deals-crew1" in listed.stdout and "crew" in listed.stdout
+    # and people can talk the result over with the orchestrator in the crew's thread
+    code, out, err = await orchestra_async(tmp_path, "reply", "deals-crew1", "what about EMEA?", env=env)
+    assert code == 0, err
+    assert "Crew deals-crew1" in out and "Karen" in out
 
 
 def test_crew_usage_errors_exit_2_without_starting_anything(tmp_path):
@@ -160,3 +164,21 @@ def test_team_size_follows_complexity_and_agents_carry_the_orchestrators_traits(
     assert named.orchestrator == "sophia" and "recruited by Sophia" in named.agents[0].backstory
     inferred = assemble(crew_request("why is our data pipeline slow", None, "low"), personas)
     assert inferred.domain == "data" and inferred.orchestrator == "sophia"
+
+
+def test_a_process_killed_mid_crew_reports_it_on_the_next_start_and_never_runs_it_again(tmp_path):
+    # SIGKILL just after the platform took the crew's first progress post (its "started" mark),
+    # before that post was recorded: as a power cut would, with the crew about to start
+    env = clean_env(tmp_path, _ORCHESTRA_CRASH_AT="posted:3")
+    killed = orchestra(tmp_path, "crew", "grow the Q3 pipeline", "--domain", "sales", "--complexity", "low", env=env)
+    assert killed.returncode == -9
+    assert "Specialist sales strategist is working on" in killed.stdout
+
+    result = chat(tmp_path)  # the terminal chat resumes the platform's unfinished work at start-up
+    assert "Resuming 1 unfinished task(s)" in result.stdout
+    assert "Karen here: the crew didn't finish. I was restarted while the crew was working" in result.stdout
+    exported = json.loads(orchestra(tmp_path, "memory", "export").stdout)
+    crew = next(t for t in exported["threads"] if t["kind"] == "crew")
+    assert crew["status"] == "paused"
+    assert [t["mode"] for t in crew["turns"] if t["role"] == "persona"] == ["crew-plan"]  # no result: never ran
+    assert [t["status"] for t in exported["tasks"]] == ["failed"]

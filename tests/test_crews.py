@@ -329,3 +329,54 @@ async def test_progress_is_paced_in_order_and_nothing_is_dropped(memory):
     titles = ["Analyse the work in depth from the project side", "Add the content perspective", "Synthesise the final result"]
     assert progress == [(t, s) for t in titles for s in ("started", "done")]
     assert modes(outbox)[-2:] == ["crew-result", "crew-review"]  # the result comes after all progress
+
+
+async def test_an_agent_calling_the_channel_memory_tool_reads_what_the_channel_remembers(memory, openai_server):
+    act_like_crew_model(openai_server, {"Specialist sales strategist": "EMEA pricing doubled churn last spring."})
+    engine, _ = await make(memory, openai_server)
+    await engine.run(crew_task("why did churn rise", options={"domain": "sales", "complexity": "low"}))
+
+    def answer(body):
+        if not agent_role(body):
+            return Scripted(body=completion("Fine.\nVerdict: go"))
+        if not any(m.get("role") == "tool" for m in body["messages"]):  # first: look it up
+            call = {"id": "call_1", "type": "function",
+                    "function": {"name": "channel_memory", "arguments": '{"query": "EMEA pricing churn"}'}}
+            reply = completion(None, finish_reason="tool_calls")
+            reply["choices"][0]["message"]["tool_calls"] = [call]
+            return Scripted(body=reply)
+        return Scripted(body=completion("Going by what we learned before: revisit EMEA pricing."))
+
+    openai_server.always(answer)
+    rec = await engine.run(crew_task("plan the Q4 pricing", options={"domain": "sales", "complexity": "low"}))
+    tool_results = [m["content"] for b in openai_server.bodies if isinstance(b, dict)
+                    for m in b.get("messages", []) if m.get("role") == "tool"]
+    assert tool_results and "EMEA pricing doubled churn" in tool_results[0]  # the real recall, from the loop
+    assert (await persona_turns(memory, rec.id))["crew-result"].findings["result"].startswith("Going by what we learned")
+
+
+async def test_a_resumed_crew_runs_the_plan_it_reviewed_even_if_the_personas_changed(memory):
+    runner = QuickRunner()
+    engine, outbox = await make(memory, runner=runner)
+    outbox.crash_after = lambda reply: reply.mode == "crew-plan"
+    await engine.submit(crew_task("grow the Q3 pipeline", options={"domain": "sales", "complexity": "medium"}))
+    with pytest.raises(Crash):
+        await asyncio.gather(*engine._jobs)
+    reviewed = [a["role"] for a in next(r for r in outbox.posts if r.mode == "crew-plan").content["agents"]]
+
+    class Recording(QuickRunner):
+        async def run(self, plan, tools, on_progress):
+            self.plan = plan
+            return await super().run(plan, tools, on_progress)
+
+    again = Recording()
+    personas = PersonaRegistry.defaults()
+    karen = personas["karen"]
+    changed = karen.model_copy(update={"role": "Chief of Staff"})
+    engine2 = Engine(memory, OfflineProvider(), type(personas)([changed if p.name == "karen" else p for p in personas]),
+                     EngineConfig(), crews=model_for(), crew_runner=again)
+    engine2.register_outbox("test", FakeOutbox(shown=outbox.shown))
+    await engine2.start()
+    await engine2.wait_idle()
+    assert [a.role for a in again.plan.agents] == reviewed
+    assert "Chief of Staff" not in again.plan.agents[0].backstory  # the stored plan, not a new one

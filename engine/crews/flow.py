@@ -141,7 +141,7 @@ class CrewFlow(FlowPart):
     async def _run_steps(self, job: Job, rec: ThreadRecord, plan: CrewPlan, inv: ThreadRecord | None) -> ThreadRecord:
         lead = job.persona
         try:
-            await self._plan_review(job, rec, plan, lead)
+            plan = await self._plan_review(job, rec, plan, lead)
             outcome = await self._crew(job, rec, plan, lead, inv)
             await self._result_review(job, rec, plan, lead, outcome)
         except CrewReported:
@@ -155,7 +155,9 @@ class CrewFlow(FlowPart):
         job.thread = rec
         return rec
 
-    async def _plan_review(self, job: Job, rec: ThreadRecord, plan: CrewPlan, lead: Persona) -> TurnRecord:
+    async def _plan_review(self, job: Job, rec: ThreadRecord, plan: CrewPlan, lead: Persona) -> CrewPlan:
+        """Review the plan once; the plan stored with the review is the one the crew runs (a
+        resumed task runs that, even if the personas changed since)."""
         job.step = PLAN_STEP
         turn = await job.earlier_turn(self.memory, PLAN_STEP)
         if turn is None:
@@ -168,13 +170,14 @@ class CrewFlow(FlowPart):
                 mode="crew-plan", text=f"Crew plan review by {lead.display_name}:\n{text}\n\n{plan.text()}", findings=content,
                 input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, model=model or None,
             ))
+        plan = CrewPlan.model_validate(turn.findings["plan"])
         heading = f"{lead.display_name} · crew plan"
         await self.flows.post(job, self.flows.reply(
             job, ReplyKind.TURN, lead, f"{heading}\n{turn.findings['review']}\n\n{plan.text()}", key=f"crew-plan:{rec.id}",
             thread=rec.thread, mode="crew-plan", title=heading,
             content={k: turn.findings[k] for k in ("review", "agents", "tasks")},
         ))
-        return turn
+        return plan
 
     async def _crew(self, job: Job, rec: ThreadRecord, plan: CrewPlan, lead: Persona, inv: ThreadRecord | None) -> CrewOutcome:
         """Run the crew once: its first progress post marks that it started."""
