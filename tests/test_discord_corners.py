@@ -48,7 +48,7 @@ def tasks(rig: Rig) -> list[dict[str, Any]]:
 
 def buttons(server: DiscordServer) -> tuple[int, str, str]:
     """(message id, challenge custom id, thread id) of the last post that carries buttons."""
-    post = [p for p in posted_and_edited(server) if p.json.get("components")][-1]
+    post = [p for p in posted_and_edited(server) if "orchestra:challenge:" in str(p.json.get("components"))][-1]
     custom_id = next(c["custom_id"] for row in post["components"] for c in row["components"]
                      if c["custom_id"].startswith("orchestra:challenge:"))
     message_id = int(post.response["id"]) if post.method == "POST" else int(post.path.split("/")[-1])
