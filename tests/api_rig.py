@@ -95,10 +95,10 @@ async def serve(asgi) -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def running_api(tmp_path: Path, *, personas_file: Path | None = None, tokens: ApiTokens | None = None,
-                      **settings) -> AsyncIterator[tuple[App, httpx.AsyncClient]]:
+                      provider=None, **settings) -> AsyncIterator[tuple[App, httpx.AsyncClient]]:
     """The bot (offline provider, engine started) and a client sending the write token."""
     app = await bootstrap(load_settings(db=tmp_path / "memory.db", personas_file=personas_file, **settings),
-                          provider=OfflineProvider())
+                          provider=provider or OfflineProvider())
     await app.engine.start()
     tokens = tokens or ApiTokens(write=WRITE, read=READ)
     try:
