@@ -39,6 +39,7 @@ def _stand_in_app(app: App, tokens: ApiTokens):
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from adapters.api.errors import ApiError, error_body
 
@@ -52,9 +53,15 @@ def _stand_in_app(app: App, tokens: ApiTokens):
 
     @api.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            return JSONResponse(error_body("malformed_json", "The body is not valid JSON."), status_code=400)
         problems = [{"field": ".".join(str(p) for p in e["loc"][1:]), "in": str(e["loc"][0]), "problem": e["msg"]}
                     for e in exc.errors()]
         return JSONResponse(error_body("invalid", "Some fields are not right.", problems), status_code=422)
+
+    @api.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(error_body("error", str(exc.detail)), status_code=exc.status_code)
 
     for name in ("personas", "investigations", "crews", "metrics"):
         if importlib.util.find_spec(f"adapters.api.{name}") is not None:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from adapters.api.access import reader, writer
 from adapters.api.context import orchestra
 from adapters.api.errors import ApiError
+from adapters.api.responses import errors
 from engine.crews.request import COMPLEXITIES, DOMAINS, CrewRequestError, crew_request
 from engine.models import Task, TaskKind
 
@@ -28,8 +29,7 @@ router = APIRouter(prefix="/api/crews", tags=["crews"])
 PLATFORM = WORKSPACE = "api"
 INSTALL = "pip install 'orchestra-personas[crew]'"
 
-_ERRORS = {401: {"description": "No token, or a wrong one."},
-           404: {"description": "No such crew (or the API is off)."}}
+_ERRORS = errors()
 
 
 class CrewIn(BaseModel):
@@ -79,10 +79,8 @@ def _field_problem(field: str, message: str) -> ApiError:
 
 
 @router.post("", status_code=202, response_model=CrewOut, dependencies=[Depends(writer)],
-             responses={**_ERRORS, 200: {"model": CrewOut, "description": "The same Idempotency-Key again: the crew it started."},
-                        403: {"description": "The read-only token cannot start crews."},
-                        422: {"description": "Invalid fields, each named in `details`."},
-                        501: {"description": "The crew feature is not installed; `details.install` says how."}})
+             responses={**errors(403, 501), 200: {"model": CrewOut, "description": "The same Idempotency-Key again: "
+                                                                                   "the crew it started."}})
 async def start_crew(body: CrewIn = Body(), app=Depends(orchestra),
                      idempotency_key: str | None = Header(None, max_length=200,
                                                           description="a retry with the same key returns the same crew")):

@@ -17,13 +17,12 @@ from pydantic import BaseModel, Field
 from adapters.api.access import reader
 from adapters.api.context import orchestra
 from adapters.api.errors import ApiError
+from adapters.api.responses import errors
 from engine.memory.records import Phase, ThreadKind, ThreadRecord, ThreadStatus, TurnRecord
 
 router = APIRouter(prefix="/api/investigations", tags=["investigations"], dependencies=[Depends(reader)])
 
-_ERRORS = {401: {"description": "No token, or a wrong one."},
-           404: {"description": "No such investigation (or the API is off)."},
-           422: {"description": "A filter or the cursor is not valid."}}
+_ERRORS = errors()
 
 
 class Usage(BaseModel):

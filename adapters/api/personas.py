@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from adapters.api.access import reader, writer
 from adapters.api.context import orchestra
 from adapters.api.errors import ApiError
+from adapters.api.responses import errors
 from engine.personas.admin import READ_ONLY, PersonaAdmin
 from engine.personas.edit import PersonaEditError, apply_changes
 from engine.personas.model import Persona
@@ -27,12 +28,9 @@ router = APIRouter(prefix="/api/personas", tags=["personas"])
 #: Who the change log names for a change made through the API.
 ACTOR = "api"
 
-_ERRORS = {404: {"description": "No such persona (or the API is off)."},
-           401: {"description": "No token, or a wrong one."}}
-_WRITE_ERRORS = {**_ERRORS, 403: {"description": "The read-only token cannot change personas."},
-                 409: {"description": "The change conflicts with the set (a name taken, the cast, the "
-                                      "last persona, a read-only source)."},
-                 422: {"description": "Invalid fields, each named in `details`."}}
+_ERRORS = errors()
+_WRITE_ERRORS = errors(403, 409, s409="The change conflicts with the set (a name taken, the cast, the last "
+                                        "persona, a read-only source).")
 
 
 class TraitsIn(BaseModel):
