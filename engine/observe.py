@@ -50,7 +50,7 @@ class Observers:
         for observer in self._observers:
             try:
                 getattr(observer, method)(*args)
-            except Exception:  # noqa: BLE001 - metrics must never break the work
+            except Exception:
                 log.warning("observer %r failed in %s", observer, method, exc_info=True)
 
     def task_accepted(self, task: Task) -> None:

@@ -1,21 +1,18 @@
 """A running operator API for tests: the bootstrap `App` on a real SQLite file, served by uvicorn
 on an ephemeral port inside the test's event loop, and an httpx client for it.
 
-It uses `adapters.api.app.create_app` (the server the composition root serves). Until that
-module is on this branch, a minimal FastAPI app with A2's routers and the error shape stands in.
+It uses `adapters.api.app.create_app`, the app the composition root serves.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
-import importlib.util
 import shutil
 import socket
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import AsyncIterator
 
 import httpx
 import uvicorn
@@ -35,46 +32,10 @@ def defaults_copy(tmp_path: Path) -> Path:
     return path
 
 
-def _stand_in_app(app: App, tokens: ApiTokens):
-    from fastapi import FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
-    from starlette.exceptions import HTTPException as StarletteHTTPException
-
-    from adapters.api.errors import ApiError, error_body
-
-    api = FastAPI(openapi_url="/api/openapi.json")
-    api.state.orchestra = app
-    api.state.tokens = tokens
-
-    @api.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status)
-
-    @api.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        if any(e.get("type") == "json_invalid" for e in exc.errors()):
-            return JSONResponse(error_body("malformed_json", "The body is not valid JSON."), status_code=400)
-        problems = [{"field": ".".join(str(p) for p in e["loc"][1:]), "in": str(e["loc"][0]), "problem": e["msg"]}
-                    for e in exc.errors()]
-        return JSONResponse(error_body("invalid", "Some fields are not right.", problems), status_code=422)
-
-    @api.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(error_body("error", str(exc.detail)), status_code=exc.status_code)
-
-    for name in ("personas", "investigations", "crews", "metrics"):
-        if importlib.util.find_spec(f"adapters.api.{name}") is not None:
-            api.include_router(importlib.import_module(f"adapters.api.{name}").router)
-    return api
-
-
 def build_api(app: App, tokens: ApiTokens):
-    if importlib.util.find_spec("adapters.api.app") is not None:
-        from adapters.api.app import create_app
+    from adapters.api.app import create_app
 
-        return create_app(app, tokens=tokens)
-    return _stand_in_app(app, tokens)
+    return create_app(app, tokens=tokens)
 
 
 def _free_port() -> int:

@@ -18,7 +18,13 @@ from adapters.api.access import reader
 from adapters.api.context import orchestra
 from adapters.api.errors import ApiError
 from adapters.api.responses import errors
-from engine.memory.records import Phase, ThreadKind, ThreadRecord, ThreadStatus, TurnRecord
+from engine.memory.records import (
+    Phase,
+    ThreadKind,
+    ThreadRecord,
+    ThreadStatus,
+    TurnRecord,
+)
 
 router = APIRouter(prefix="/api/investigations", tags=["investigations"], dependencies=[Depends(reader)])
 

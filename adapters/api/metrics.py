@@ -18,7 +18,14 @@ from weakref import WeakKeyDictionary
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 from adapters.api.context import orchestra
 from engine.models import Task
@@ -37,7 +44,7 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 40, 60, 120)
 class Metrics:
     """The engine's observer, counting into its own registry."""
 
-    def __init__(self, engine: "Engine"):
+    def __init__(self, engine: Engine):
         self.registry = registry = CollectorRegistry(auto_describe=True)
         self.tasks_accepted = Counter("orchestra_tasks_accepted", "Tasks accepted (stored, deduplicated).",
                                       ["platform", "kind"], registry=registry)
@@ -89,10 +96,10 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-_attached: "WeakKeyDictionary[Engine, Metrics]" = WeakKeyDictionary()
+_attached: WeakKeyDictionary[Engine, Metrics] = WeakKeyDictionary()
 
 
-def attach(app: "App") -> Metrics:
+def attach(app: App) -> Metrics:
     """The metrics of this bot's engine, created and added to its observers on first call."""
     metrics = _attached.get(app.engine)
     if metrics is None:
