@@ -68,6 +68,11 @@ async def test_create_update_archive_write_the_file_and_the_running_bot_sees_the
         history = await app.memory.persona_changes("nova")
         assert [c.action for c in history] == ["create", "update", "archive"]
         assert {c.actor for c in history} == {"api"}
+        r = await client.get("/api/personas/nova/history", headers={"authorization": f"Bearer {READ}"})
+        assert r.status_code == 200
+        assert [c["action"] for c in r.json()["changes"]] == ["create", "update", "archive"]
+        assert r.json()["changes"][1]["changes"]["formality"][1] == 0.9
+        assert (await client.get("/api/personas/nobody/history")).status_code == 404
 
 
 async def test_an_invalid_persona_is_refused_with_every_problem_field_by_field(tmp_path):

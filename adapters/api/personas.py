@@ -10,6 +10,7 @@ just the first.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends
@@ -101,6 +102,19 @@ class PersonaChanged(BaseModel):
     message: str
 
 
+class PersonaChangeOut(BaseModel):
+    at: datetime
+    actor: str = Field(description="who: a chat user's id, the OS user of the CLI, or api")
+    action: str = Field(description="create, update, archive, import")
+    source: str
+    changes: dict[str, list[Any]] = Field(description="field -> [old, new]")
+
+
+class PersonaHistory(BaseModel):
+    name: str
+    changes: list[PersonaChangeOut] = Field(description="oldest first")
+
+
 class PersonaArchived(BaseModel):
     archived: str
     message: str
@@ -163,6 +177,18 @@ async def show_persona(name: str, app=Depends(orchestra)) -> Persona:
     if persona is None:
         raise _not_found(name, list(app.personas))
     return persona
+
+
+@router.get("/{name}/history", response_model=PersonaHistory, responses=_ERRORS, dependencies=[Depends(reader)])
+async def persona_history(name: str, app=Depends(orchestra)) -> PersonaHistory:
+    """Who changed what, and when (archived personas included): the CLI's `persona history`."""
+    key = name.strip().lower()
+    changes = await app.memory.persona_changes(key)
+    if not changes and app.personas.get(key) is None:
+        raise _not_found(name, list(app.personas))
+    return PersonaHistory(name=key, changes=[
+        PersonaChangeOut(at=c.at, actor=c.actor, action=c.action, source=c.source,
+                         changes={f: list(v) for f, v in c.changes.items()}) for c in changes])
 
 
 @router.post("", status_code=201, response_model=PersonaChanged, responses=_WRITE_ERRORS,
