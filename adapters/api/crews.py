@@ -39,8 +39,9 @@ class CrewIn(BaseModel):
     domain: str | None = Field(None, description="one of: " + ", ".join(DOMAINS) + "; left out: read from the text")
     complexity: str | None = Field(None, description="one of: " + ", ".join(COMPLEXITIES) + " (default medium)")
     persona: str | None = Field(None, description="the persona who leads it; left out: chosen by the domain")
-    channel: str = Field("api", min_length=1, max_length=200, description="the API channel its memory lives in")
-    thread: str | None = Field(None, max_length=200, description="a thread to follow up in")
+    channel: str = Field("api", min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.\-]+$",
+                         description="the API channel its memory lives in (as for tasks)")
+    thread: str | None = Field(None, min_length=1, max_length=200, description="a thread to follow up in")
 
 
 class CrewOut(BaseModel):
@@ -67,8 +68,15 @@ def _not_installed() -> ApiError:
                     {"install": INSTALL})
 
 
+def _public(error: str | None) -> str | None:
+    """The stored reason without internals ("internal: KeyError" says only that it failed)."""
+    if not error:
+        return None
+    return "failed on our side; see the bot's log" if error.startswith("internal") else error
+
+
 def _out(task_id: int, status: str, error: str | None, task: Task) -> CrewOut:
-    return CrewOut(id=task_id, status=status, error=error, text=task.text, domain=task.options.get("domain"),
+    return CrewOut(id=task_id, status=status, error=_public(error), text=task.text, domain=task.options.get("domain"),
                    complexity=task.options.get("complexity", "medium"), persona=task.persona, channel=task.channel,
                    thread=task.thread, task=f"/api/tasks/{task_id}", events=f"/api/tasks/{task_id}/events")
 
