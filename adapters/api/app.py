@@ -22,6 +22,7 @@ from adapters.api.access import ApiTokens, access_of
 from adapters.api.errors import ApiError, error_body
 
 if TYPE_CHECKING:
+    from adapters.api.outbox import ApiOutbox
     from bot.bootstrap import App
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ OPTIONAL_ROUTERS = ("personas", "investigations", "crews", "metrics")
 OPEN_API_PATHS = frozenset({"/api/openapi.json", "/api/docs", "/api/docs/oauth2-redirect"})
 
 DEFAULT_MAX_BODY = 1024 * 1024
+#: How much of a refused body is read and dropped so the client hears the 413.
+DRAIN_LIMIT = 16 * 1024 * 1024
 
 #: What /ready asks: each check's name -> None when ready, or what is wrong (safe to show).
 Readiness = Callable[[], Awaitable[dict[str, str | None]]]
@@ -147,6 +150,14 @@ class BodyLimit:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         log.warning("API: refused a body over %d bytes on %s", self.max_body, scope.get("path"))
+        # read (and drop) what is still coming, within reason: a client still sending when the
+        # connection closes never sees the answer
+        drained = 0
+        while drained < DRAIN_LIMIT:
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
+            drained += len(message.get("body", b""))
         response = _json_error(413, "too_large", f"The body is over {self.max_body} bytes (ORCHESTRA_API_MAX_BODY).",
                                {"max_bytes": self.max_body}, headers={"Connection": "close"})
         await response(scope, receive, send)
@@ -193,6 +204,18 @@ def _include_optional(api: FastAPI) -> list[str]:
     return included
 
 
+def api_outbox(app: "App") -> "ApiOutbox":
+    """The engine's outbox for platform "api" (the composition root registers it before the
+    engine starts, so API tasks resume; registered here when it has not)."""
+    from adapters.api.outbox import PLATFORM, ApiOutbox
+
+    outbox = app.engine.poster.outboxes.get(PLATFORM)
+    if not isinstance(outbox, ApiOutbox):
+        outbox = ApiOutbox()
+        app.engine.register_outbox(PLATFORM, outbox)
+    return outbox
+
+
 def create_app(app: "App", *, tokens: ApiTokens, slack: Any = None, readiness: Readiness | None = None,
                max_body: int = DEFAULT_MAX_BODY) -> FastAPI:
     """The ASGI app for `orchestra serve` and Slack's HTTP mode.
@@ -216,6 +239,7 @@ def create_app(app: "App", *, tokens: ApiTokens, slack: Any = None, readiness: R
     api.state.tokens = tokens
     api.state.readiness = readiness
     api.state.max_body = max_body
+    api.state.api_outbox = api_outbox(app)
     install_error_handlers(api)
     api.include_router(health.router)
     api.include_router(tasks.router)
