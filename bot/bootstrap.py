@@ -441,7 +441,7 @@ def build_platforms(
     terminal: bool = True,
 ) -> list[Platform]:
     """The adapters that have credentials (the terminal when none has and `terminal`), outboxes
-    registered; the API's outbox too (platform "api"), so API tasks resume with any of them.
+    registered (the API's, platform "api", is registered by `bot.serve.http_server`).
 
     Call before `engine.start()`: resumed work needs its platform's outbox.
     """
@@ -475,12 +475,6 @@ def build_platforms(
         engine.register_outbox("discord", discord_adapter.outbox)
         app.on_close.append(discord_adapter.stop)
         platforms.append(DiscordPlatform(discord_adapter, announce=announce))
-    try:
-        from adapters.api.outbox import PLATFORM as API, ApiOutbox
-    except ImportError:  # the API's extra is not installed: its tasks wait for a server that has it
-        pass
-    else:
-        engine.register_outbox(API, ApiOutbox())
     if not platforms and terminal:
         from adapters.terminal import TerminalShell
 

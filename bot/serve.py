@@ -57,7 +57,8 @@ def readiness_of(platforms: list["Platform"]):
 
 
 def http_server(app: "App", platforms: list["Platform"], *, host: str, port: int) -> "HttpServer":
-    """The one server: the API's app, carrying Slack's route when Slack runs over HTTP."""
+    """The one server: the API's app, carrying Slack's route when Slack runs over HTTP. Call before
+    `engine.start()`: it registers the API's outbox, so unfinished API tasks resume."""
     try:
         from adapters.api.app import create_app
         from adapters.api.server import HttpServer
