@@ -109,3 +109,15 @@ async def test_a_follow_up_in_the_thread_continues_the_conversation(tmp_path):
         await app.engine.wait_idle()
         follow = (await client.get(f"/api/tasks/{second['id']}", headers=auth())).json()
         assert follow["thread_id"] == done["thread_id"] and follow["status"] == "done"
+
+
+async def test_a_task_whose_model_fails_ends_its_stream_with_failed(tmp_path):
+    from engine.ports import ProviderError
+    from tests.fakes import ScriptedProvider, failing
+
+    provider = ScriptedProvider(fallback=failing(ProviderError("The model is unreachable.")))
+    async with running_api(tmp_path, provider=provider) as (client, _):
+        r = await client.post("/api/tasks", json={"text": "sophia, anything?"}, headers=auth())
+        events = await events_of(client, r.json()["id"])
+        assert [n for n, _ in events] == ["failed"]
+        assert events[0][1]["status"] == "failed" and "unreachable" in events[0][1]["error"]
