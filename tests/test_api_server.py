@@ -84,3 +84,13 @@ async def test_health_ready_and_the_openapi_document(tmp_path):
         await app.memory.close()  # the database goes away under a running server
         down = await client.get("/ready")
         assert down.status_code == 503 and down.json()["checks"]["database"] == "the database does not answer"
+
+
+async def test_the_openapi_document_describes_errors_in_the_shape_they_are_sent(tmp_path):
+    async with running_api(tmp_path) as (client, _):
+        doc = (await client.get("/api/openapi.json")).json()
+        post = doc["paths"]["/api/tasks"]["post"]["responses"]
+        assert post["422"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+        assert "4XX" in post and "HTTPValidationError" not in doc["components"]["schemas"]
+        early = await client.get("/api/tasks", params={"since": "0001-01-01T00:00:00+05:00"}, headers=auth())
+        assert early.status_code == 422 and error_of(early)["details"][0]["field"] == "since"

@@ -189,6 +189,48 @@ class ApiDoor:
 # --- the app ------------------------------------------------------------------------------------
 
 
+# --- the OpenAPI document: errors in the shape they are sent ------------------------------------
+
+ERROR_SCHEMA = {
+    "title": "Error",
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {
+        "type": "object",
+        "required": ["code", "message", "details"],
+        "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}},
+    }},
+}
+
+
+def _document_errors(api: FastAPI) -> None:
+    """FastAPI documents 422 as its own `HTTPValidationError`; ours is the one error shape. Every
+    operation gets it for 422 and for any other 4xx/5xx (a client, or schemathesis, can rely on it)."""
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema:
+            return api.openapi_schema
+        from fastapi.openapi.utils import get_openapi
+
+        doc = get_openapi(title=api.title, version=api.version, description=api.description, routes=api.routes)
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        schemas["Error"] = ERROR_SCHEMA
+        error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        for operations in doc.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                if "422" in responses:
+                    responses["422"] = {"description": "A field is missing, unknown or not right", **error}
+                responses.setdefault("4XX", {"description": "Refused: see error.message", **error})
+                responses.setdefault("5XX", {"description": "Failed on our side", **error})
+        api.openapi_schema = doc
+        return doc
+
+    api.openapi = openapi  # type: ignore[method-assign]
+
+
 def _include_optional(api: FastAPI) -> list[str]:
     included = []
     for name in OPTIONAL_ROUTERS:
@@ -249,6 +291,7 @@ def create_app(app: "App", *, tokens: ApiTokens, slack: Any = None, readiness: R
 
         for route in slack_routes(slack):
             api.router.routes.append(route)
+    _document_errors(api)
     # the last added is outermost: the door first (no token, nothing is read), then the size
     api.add_middleware(BodyLimit, max_body=max_body)
     api.add_middleware(ApiDoor)

@@ -13,7 +13,7 @@ import base64
 import binascii
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, AsyncIterator
 
@@ -202,6 +202,12 @@ async def list_tasks(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> TaskPage:
     """Newest first. Pass `next_cursor` as `cursor` for the next page (null: no more)."""
+    if since is not None:
+        try:
+            since = since.astimezone(UTC) if since.tzinfo else since.replace(tzinfo=UTC)
+        except (OverflowError, ValueError):  # "0001-01-01T00:00+01:00" is before year 1 in UTC
+            raise ApiError(422, "invalid", "`since` is out of range: give a time from year 1 to 9999 (ISO 8601).",
+                           [{"field": "since", "in": "query", "problem": "out of range"}]) from None
     rows = await app.memory.api_tasks(
         PLATFORM, status=status.value if status else None, channel=channel, persona=persona, since=since,
         before_id=_after(cursor) if cursor else None, limit=limit + 1,
