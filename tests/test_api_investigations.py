@@ -10,7 +10,7 @@ import os
 import pytest
 
 from engine.models import Task, TaskKind
-from tests.api_rig import READ, running_api
+from tests.api_resources_rig import READ, running_api
 from tests.fakes import FakeOutbox
 
 PREFIXES = ("ORCHESTRA_", "ANTHROPIC_", "OPENAI_", "SLACK_", "DISCORD_", "NOTION_")

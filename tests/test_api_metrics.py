@@ -13,7 +13,7 @@ from adapters.api.metrics import attach
 from engine.models import Task, TaskKind
 from engine.observe import Observers
 from engine.ports import ProviderUnavailable
-from tests.api_rig import running_api
+from tests.api_resources_rig import running_api
 from tests.fakes import FakeOutbox, ScriptedProvider, by_mode
 
 PREFIXES = ("ORCHESTRA_", "ANTHROPIC_", "OPENAI_", "SLACK_", "DISCORD_", "NOTION_")

@@ -9,7 +9,7 @@ import os
 import pytest
 import yaml
 
-from tests.api_rig import READ, defaults_copy, running_api
+from tests.api_resources_rig import READ, defaults_copy, running_api
 
 PREFIXES = ("ORCHESTRA_", "ANTHROPIC_", "OPENAI_", "SLACK_", "DISCORD_", "NOTION_")
 

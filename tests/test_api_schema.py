@@ -21,7 +21,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import ServerError
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.api_rig import WRITE, defaults_copy, running_api
+from tests.api_resources_rig import WRITE, defaults_copy, running_api
 from tests.fakes import FakeOutbox
 
 PREFIXES = ("ORCHESTRA_", "ANTHROPIC_", "OPENAI_", "SLACK_", "DISCORD_", "NOTION_")

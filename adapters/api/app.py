@@ -22,6 +22,7 @@ from adapters.api.access import ApiTokens, access_of
 from adapters.api.errors import ApiError, error_body
 
 if TYPE_CHECKING:
+    from adapters.api.outbox import ApiOutbox
     from bot.bootstrap import App
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ OPTIONAL_ROUTERS = ("personas", "investigations", "crews", "metrics")
 OPEN_API_PATHS = frozenset({"/api/openapi.json", "/api/docs", "/api/docs/oauth2-redirect"})
 
 DEFAULT_MAX_BODY = 1024 * 1024
+#: How much of a refused body is read and dropped so the client hears the 413.
+DRAIN_LIMIT = 16 * 1024 * 1024
 
 #: What /ready asks: each check's name -> None when ready, or what is wrong (safe to show).
 Readiness = Callable[[], Awaitable[dict[str, str | None]]]
@@ -147,6 +150,14 @@ class BodyLimit:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         log.warning("API: refused a body over %d bytes on %s", self.max_body, scope.get("path"))
+        # read (and drop) what is still coming, within reason: a client still sending when the
+        # connection closes never sees the answer
+        drained = 0
+        while drained < DRAIN_LIMIT:
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
+            drained += len(message.get("body", b""))
         response = _json_error(413, "too_large", f"The body is over {self.max_body} bytes (ORCHESTRA_API_MAX_BODY).",
                                {"max_bytes": self.max_body}, headers={"Connection": "close"})
         await response(scope, receive, send)
@@ -178,6 +189,48 @@ class ApiDoor:
 # --- the app ------------------------------------------------------------------------------------
 
 
+# --- the OpenAPI document: errors in the shape they are sent ------------------------------------
+
+ERROR_SCHEMA = {
+    "title": "Error",
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {
+        "type": "object",
+        "required": ["code", "message", "details"],
+        "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}},
+    }},
+}
+
+
+def _document_errors(api: FastAPI) -> None:
+    """FastAPI documents 422 as its own `HTTPValidationError`; ours is the one error shape. Every
+    operation gets it for 422 and for any other 4xx/5xx (a client, or schemathesis, can rely on it)."""
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema:
+            return api.openapi_schema
+        from fastapi.openapi.utils import get_openapi
+
+        doc = get_openapi(title=api.title, version=api.version, description=api.description, routes=api.routes)
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        schemas["Error"] = ERROR_SCHEMA
+        error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        for operations in doc.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                if "422" in responses:
+                    responses["422"] = {"description": "A field is missing, unknown or not right", **error}
+                responses.setdefault("4XX", {"description": "Refused: see error.message", **error})
+                responses.setdefault("5XX", {"description": "Failed on our side", **error})
+        api.openapi_schema = doc
+        return doc
+
+    api.openapi = openapi  # type: ignore[method-assign]
+
+
 def _include_optional(api: FastAPI) -> list[str]:
     included = []
     for name in OPTIONAL_ROUTERS:
@@ -191,6 +244,18 @@ def _include_optional(api: FastAPI) -> list[str]:
         api.include_router(module.router)
         included.append(name)
     return included
+
+
+def api_outbox(app: "App") -> "ApiOutbox":
+    """The engine's outbox for platform "api" (the composition root registers it before the
+    engine starts, so API tasks resume; registered here when it has not)."""
+    from adapters.api.outbox import PLATFORM, ApiOutbox
+
+    outbox = app.engine.poster.outboxes.get(PLATFORM)
+    if not isinstance(outbox, ApiOutbox):
+        outbox = ApiOutbox()
+        app.engine.register_outbox(PLATFORM, outbox)
+    return outbox
 
 
 def create_app(app: "App", *, tokens: ApiTokens, slack: Any = None, readiness: Readiness | None = None,
@@ -216,6 +281,7 @@ def create_app(app: "App", *, tokens: ApiTokens, slack: Any = None, readiness: R
     api.state.tokens = tokens
     api.state.readiness = readiness
     api.state.max_body = max_body
+    api.state.api_outbox = api_outbox(app)
     install_error_handlers(api)
     api.include_router(health.router)
     api.include_router(tasks.router)
@@ -225,6 +291,7 @@ def create_app(app: "App", *, tokens: ApiTokens, slack: Any = None, readiness: R
 
         for route in slack_routes(slack):
             api.router.routes.append(route)
+    _document_errors(api)
     # the last added is outermost: the door first (no token, nothing is read), then the size
     api.add_middleware(BodyLimit, max_body=max_body)
     api.add_middleware(ApiDoor)

@@ -7,16 +7,12 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["health"])
-
-
-class Health(BaseModel):
-    status: str
 
 
 class Ready(BaseModel):
@@ -25,10 +21,10 @@ class Ready(BaseModel):
     checks: dict[str, str]
 
 
-@router.get("/health", response_model=Health)
-async def health() -> Health:
-    """Alive: the process answers HTTP."""
-    return Health(status="ok")
+@router.get("/health", response_class=PlainTextResponse, responses={200: {"content": {"text/plain": {}}}})
+async def health() -> str:
+    """Alive: the process answers HTTP (`ok`, as Slack's HTTP mode always answered)."""
+    return "ok"
 
 
 async def basic_checks(app) -> dict[str, str | None]:
