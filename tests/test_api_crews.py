@@ -57,6 +57,7 @@ async def test_start_a_crew_and_follow_it(tmp_path):
         await app.engine.wait_idle()
         r = await client.get(f"/api/crews/{crew['id']}", headers={"authorization": f"Bearer {READ}"})
         assert r.status_code == 200 and r.json()["status"] in {"done", "failed"}
+        assert isinstance(r.json()["replies"], list)
         assert (await client.get("/api/crews/999999")).status_code == 404
 
         r = await client.post("/api/crews", json={"text": "x", "domain": "astrology", "complexity": "extreme"})

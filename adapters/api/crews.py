@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import importlib.util
 import uuid
+from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Header
 from fastapi.responses import JSONResponse
@@ -44,6 +46,14 @@ class CrewIn(BaseModel):
     thread: str | None = Field(None, min_length=1, max_length=200, description="a thread to follow up in")
 
 
+class CrewTurn(BaseModel):
+    persona: str
+    mode: str | None = Field(description="crew-plan, crew-progress, crew-result, crew-review, ...")
+    text: str
+    findings: dict[str, Any] | None
+    created_at: datetime
+
+
 class CrewOut(BaseModel):
     id: int = Field(description="the task's id: follow it at /api/tasks/{id} and /api/tasks/{id}/events")
     status: str = Field(description="accepted, running, done, failed")
@@ -56,6 +66,7 @@ class CrewOut(BaseModel):
     thread: str | None
     task: str = Field(description="the task's URL: its replies and findings")
     events: str = Field(description="server-sent events of its turns")
+    replies: list[CrewTurn] = Field(default_factory=list, description="its turns so far (GET only)")
 
 
 def crew_installed() -> bool:
@@ -129,4 +140,7 @@ async def show_crew(crew_id: int, app=Depends(orchestra)) -> CrewOut:
     stored = await app.memory.get_task(crew_id) if 0 < crew_id < 2**63 else None
     if stored is None or stored.task.kind != TaskKind.CREW or stored.task.platform != PLATFORM:
         raise ApiError(404, "not_found", f"There is no crew {crew_id}: POST /api/crews starts one.")
-    return _out(stored.id, stored.status, stored.error, stored.task)
+    out = _out(stored.id, stored.status, stored.error, stored.task)
+    out.replies = [CrewTurn(persona=t.author, mode=t.mode, text=t.text, findings=t.findings, created_at=t.created_at)
+                   for t in await app.memory.task_turns(stored.id)]
+    return out
