@@ -376,6 +376,8 @@ class SlackPlatform:
         self.announce = announce or (lambda line: print(line, flush=True))
         self.mode = f"HTTP on port {http_port}, /slack/events" if http_port is not None else "Socket Mode"
         self.description = f"Slack ({self.mode})"
+        #: HTTP mode: False when `/slack/events` is on the server `bot.serve` runs (the API's)
+        self.serves_itself = True
 
     async def verify(self) -> None:
         """Slack's word on the tokens, before the banner and before any work resumes."""
@@ -392,8 +394,11 @@ class SlackPlatform:
         try:
             if self.http_port is None:
                 identity = await self.adapter.start_socket_mode()
-            else:
+            elif self.serves_itself:
                 await self.adapter.start_http(self.http_port)
+                identity = self.adapter.identity
+            else:
+                self.adapter.served_elsewhere()
                 identity = self.adapter.identity
         except SlackStartError as e:
             raise StartupError(str(e), exit_code=2 if e.refused else 1) from None
@@ -467,8 +472,10 @@ def build_platforms(
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,
     announce: Callable[[str], None] | None = None,
+    terminal: bool = True,
 ) -> list[Platform]:
-    """The adapters that have credentials (the terminal when none has), outboxes registered.
+    """The adapters that have credentials (the terminal when none has and `terminal`), outboxes
+    registered (the API's, platform "api", is registered by `bot.serve.http_server`).
 
     Call before `engine.start()`: resumed work needs its platform's outbox.
     """
@@ -502,7 +509,7 @@ def build_platforms(
         engine.register_outbox("discord", discord_adapter.outbox)
         app.on_close.append(discord_adapter.stop)
         platforms.append(DiscordPlatform(discord_adapter, announce=announce))
-    if not platforms:
+    if not platforms and terminal:
         from adapters.terminal import TerminalShell
 
         shell = TerminalShell(engine, channel=channel, stdin=stdin, stdout=stdout, persona_admin=app.persona_admin)

@@ -2,6 +2,7 @@
 
     orchestra                                   Slack and/or Discord if configured, else a chat in this terminal
     orchestra --slack-http --port 3000          Slack over HTTP (Events API) instead of Socket Mode
+    orchestra serve [--host H] [--port N]       the operator API (/api/), /health, /ready, /metrics, Slack over HTTP
     orchestra investigate TEXT [--channel NAME] [--json]   one investigation, printed
     orchestra reply ID TEXT | challenge ID | plan ID | close ID   continue it (ids: payments-1)
     orchestra crew TEXT [--domain D] [--complexity low|medium|high] [--json]   a crew of AI agents, printed
@@ -137,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
         act.add_argument("--json", action="store_true", help=json_help)
 
     crew_commands.add_parser(commands, channel_type=channel_arg, channel_help=channel_help, json_help=json_help)
+    serve = commands.add_parser("serve", help="one HTTP server: the operator API, /health, /ready, /metrics, "
+                                               "Slack's /slack/events (HTTP mode), and Discord when configured")
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0; 127.0.0.1: this machine only)")
+    serve.add_argument("--port", dest="serve_port", type=_port, default=None, metavar="N", help="port (default 3000)")
+
     persona_commands.add_parser(commands)
     job_commands.add_parser(commands)
 
@@ -166,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = {
         "investigate": cmd_investigate, "reply": cmd_continue, "challenge": cmd_continue, "plan": cmd_continue,
         "close": cmd_continue, "personas": persona_commands.cmd_personas, "memory": cmd_memory,
-        "jobs": job_commands.cmd_jobs,
+        "jobs": job_commands.cmd_jobs, "serve": cmd_serve,
         "crew": lambda a: crew_commands.cmd_crew(a, channel_of(a), _settings),
     }.get(args.command, cmd_run)
     try:
@@ -221,7 +227,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     return asyncio.run(_run(settings, args))
 
 
-async def _run(settings, args: argparse.Namespace) -> int:
+def cmd_serve(args: argparse.Namespace) -> int:
+    """`orchestra serve`: the platforms as `orchestra` runs them (Slack over HTTP when its
+    signing secret is set), no terminal, and one HTTP server for the API and Slack's events."""
+    import asyncio
+
+    from bot.serve import check_can_serve
+
+    settings = _settings()
+    check_can_serve(settings)
+    args.slack_http = settings.slack_http_mode
+    args.port = args.serve_port or args.port
+    return asyncio.run(_run(settings, args, serving=True))
+
+
+async def _run(settings, args: argparse.Namespace, *, serving: bool = False) -> int:
     import asyncio
     import signal
 
@@ -231,13 +251,27 @@ async def _run(settings, args: argparse.Namespace) -> int:
     app = await bootstrap(settings)
     platforms: list = []
     scheduler = None
+    server = None
     finished = False
     try:
-        platforms = build_platforms(app, slack_http=args.slack_http, port=args.port, channel=args.terminal_channel)
+        platforms = build_platforms(app, slack_http=args.slack_http, port=args.port, channel=args.terminal_channel,
+                                    terminal=not serving)
+        if serving or args.slack_http:  # Slack's events and the API share one server and port
+            from bot.serve import http_server
+
+            server = http_server(app, platforms, host=getattr(args, "host", "0.0.0.0"), port=args.port)
         await verify_platforms(platforms)  # a refused token stops here: no banner, no work resumed
         print(banner(settings, version=project_version(), platforms=[p.description for p in platforms],
                      personas=[f"{p.avatar.emoji_char} {p.display_name}" for p in app.personas],
                      personas_note=app.personas_note) + "\n", flush=True)
+        if server is not None:
+            from bot.serve import start_server
+
+            bound = await start_server(server)
+            if serving:
+                print(f"Serving on http://{server.host}:{bound}: /api/ (the operator API"
+                      f"{'' if settings.api_token else ': off, ORCHESTRA_API_TOKEN is not set'}), /health, /ready",
+                      flush=True)
         resumed = await app.engine.start()
         if resumed:
             print(f"Resuming {resumed} unfinished task(s).", flush=True)
@@ -250,6 +284,8 @@ async def _run(settings, args: argparse.Namespace) -> int:
             pass
         waiters = [asyncio.create_task(p.run(), name=f"platform-{p.name}") for p in platforms]
         waiters.append(asyncio.create_task(stop.wait(), name="sigterm"))
+        if serving:  # Ctrl-C (KeyboardInterrupt) or SIGTERM end it; no platform's end does
+            waiters.append(asyncio.create_task(asyncio.Event().wait(), name="serve"))
         try:
             done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -262,6 +298,8 @@ async def _run(settings, args: argparse.Namespace) -> int:
         finished = True
         return 0
     finally:
+        if server is not None:  # stop taking requests first
+            await server.stop()
         if scheduler is not None:
             await scheduler.stop(grace=30.0 if finished else 5.0)  # a hung job must not hold the exit
         for p in platforms:

@@ -32,7 +32,7 @@ class ScrubbingFormatter(logging.Formatter):
 
 def settings_secrets(settings: Settings) -> tuple[str, ...]:
     names = ("anthropic_api_key", "openai_api_key", "slack_bot_token", "slack_app_token", "slack_signing_secret", "discord_token",
-             "notion_api_key")
+             "notion_api_key", "api_token", "api_read_token")
     return tuple(v for v in (_secret(getattr(settings, n)) for n in names) if v)
 
 

@@ -200,6 +200,14 @@ class Settings(BaseSettings):
         300.0, gt=0, le=86_400, validation_alias=AliasChoices("ORCHESTRA_PERSONAS_TTL", "personas_ttl")
     )
 
+    # --- the operator HTTP API (`orchestra serve`; off, every /api/ path 404, without a token)
+    api_token: SecretStr | None = _alias("ORCHESTRA_API_TOKEN", "api_token")
+    api_read_token: SecretStr | None = _alias("ORCHESTRA_API_READ_TOKEN", "api_read_token")
+    api_max_body: int = Field(
+        1024 * 1024, ge=1024, le=100 * 1024 * 1024,
+        validation_alias=AliasChoices("ORCHESTRA_API_MAX_BODY", "api_max_body"),
+    )
+
     _provider_chosen: bool = PrivateAttr(False)  # ORCHESTRA_PROVIDER was given, not inferred
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
@@ -333,7 +341,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "anthropic_api_key", "openai_api_key", "slack_bot_token", "slack_app_token", "slack_signing_secret",
-        "discord_token", "notion_api_key", mode="before",
+        "discord_token", "notion_api_key", "api_token", "api_read_token", mode="before",
     )
     @classmethod
     def _secret_text(cls, v: Any, info: ValidationInfo) -> Any:
@@ -474,6 +482,7 @@ def credential_problems(s: Settings) -> list[str]:
         problems.append("DISCORD_TOKEN holds a Slack token: it takes the bot token from the Discord developer portal "
                         "(your application → Bot → Reset Token); Slack's tokens go in SLACK_BOT_TOKEN / SLACK_APP_TOKEN")
     problems.extend(notion_problems(s))
+    problems.extend(api_problems(s))
     if s.provider == "offline" and not s._provider_chosen and s.anthropic_base_url:
         problems.append("ANTHROPIC_BASE_URL is set but ANTHROPIC_API_KEY is not, so no model would be used: set the "
                         "key (a local server may take any value), or set ORCHESTRA_PROVIDER=offline to rehearse")
@@ -498,6 +507,18 @@ def notion_problems(s: Settings) -> list[str]:
                 "from Notion (Share → Copy link), or the 32 characters before ?v= in it"]
     if s.notion_api_url and not s.notion_api_url.startswith(("http://", "https://")):
         return ["NOTION_API_URL must start with http:// or https:// (unset it to use api.notion.com)"]
+    return []
+
+
+def api_problems(s: Settings) -> list[str]:
+    """A read token alone would leave the API off (404) while someone believes it is on."""
+    write, read = s.api_token, s.api_read_token
+    if read and not write:
+        return ["ORCHESTRA_API_READ_TOKEN is set but ORCHESTRA_API_TOKEN is not: the API is on only with the "
+                "read-write token; set ORCHESTRA_API_TOKEN too (e.g. `openssl rand -hex 32`), or unset "
+                "ORCHESTRA_API_READ_TOKEN"]
+    if read and write and read.get_secret_value() == write.get_secret_value():
+        return ["ORCHESTRA_API_READ_TOKEN is the same as ORCHESTRA_API_TOKEN: give the read-only token its own value"]
     return []
 
 

@@ -35,6 +35,7 @@ from engine.memory.records import (
 )
 from engine.models import MAX_TASK_TEXT, Accepted, Reply, ReplyKind, Task, TaskKind
 from engine.modes import Mode
+from engine.observe import ObservedProvider, Observers
 from engine.personas import Persona, PersonaRegistry
 from engine.ports import Outbox, Provider, ProviderError
 from engine.posting import NoOutbox, Poster
@@ -52,8 +53,9 @@ class Engine(EngineQueries):
                  crews: CrewModel | None = None, crew_runner: CrewRunner | None = None):
         super().__init__(memory, personas, config or EngineConfig())
         self.provider = provider
-        self.poster = Poster(memory)
-        self.flows = Flows(memory, provider, personas, self.poster, self.config)
+        self.observers = Observers()  # metrics: `engine.observers.add(observer)` (engine.observe)
+        self.poster = Poster(memory, self.observers)
+        self.flows = Flows(memory, ObservedProvider(provider, self.observers), personas, self.poster, self.config)
         self.conversations = ConversationFlow(self.flows)
         self.investigations = InvestigationFlow(self.flows)
         self.crews = CrewFlow(self.flows, crews or CrewModel(), crew_runner)
@@ -68,6 +70,11 @@ class Engine(EngineQueries):
 
     def register_outbox(self, platform: str, outbox: Outbox) -> None:
         self.poster.register(platform, outbox)
+
+    @property
+    def in_flight(self) -> int:
+        """Tasks accepted and not finished (waiting for their lane or running): the queue depth."""
+        return len(self._jobs)
 
     async def start(self) -> int:
         """Resume the unfinished tasks of the platforms that are running. Returns how many.
@@ -105,6 +112,7 @@ class Engine(EngineQueries):
     async def submit(self, task: Task) -> Accepted:
         accepted = await self.memory.accept_task(task)
         if not accepted.duplicate:
+            self.observers.task_accepted(task)
             self._schedule(StoredTask(id=accepted.task_id, task=task, status=TaskStatus.ACCEPTED))
         return accepted
 
@@ -113,6 +121,7 @@ class Engine(EngineQueries):
         accepted = await self.memory.accept_task(task)
         if accepted.duplicate:
             return None
+        self.observers.task_accepted(task)
         return await self._schedule(StoredTask(id=accepted.task_id, task=task, status=TaskStatus.ACCEPTED))
 
     async def wait_idle(self) -> None:
@@ -161,6 +170,7 @@ class Engine(EngineQueries):
             for waiting in await self.memory.placeholders(stored.id):  # none unless a post went astray
                 await self._settle_placeholder(waiting)
             await self.memory.set_task_status(stored.id, status, error)
+            self.observers.task_finished(task, status)
         except KeyError:
             log.info("task %s: forgotten before it finished", stored.id)
         return rec if status == TaskStatus.DONE else job.thread

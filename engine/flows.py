@@ -139,6 +139,7 @@ class Flows:
         await self.post(job, self.reply(job, kind, persona, text, key=f"{tag}:{job.task_id}", thread=thread))
 
     def turn_record(self, job: Job, rec: ThreadRecord, persona: Persona, outcome: TurnOutcome, *, route: dict, confidence: str | None = None) -> TurnRecord:
+        self.poster.observers.turn(outcome.mode)
         return TurnRecord(
             thread_id=rec.id, task_id=job.task_id, step=job.step, role=TurnRole.PERSONA, author=persona.name,
             mode=outcome.mode, text=outcome.text, findings=outcome.finding, structured=outcome.structured,

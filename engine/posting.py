@@ -22,6 +22,7 @@ import logging
 from engine.crashpoints import crash_point
 from engine.memory.records import Placeholder, ThreadRecord
 from engine.models import PostedMessage, Reply, Voice
+from engine.observe import Observers
 from engine.ports import Outbox
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,9 @@ class NoOutbox(Exception):
 
 
 class Poster:
-    def __init__(self, memory) -> None:
+    def __init__(self, memory, observers: Observers | None = None) -> None:
         self.memory = memory
+        self.observers = observers or Observers()
         self.outboxes: dict[str, Outbox] = {}
 
     def register(self, platform: str, outbox: Outbox) -> None:
@@ -67,7 +69,12 @@ class Poster:
                 reply.key, task_id=task_id, platform=reply.platform, workspace=reply.workspace,
                 channel=reply.channel, thread=reply.thread,
             )
-        posted = await outbox.post(reply, replace=replace)
+        try:
+            posted = await outbox.post(reply, replace=replace)
+        except Exception:
+            self.observers.post(reply.platform, False)
+            raise
+        self.observers.post(reply.platform, True)
         crash_point("posted")
         if reply.key:  # settles the intent and the replaced placeholder too (a trigger)
             await self._record(reply, posted, task_id, thread)

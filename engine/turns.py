@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from engine.findings import extract_json, validation_problems
 from engine.modes import CONVERSATION_MAX_TOKENS, CONVERSATION_TEMPERATURE, MODES, Mode
+from engine.observe import speaking
 from engine.personas import Persona, render_prompt
 from engine.ports import ChatMessage, ModelRequest, ModelResponse, Provider, Usage
 from engine.render import render_finding
@@ -62,6 +63,7 @@ def _check(mode: Mode, text: str) -> tuple[dict[str, Any] | None, list[str]]:
 async def structured_turn(
     provider: Provider, persona: Persona, mode: Mode, *, task: str, memory: str, context: str
 ) -> TurnOutcome:
+    speaking.set(persona.name)  # model calls are counted by persona (engine.observe)
     spec = MODES[mode]
     system = render_prompt(persona, mode=spec.instructions(), task=task, memory=memory)
     messages = [ChatMessage(role="user", content=context)]
@@ -121,6 +123,7 @@ async def structured_turn(
 async def conversation_turn(
     provider: Provider, persona: Persona, *, question: str, memory: str, history: list[ChatMessage]
 ) -> TurnOutcome:
+    speaking.set(persona.name)
     system = render_prompt(persona, mode=CONVERSATION_INSTRUCTIONS, task=question, memory=memory)
     request = ModelRequest(
         system=system,

@@ -1,7 +1,8 @@
 """The Slack adapter: a Bolt `AsyncApp`, its listeners, the outbox, and the two ways to run.
 
 Socket Mode (`SLACK_APP_TOKEN`, no public URL) or HTTP mode (`SLACK_SIGNING_SECRET`, Bolt
-verifies every request's signature and age) serving `POST /slack/events` and `GET /health`.
+verifies every request's signature and age) serving `POST /slack/events` (`adapters.slack.http`, on
+uvicorn in this loop, alone or on the operator API's app) and `GET /health`.
 Every Web API call goes to `SLACK_API_URL` when it is set, and a 429 is waited out with its
 `Retry-After` by slack_sdk's own retry handler.
 """
@@ -9,29 +10,23 @@ Every Web API call goes to `SLACK_API_URL` when it is set, and a 429 is waited o
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
-from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
-from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.listening import EnginePort
 from adapters.slack.listeners import SlackListeners
 from adapters.slack.outbox import SlackOutbox
 from adapters.slack.pacing import ChannelPacer
-from adapters.slack.translate import envelope_problem
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -180,7 +175,7 @@ class SlackAdapter:
         self.outbox.on_unreachable = self.listeners.tell_unreachable
         self.listeners.register(self.app)
         self.socket_handler: "AsyncSocketModeHandler | None" = None
-        self._runner: web.AppRunner | None = None
+        self._server: Any = None  # adapters.api.server.HttpServer, in HTTP mode
         self._session: aiohttp.ClientSession | None = None
         self.identity: SlackIdentity | None = None
         self._socket_url: str | None = None  # issued by `verify`, used by the next connect
@@ -261,69 +256,35 @@ class SlackAdapter:
 
     # --- HTTP mode ------------------------------------------------------------------------------
 
-    def web_app(self) -> web.Application:
-        """`POST /slack/events` for events, commands and buttons; `GET /health` for probes."""
-        app = web.Application()
+    def web_app(self) -> Any:
+        """`POST /slack/events` for events, commands and buttons; `GET /health` for probes (an
+        ASGI app; `orchestra --slack-http` and `orchestra serve` put the same route on the API's)."""
+        from adapters.slack.http import slack_only_app
 
-        verifier = SignatureVerifier(_secret(self.settings.slack_signing_secret))
+        return slack_only_app(self)
 
-        async def events(request: web.Request) -> web.Response:
-            """Signature first, then the body: whatever arrives gets a 4xx and one log line, never
-            a 500 or a traceback. Bolt checks the signature again, and answers the rest."""
-            raw = await request.read()
-            try:
-                valid = verifier.is_valid(
-                    body=raw,
-                    timestamp=request.headers.get("X-Slack-Request-Timestamp", ""),
-                    signature=request.headers.get("X-Slack-Signature", ""),
-                )
-            except (ValueError, TypeError, OverflowError):  # a timestamp like "abc" or "1.5"
-                valid = False
-            if not valid:
-                log.warning("Slack: refused a request without a valid signature")
-                return web.Response(status=401, text="invalid request")
-            try:
-                bolt_request = AsyncBoltRequest(
-                    body=raw.decode("utf-8"), query=request.query_string, headers=dict(request.headers)
-                )
-                problem = envelope_problem(bolt_request.body)
-            except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError) as e:
-                problem = f"the body cannot be read ({type(e).__name__})"
-            if problem:
-                log.warning("Slack: refused a signed request: %s", problem)
-                return web.Response(status=400, text="malformed request")
-            bolt_response = await self.app.async_dispatch(bolt_request)
-            return await to_aiohttp_response(bolt_response)
+    async def start_http(self, port: int = 3000, host: str = "0.0.0.0", *, asgi: Any = None) -> int:
+        """Serve `asgi` (default: `web_app()`) until `stop()`, with uvicorn in this event loop;
+        returns the bound port (pass 0 to pick a free one)."""
+        from adapters.api.server import HttpServer, ListenError
 
-        async def health(_: web.Request) -> web.Response:
-            return web.Response(text="ok")
-
-        app.add_routes([web.post("/slack/events", events), web.get("/health", health)])
-        return app
-
-    async def start_http(self, port: int = 3000, host: str = "0.0.0.0") -> int:
-        """Serve until `stop()`; returns the bound port (pass 0 to pick a free one)."""
         if not _secret(self.settings.slack_signing_secret):
             raise ValueError("HTTP mode needs SLACK_SIGNING_SECRET: requests are refused unless signed")
         if self.identity is None:
             await self.verify(socket_mode=False)
         self._open_session()
-        self._runner = web.AppRunner(self.web_app(), access_log=None)
-        await self._runner.setup()
-        # a deep accept backlog: a burst of events must not wait for a SYN retransmit (1 s)
-        site = web.TCPSite(self._runner, host, port, backlog=1024)
+        server = HttpServer(asgi if asgi is not None else self.web_app(), host=host, port=port)
         try:
-            await site.start()
-        except OSError as e:
-            await self._runner.cleanup()
-            self._runner = None
-            why = {errno.EADDRINUSE: "is already in use", errno.EACCES: "needs privileges"}.get(
-                e.errno or 0, f"cannot be listened on ({e.strerror or e.__class__.__name__})"
-            )
-            raise SlackStartError(f"port {port} {why}: choose another with --port", setting="--port", refused=True) from None
-        bound = site._server.sockets[0].getsockname()[1] if site._server and site._server.sockets else port  # type: ignore[union-attr]
+            bound = await server.start()
+        except ListenError as e:
+            raise SlackStartError(str(e), setting="--port", refused=True) from None
+        self._server = server
         log.info("Slack: listening for HTTP requests on %s:%s/slack/events", host, bound)
-        return int(bound)
+        return bound
+
+    def served_elsewhere(self) -> None:
+        """HTTP mode on a server someone else runs (the API's): only the session is opened here."""
+        self._open_session()
 
     # --- shutdown -------------------------------------------------------------------------------
 
@@ -333,9 +294,9 @@ class SlackAdapter:
         if self.socket_handler is not None:
             await self.socket_handler.close_async()
             self.socket_handler = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
         await self.listeners.idle()  # what was started after an ack (posts, respond())
         if self._session is not None:
             # Posts still under way (the engine finishes its running turns after this) finish

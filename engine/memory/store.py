@@ -13,6 +13,8 @@ the connection it shares:
 - `engine.memory.maintenance`: what the scheduled jobs ask (waiting investigations, a channel's
   open work) and retention.
 - `engine.memory.jobs`: scheduled jobs' runs (claimed once per due time).
+- `engine.memory.api_queries`: what only the operator API asks (task lists, a task's turns).
+- `engine.memory.investigation_queries`: investigations across channels, for the operator API.
 
 The schema and the row <-> record conversion live in `engine.memory.schema`; recall's terms, SQL
 and ranking in `engine.memory.recall`.
@@ -20,8 +22,10 @@ and ranking in `engine.memory.recall`.
 
 from __future__ import annotations
 
+from engine.memory.api_queries import ApiQueries
 from engine.memory.channels import ChannelMemory
 from engine.memory.connection import MemoryVersionError
+from engine.memory.investigation_queries import InvestigationQueries
 from engine.memory.jobs import JobRunStore
 from engine.memory.maintenance import Maintenance
 from engine.memory.personas import PersonaMemory
@@ -32,5 +36,8 @@ from engine.memory.threads import ThreadStore
 __all__ = ["MemoryVersionError", "SQLiteMemory"]
 
 
-class SQLiteMemory(TaskStore, ThreadStore, PostStore, ChannelMemory, PersonaMemory, Maintenance, JobRunStore):
+class SQLiteMemory(
+    TaskStore, ThreadStore, PostStore, ChannelMemory, PersonaMemory, Maintenance, JobRunStore, ApiQueries,
+    InvestigationQueries,
+):
     """The engine's memory. Open with `await SQLiteMemory.open(path)`; `close()` when done."""
