@@ -86,11 +86,25 @@ async def _on_validation(_: Request, exc: RequestValidationError) -> JSONRespons
     return _json_error(422, "invalid", f"Some fields are not right: {names}.", problems)
 
 
-async def _on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+def _allowed(request: Request) -> str:
+    """Every method the path takes (Starlette names only those of the first route that matched)."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "__none__"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
+async def _on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     status = exc.status_code
     code = STATUS_CODES.get(status, "error")
     message = STATUS_MESSAGES.get(status) or (exc.detail if isinstance(exc.detail, str) and status < 500 else "Error.")
     headers = dict(exc.headers) if getattr(exc, "headers", None) else None
+    if status == 405:
+        headers = {**(headers or {}), "Allow": _allowed(request)}
     return _json_error(status, code, message, headers=headers)
 
 
