@@ -60,6 +60,7 @@ Settings come from the environment, a .env file, and an optional YAML file (ORCH
   SLACK_BOT_TOKEN + SLACK_APP_TOKEN                      Slack in Socket Mode
   SLACK_BOT_TOKEN + SLACK_SIGNING_SECRET                 Slack over HTTP (--slack-http)
   DISCORD_TOKEN                                          Discord (alongside Slack when both are set)
+  ORCHESTRA_API_TOKEN                                    the operator API (orchestra serve; read-only: ORCHESTRA_API_READ_TOKEN)
   ORCHESTRA_DB                                           where the memory lives (SQLite)
 With no chat platform configured, orchestra opens a chat in this terminal (or reads lines piped
 into it); with neither, it says what to set and exits with code 2, as for every setting mistake."""

@@ -70,6 +70,7 @@ async def test_bad_bodies_get_400_413_422_in_one_shape(tmp_path):
         assert chunked.status_code == 413
         wrong_method = await client.delete("/api/tasks", headers=auth())
         assert wrong_method.status_code == 405 and error_of(wrong_method)["code"] == "method_not_allowed"
+        assert wrong_method.headers["allow"] == "GET, POST"
         bad_limit = await client.get("/api/tasks", params={"limit": 1000}, headers=auth())
         assert bad_limit.status_code == 422 and error_of(bad_limit)["details"][0]["field"] == "limit"
 
