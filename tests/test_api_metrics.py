@@ -87,3 +87,12 @@ async def test_an_observer_that_raises_never_disturbs_the_work():
     observers = Observers()
     observers.add(Broken())
     observers.task_accepted(mention("hi", 9))  # logged, not raised
+
+
+async def test_work_done_before_the_first_scrape_is_counted(tmp_path):
+    """The server counts from its start, not from the first time someone looks."""
+    async with running_api(tmp_path, provider=ScriptedProvider(fallback=by_mode)) as (app, client):
+        app.engine.register_outbox("test", FakeOutbox())
+        await app.engine.run(mention("sophia, what is a token bucket?", 1))
+        samples = await scrape(client)
+        assert value(samples, "orchestra_tasks_accepted_total", platform="test", kind="message") == 1

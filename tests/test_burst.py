@@ -290,6 +290,51 @@ async def test_socket_mode_sends_the_ack_before_any_work_for_the_envelope(tmp_pa
         await api.stop()
 
 
+async def test_http_mode_holds_back_work_while_a_request_is_being_stored_and_answered(tmp_path):
+    import json
+
+    import aiohttp
+
+    from engine.engine import Engine, EngineConfig
+    from engine.memory.store import SQLiteMemory
+    from engine.personas import PersonaRegistry
+    from tests.fakes import ScriptedProvider
+    from tests.servers.slack_api import SlackApiServer, event_envelope, mention_event, signed_headers
+    from tests.test_slack import SECRET, build_rig
+
+    api = await SlackApiServer().start()
+    memory = await SQLiteMemory.open(tmp_path / "m.db")
+    owed_during_store: list[int] = []
+    engine = Engine(memory, ScriptedProvider(fallback=lambda request: "Mondays are slow."),
+                    PersonaRegistry.defaults(), EngineConfig())
+    rig = await build_rig(api, tmp_path, engine=engine)
+    submit = engine.submit
+
+    async def observed_submit(task):  # the 200 is owed while the event is being stored
+        owed_during_store.append(engine.intake.owed)
+        return await submit(task)
+
+    engine.submit = observed_submit  # type: ignore[method-assign]
+    await engine.start()
+    try:
+        port = await rig.adapter.start_http(port=0, host="127.0.0.1")
+        async with aiohttp.ClientSession() as http:
+            for i in range(3):
+                body = json.dumps(event_envelope(mention_event("sophia, why?", channel=f"C{i}")))
+                headers = signed_headers(SECRET, body, content_type="application/json")
+                async with http.post(f"http://127.0.0.1:{port}/slack/events", data=body, headers=headers) as r:
+                    assert r.status == 200
+        await api.wait_for(lambda: len({c["channel"] for c in api.of("chat.update")}) == 3, timeout=20)
+        assert owed_during_store == [1, 1, 1]
+        assert engine.intake.owed == 0  # every answer given: nothing held back for ever
+    finally:
+        await rig.settle()
+        await rig.adapter.stop()
+        await engine.stop()
+        await memory.close()
+        await api.stop()
+
+
 async def test_work_waits_only_for_the_acknowledgements_owed_before_it():
     from engine.intake import Intake
 

@@ -87,7 +87,10 @@ def create_app(app: "App", *, tokens: ApiTokens, slack: Any = None, readiness: R
     install_error_handlers(api)
     api.include_router(health.router)
     api.include_router(tasks.router)
-    _include_optional(api)
+    if "metrics" in _include_optional(api):
+        from adapters.api.metrics import attach
+
+        attach(app)  # counting starts with the server, not at the first scrape
     if slack is not None:
         from adapters.slack.http import slack_routes
 

@@ -28,10 +28,20 @@ log = logging.getLogger("adapters.slack.app")  # the logger these lines always c
 
 
 def slack_routes(adapter: "SlackAdapter") -> list[Route]:
+    """Acknowledgements first, as in Socket Mode (`engine.intake`): from the body's arrival to the
+    answer Bolt gives once the event is stored, the engine holds back work that is not already
+    under way, so under a burst the HTTP 200s do not queue behind other events' work."""
+    intake = getattr(adapter.engine, "intake", None)
     secret = adapter.settings.slack_signing_secret
     verifier = SignatureVerifier(secret.get_secret_value() if secret is not None else "")
 
     async def events(request: Request) -> Response:
+        if intake is None:
+            return await answer(request)
+        async with intake.taking():
+            return await answer(request)
+
+    async def answer(request: Request) -> Response:
         raw = await request.body()
         try:
             valid = verifier.is_valid(
