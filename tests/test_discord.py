@@ -512,3 +512,28 @@ def test_the_webhook_name_follows_discords_rules() -> None:
     for bad in ("", "x" * 81, "My Discord Bot", "clyde"):
         with pytest.raises(ValueError):
             ChannelWebhooks(None, bad, fetch)  # type: ignore[arg-type]
+
+
+async def test_commands_and_clicks_hold_back_other_work_until_they_are_answered(rig: Rig) -> None:
+    """Acknowledgements first (engine.intake): while an interaction is stored and answered, the
+    engine starts no new work, so under a burst the answers do not queue behind other tasks."""
+    s = rig.server
+    owed: list[int] = []
+    original = rig.engine.submit
+
+    async def submit(task):
+        owed.append(rig.engine.intake.owed)
+        return await original(task)
+
+    rig.engine.submit = submit  # type: ignore[method-assign]
+    payload = await s.slash_command("investigate", {"problem": "why are refunds slow?"})
+    await s.wait_for(lambda: s.callbacks_for(payload))
+    await rig.settle()
+    with_buttons = [p for p in posted_and_edited(s) if "orchestra:challenge:" in str(p.json.get("components"))]
+    custom_id = next(c["custom_id"] for row in with_buttons[-1]["components"] for c in row["components"]
+                     if c["custom_id"].startswith("orchestra:challenge:"))
+    click = await s.click(int(with_buttons[-1].response["id"]), custom_id)
+    await s.wait_for(lambda: s.callbacks_for(click))
+    await rig.settle()
+    assert owed == [1, 1]
+    assert rig.engine.intake.owed == 0

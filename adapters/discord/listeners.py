@@ -13,6 +13,7 @@ our persona's messages (the engine looks the persona up by message id).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
@@ -394,9 +395,17 @@ class DiscordListeners:
                 return cls(match["kind"], match["investigation"], getattr(item, "label", None))
 
             async def callback(self, interaction: discord.Interaction) -> None:
-                await listeners.on_click(interaction, self.kind, self.investigation, self.label)
+                async with listeners.acking():
+                    await listeners.on_click(interaction, self.kind, self.investigation, self.label)
 
         return ActionButton
+
+    def acking(self) -> contextlib.AbstractAsyncContextManager:
+        """Around storing an interaction and answering it: the engine holds back work not yet under
+        way until the answer is out (`engine.intake`), so under a burst the 3-second window is met
+        with room to spare and the acknowledgement does not queue behind other tasks' work."""
+        intake = getattr(self.engine, "intake", None)
+        return intake.taking() if intake is not None else contextlib.nullcontext()
 
     # --- wiring -------------------------------------------------------------------------------
 
@@ -405,7 +414,8 @@ class DiscordListeners:
         self.client = client
         listeners = self
         async def start(interaction: discord.Interaction, problem: str, persona: str | None = None) -> None:
-            await listeners.on_investigate(interaction, problem, persona)
+            async with listeners.acking():
+                await listeners.on_investigate(interaction, problem, persona)
 
         async def complete(interaction: discord.Interaction, typed: str) -> list[app_commands.Choice[str]]:
             return listeners.persona_choices(typed)
@@ -424,7 +434,8 @@ class DiscordListeners:
                               complexity=[app_commands.Choice(name=c, value=c) for c in COMPLEXITIES])
         async def crew(interaction: discord.Interaction, text: str | None = None, domain: str | None = None,
                        complexity: str | None = None, persona: str | None = None) -> None:
-            await listeners.on_crew(interaction, text, domain, complexity, persona)
+            async with listeners.acking():
+                await listeners.on_crew(interaction, text, domain, complexity, persona)
 
         @crew.autocomplete("persona")
         async def complete_crew_persona(interaction: discord.Interaction, typed: str) -> list[app_commands.Choice[str]]:
