@@ -244,6 +244,28 @@ class Settings(BaseSettings):
                 ids.append(int(text))
         return ids
 
+    @field_validator("db", mode="before")
+    @classmethod
+    def _db_location(cls, v: Any) -> Any:
+        """A file path, or `sqlite:///path` (`sqlite:////abs/path`). Any other URL is a mistake
+        to stop at, never a file to create with that name (`postgresql://…` was taken as one).
+        The value is never echoed: a database URL may hold a password."""
+        if not isinstance(v, str):
+            return v
+        m = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", v.strip())
+        if m is None:
+            return v
+        scheme = m.group(1).lower()
+        if scheme == "sqlite":
+            path = v.strip()[m.end():]
+            if not path.startswith("/") or path == "/":
+                raise ValueError("write a SQLite URL as sqlite:///relative/file.db or sqlite:////absolute/file.db, or give the file's path")
+            return path[1:]
+        if scheme.split("+")[0] in ("postgres", "postgresql"):
+            raise ValueError("PostgreSQL is not supported by this version of Orchestra yet: "
+                             "give a SQLite file path (or sqlite:///path)")
+        raise ValueError(f"the URL scheme {scheme[:20]!r} is not one Orchestra knows: give a SQLite file path (or sqlite:///path)")
+
     @field_validator("discord_api_url", "discord_gateway_url", mode="before")
     @classmethod
     def _discord_url(cls, v: Any, info: ValidationInfo) -> Any:

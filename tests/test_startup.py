@@ -393,3 +393,27 @@ async def test_without_notion_settings_a_chat_start_imports_no_notion_code(tmp_p
     text = out.decode()
     assert "Sophia" in text and "Notion" not in text.split("LOADED")[0]
     assert text.strip().splitlines()[-1] == "LOADED []"
+
+
+@pytest.mark.parametrize(("value", "said"), [
+    ("postgresql://orchestra:hunter2@db.internal:5432/orchestra", "PostgreSQL is not supported"),
+    ("postgres://orchestra:hunter2@db.internal/orchestra", "PostgreSQL is not supported"),
+    ("mysql://orchestra:hunter2@db.internal/orchestra", "scheme 'mysql'"),
+    ("sqlite://memory.db", "sqlite:///relative/file.db"),
+])
+def test_a_database_url_orchestra_cannot_use_stops_start_up_and_creates_no_file(tmp_path, value, said):
+    """It used to be taken as a file name: a file called `postgresql:` appeared and the bot ran on it."""
+    env = {**clean_env(tmp_path), "ORCHESTRA_DB": value}
+    result = orchestra(tmp_path, "memory", "list", "--channel", "ops", env=env)
+    assert result.returncode == 2 and result.stdout == ""
+    err = one_clean_message(result.stderr)
+    assert "ORCHESTRA_DB" in err and said in err
+    assert "hunter2" not in result.stderr and "db.internal" not in result.stderr  # a password, a host
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(("postgres", "mysql", "sqlite"))]
+
+
+def test_a_sqlite_url_names_the_file(tmp_path):
+    env = {**clean_env(tmp_path), "ORCHESTRA_DB": "sqlite:///chosen.db"}
+    result = orchestra(tmp_path, "investigate", "why are refunds slow?", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "chosen.db").is_file()
