@@ -4,7 +4,6 @@ and followed; a clear 501 with the install command when crewai is not importable
 
 from __future__ import annotations
 
-import os
 import sys
 
 import pytest
@@ -13,15 +12,9 @@ from engine.models import TaskKind
 from tests.api_resources_rig import READ, running_api
 from tests.fakes import FakeOutbox
 
-PREFIXES = ("ORCHESTRA_", "ANTHROPIC_", "OPENAI_", "SLACK_", "DISCORD_", "NOTION_")
+from tests.settings_env import clean_settings_env  # noqa: F401 - autouse: no settings from this machine
 
 
-@pytest.fixture(autouse=True)
-def clean(monkeypatch, tmp_path):
-    for key in list(os.environ):
-        if key.startswith(PREFIXES):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
 
 
 async def test_without_crewai_a_crew_gets_501_with_the_install_command(tmp_path, monkeypatch):

@@ -5,24 +5,16 @@ each turn's router scores and reasons, persona, mode, confidence, usage and timi
 from __future__ import annotations
 
 import itertools
-import os
 
-import pytest
 
 from engine.models import Task, TaskKind
 from tests.api_resources_rig import READ, running_api
 from tests.fakes import FakeOutbox
 
-PREFIXES = ("ORCHESTRA_", "ANTHROPIC_", "OPENAI_", "SLACK_", "DISCORD_", "NOTION_")
+from tests.settings_env import clean_settings_env  # noqa: F401 - autouse: no settings from this machine
 _ids = itertools.count(1)
 
 
-@pytest.fixture(autouse=True)
-def clean(monkeypatch, tmp_path):
-    for key in list(os.environ):
-        if key.startswith(PREFIXES):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
 
 
 def investigate(text: str, channel: str = "C1") -> Task:

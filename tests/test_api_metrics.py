@@ -4,9 +4,7 @@ platform errors), fed through the engine's observer port."""
 
 from __future__ import annotations
 
-import os
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.api.metrics import attach
@@ -16,15 +14,9 @@ from engine.ports import ProviderUnavailable
 from tests.api_resources_rig import running_api
 from tests.fakes import FakeOutbox, ScriptedProvider, by_mode
 
-PREFIXES = ("ORCHESTRA_", "ANTHROPIC_", "OPENAI_", "SLACK_", "DISCORD_", "NOTION_")
+from tests.settings_env import clean_settings_env  # noqa: F401 - autouse: no settings from this machine
 
 
-@pytest.fixture(autouse=True)
-def clean(monkeypatch, tmp_path):
-    for key in list(os.environ):
-        if key.startswith(PREFIXES):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
 
 
 async def scrape(client) -> dict[tuple[str, tuple], float]:

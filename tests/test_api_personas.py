@@ -4,22 +4,14 @@ listed field by field; the read-only token refused on a write."""
 
 from __future__ import annotations
 
-import os
 
-import pytest
 import yaml
 
 from tests.api_resources_rig import READ, defaults_copy, running_api
 
-PREFIXES = ("ORCHESTRA_", "ANTHROPIC_", "OPENAI_", "SLACK_", "DISCORD_", "NOTION_")
+from tests.settings_env import clean_settings_env  # noqa: F401 - autouse: no settings from this machine
 
 
-@pytest.fixture(autouse=True)
-def clean(monkeypatch, tmp_path):
-    for key in list(os.environ):
-        if key.startswith(PREFIXES):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
 
 
 def names_in(path) -> list[str]:

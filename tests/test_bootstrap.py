@@ -31,15 +31,9 @@ from engine.models import Task
 from engine.personas import PersonaConfigError
 from tests.fakes import FakeOutbox, ScriptedProvider
 
-PREFIXES = ("ORCHESTRA_", "ANTHROPIC_", "OPENAI_", "SLACK_", "DISCORD_")
+from tests.settings_env import clean_settings_env  # noqa: F401 - autouse: no settings from this machine
 
 
-@pytest.fixture(autouse=True)
-def clean(monkeypatch, tmp_path):
-    for key in list(os.environ):
-        if key.startswith(PREFIXES):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
 
 
 def settings_for(tmp_path, **overrides):

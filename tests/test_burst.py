@@ -22,15 +22,9 @@ pytest_plugins = ["tests.servers.fixtures"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
-PREFIXES = ("ORCHESTRA_", "ANTHROPIC_", "OPENAI_", "SLACK_", "DISCORD_", "NOTION_")
+from tests.settings_env import PREFIXES, clean_settings_env  # noqa: F401 - autouse: no settings from this machine
 
 
-@pytest.fixture(autouse=True)
-def clean(monkeypatch, tmp_path):
-    for key in list(os.environ):
-        if key.startswith(PREFIXES):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
 
 
 def ask(text: str = "hello") -> ModelRequest:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
 import sys
 from importlib import resources
@@ -35,15 +34,9 @@ from tests.test_cli import clean_env
 pytest_plugins = ["tests.servers.fixtures"]
 
 TOKEN = "secret_test_notion_token"  # the local Notion's token (fixture `notion_server`)
-PREFIXES = ("ORCHESTRA_", "ANTHROPIC_", "OPENAI_", "SLACK_", "DISCORD_", "NOTION_")
+from tests.settings_env import clean_settings_env  # noqa: F401 - autouse: no settings from this machine
 
 
-@pytest.fixture(autouse=True)
-def clean(monkeypatch, tmp_path):
-    for key in list(os.environ):
-        if key.startswith(PREFIXES):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
 
 
 def full_page(persona) -> dict:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import os
 import shutil
 from importlib import resources
 from pathlib import Path
@@ -30,16 +29,10 @@ from tests.test_terminal import chat
 
 pytest_plugins = ["tests.servers.fixtures"]
 
-PREFIXES = ("ORCHESTRA_", "ANTHROPIC_", "OPENAI_", "SLACK_", "DISCORD_", "NOTION_")
+from tests.settings_env import clean_settings_env  # noqa: F401 - autouse: no settings from this machine
 CAST = {"ORCHESTRA_RESEARCHER": "sophia", "ORCHESTRA_CRITIC": "karen", "ORCHESTRA_PLANNER": "cherry"}
 
 
-@pytest.fixture(autouse=True)
-def clean(monkeypatch, tmp_path):
-    for key in list(os.environ):
-        if key.startswith(PREFIXES):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
 
 
 def defaults_copy(tmp_path: Path) -> Path:
