@@ -18,6 +18,7 @@ import logging
 import sqlite3
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -220,15 +221,7 @@ class DiscordListeners:
             return
         # the engine posts the root in the channel and opens its own thread there
         task = task.model_copy(update={"thread": None})
-        try:
-            await self._submit(task)
-        except TaskRefused as e:
-            log.warning("Discord: /investigate %s refused: %s", interaction.id, e)
-            await interaction.response.send_message(tr.UNREADABLE, ephemeral=True)
-            return
-        except TRANSIENT as e:
-            log.warning("Discord: /investigate %s not taken: %s", interaction.id, type(e).__name__)
-            await interaction.response.send_message(NOT_TAKEN, ephemeral=True)
+        if await self._store_command(interaction, task, "/investigate", interaction.response.send_message) is None:
             return
         if interaction.guild_id is None:
             where = "here"
@@ -278,15 +271,7 @@ class DiscordListeners:
         task = task.model_copy(update={"thread": task.thread if handing else None,
                                        "options": {} if handing else request.options()})
         await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            await self._submit(task)
-        except TaskRefused as e:
-            log.warning("Discord: /crew %s refused: %s", interaction.id, e)
-            await interaction.followup.send(tr.UNREADABLE, ephemeral=True)
-            return
-        except TRANSIENT as e:
-            log.warning("Discord: /crew %s not taken: %s", interaction.id, type(e).__name__)
-            await interaction.followup.send(NOT_TAKEN, ephemeral=True)
+        if await self._store_command(interaction, task, "/crew", interaction.followup.send) is None:
             return
         await interaction.followup.send(self._crew_started(interaction, request, parent, handing), ephemeral=True,
                                         allowed_mentions=quiet)
@@ -362,16 +347,9 @@ class DiscordListeners:
             log.info("Discord: %s click on %s ignored: its buttons were just used", kind, message.id)
             await interaction.response.defer()
             return
-        try:
-            accepted = await self._submit(task)
-        except TaskRefused:
+        accepted = await self._store_command(interaction, task, f"{kind} click", interaction.response.send_message)
+        if accepted is None:
             self.clicks.forget(claim)
-            await interaction.response.send_message(tr.UNREADABLE, ephemeral=True)
-            return
-        except TRANSIENT as e:
-            self.clicks.forget(claim)
-            log.warning("Discord: click %s not taken: %s", task.event_id, type(e).__name__)
-            await interaction.response.send_message(NOT_TAKEN, ephemeral=True)
             return
         await interaction.response.defer()
         if not accepted.duplicate:
@@ -399,6 +377,20 @@ class DiscordListeners:
                     await listeners.on_click(interaction, self.kind, self.investigation, self.label)
 
         return ActionButton
+
+    async def _store_command(self, interaction: discord.Interaction, task: Task, what: str,
+                             say: Callable[..., Awaitable[Any]]) -> Accepted | None:
+        """Store a command's or a click's task. When it cannot be, tell the person privately (by
+        `say`: the interaction's first answer, or its follow-up once deferred) and return None."""
+        try:
+            return await self._submit(task)
+        except TaskRefused as e:
+            log.warning("Discord: %s %s refused: %s", what, interaction.id, e)
+            await say(tr.UNREADABLE, ephemeral=True)
+        except TRANSIENT as e:
+            log.warning("Discord: %s %s not taken: %s", what, interaction.id, type(e).__name__)
+            await say(NOT_TAKEN, ephemeral=True)
+        return None
 
     def acking(self) -> contextlib.AbstractAsyncContextManager:
         """Around storing an interaction and answering it: the engine holds back work not yet under
