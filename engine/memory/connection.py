@@ -40,13 +40,13 @@ class MemoryVersionError(RuntimeError):
     (as this refusal always was), so callers that caught that still do.
     """
 
-    def __init__(self, path: Path, version: int):
-        self.path = path
+    def __init__(self, path: Path | str, version: int, known: int = SCHEMA_VERSION):
+        self.path = path  # a file, or a PostgreSQL URL without its password
         self.version = version
-        self.known = SCHEMA_VERSION
+        self.known = known
         super().__init__(
             f"{path} was written by a newer Orchestra (memory schema version {version}; this one "
-            f"knows {SCHEMA_VERSION}): upgrade Orchestra, or use another memory file"
+            f"knows {known}): upgrade Orchestra, or use another memory"
         )
 
 
