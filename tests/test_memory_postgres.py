@@ -102,3 +102,52 @@ async def test_replicas_opening_an_empty_database_at_once_create_it_once(pg_serv
     finally:
         for memory in opened:
             await memory.close()
+
+
+async def test_recall_past_its_window_finds_what_reading_everything_finds(pg_url):
+    """Recall reads a channel's newest `recall_window` turns, then asks the GIN index for older
+    matches of the words it found too few of (engine.memory.pg.recall): with a tiny window the
+    answers are the same as when the window holds the whole channel."""
+    from datetime import timedelta
+
+    from engine.memory.records import ThreadKind, ThreadRecord, TurnRecord, TurnRole
+    from engine.models import utcnow
+
+    memory = await PostgresMemory.open(pg_url, min_size=1, max_size=4)
+    try:
+        def thread(id_, channel="C1"):
+            return ThreadRecord(id=id_, kind=ThreadKind.INVESTIGATION, platform="slack", workspace="T1",
+                                channel=channel, thread=None, title=f"about {id_}")
+
+        def turn(thread_id, text, days_ago=0, **kw):
+            return TurnRecord(thread_id=thread_id, role=kw.pop("role", TurnRole.PERSONA), author="sophia",
+                              text=text, created_at=utcnow() - timedelta(days=days_ago), **kw)
+
+        for id_, channel in (("old", "C1"), ("busy", "C1"), ("current", "C1"), ("elsewhere", "C2")):
+            await memory.create_thread(thread(id_, channel))
+        await memory.add_turn(turn("old", "zookeeper lost quorum during the deploy", days_ago=200))
+        await memory.add_turn(turn("old", "postgres vacuum was late", days_ago=150, role=TurnRole.HUMAN))
+        await memory.add_turn(turn("old", "zookeeper rehearsal", days_ago=100, model="offline"))  # not evidence
+        for i in range(30):
+            await memory.add_turn(turn("busy", f"deploy number {i} went fine", days_ago=30 - i))
+            await memory.add_turn(turn("elsewhere", f"zookeeper quorum again {i}"))
+        for i in range(6):
+            await memory.add_turn(turn("current", f"zookeeper and postgres vacuum, take {i}"))
+
+        async def answers(**kw):
+            return {
+                query: [(r.thread_id, r.text, pytest.approx(r.score, rel=1e-6)) for r in await memory.recall(
+                    "slack", "T1", "C1", query, limit=10, **kw)]
+                for query in ("deploy zookeeper quorum", "zookeeper", "deploy", "postgres vacuum", "rehearsal")
+            }
+
+        memory.recall_window = 100_000  # the whole channel in the window: nothing asked of GIN
+        whole = {ex: await answers(exclude_thread=ex) for ex in (None, "current")}
+        memory.recall_window = 4
+        assert {ex: await answers(exclude_thread=ex) for ex in (None, "current")} == whole
+        assert whole["current"]["zookeeper"][0][0] == "old"  # found beyond the window, in its channel
+        assert {t for t, _, _ in whole[None]["zookeeper"]} == {"old", "current"}  # never C2's
+        assert whole[None]["rehearsal"] == []  # the offline rehearsal is never evidence
+        assert whole["current"]["postgres vacuum"][0][0] == "old"
+    finally:
+        await memory.close()

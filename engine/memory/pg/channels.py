@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from engine.memory.pg.connection import PgConnection
-from engine.memory.pg.recall import CHANNEL, recall_sql
+from engine.memory.pg.recall import CHANNEL, RECALL, WINDOW
 from engine.memory.recall import PER_TERM, excerpt, fts_terms
 from engine.memory.records import ForgetResult, Recollection
 from engine.memory.schema import _THREAD_COLS, _TURN_COLS, _dt, _thread, _ts, _turn
@@ -32,6 +32,10 @@ def _count(status: str) -> int:
 
 class PgChannelMemory(PgConnection):
     """A channel's memory as a whole."""
+
+    #: How many of a channel's newest turns recall reads before it asks the GIN index (see
+    #: engine.memory.pg.recall). The results do not depend on it, only the cost does.
+    recall_window: int = WINDOW
 
     async def recall(
         self,
@@ -58,8 +62,8 @@ class PgChannelMemory(PgConnection):
                     return []
                 lo, n, avgdl = found[0]
                 # unnamed, so planned with these words: see engine.memory.pg.recall
-                statement = await con.prepare(recall_sql(len(terms)))
-                rows = await statement.fetch(lo, n, avgdl, exclude_thread, PER_TERM, min(int(limit), 100), *terms)
+                statement = await con.prepare(RECALL)
+                rows = await statement.fetch(lo, n, avgdl, exclude_thread, PER_TERM, min(int(limit), 100), terms, self.recall_window)
         except (asyncpg.PostgresError, UnicodeError, ValueError, OverflowError) as exc:
             log.warning("recall failed (%s): %.80r", exc, query)
             return []
