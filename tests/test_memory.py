@@ -263,6 +263,21 @@ async def test_turn_round_trips_every_field(memory):
     assert stored == saved == original.model_copy(update={"id": saved.id, "seq": 1})
 
 
+async def test_a_nul_character_in_words_is_stored_not_refused(memory):
+    """PostgreSQL's text cannot hold NUL: it keeps the words with U+FFFD in its place."""
+    from engine.memory.records import TaskStatus
+
+    await memory.create_thread(thread("inv-1", title="odd \x00 title"))
+    saved = await memory.add_turn(turn("inv-1", "a \x00 b", role=TurnRole.HUMAN, author="U1"))
+    [stored] = await memory.turns("inv-1")
+    assert stored.id == saved.id and stored.text in ("a \x00 b", "a \ufffd b")
+    assert (await memory.get_thread("inv-1")).title in ("odd \x00 title", "odd \ufffd title")
+    accepted = await memory.accept_task(task("e1", text="nul \x00 inside"))  # the body is JSON: escaped
+    assert (await memory.get_task(accepted.task_id)).task.text == "nul \x00 inside"
+    await memory.set_task_status(accepted.task_id, TaskStatus.FAILED, error="bad \x00 reply")
+    assert (await memory.get_task(accepted.task_id)).error in ("bad \x00 reply", "bad \ufffd reply")
+
+
 async def test_add_turn_to_unknown_thread(memory):
     with pytest.raises(KeyError):
         await memory.add_turn(turn("nope", "text"))

@@ -151,3 +151,15 @@ async def test_recall_past_its_window_finds_what_reading_everything_finds(pg_url
         assert whole["current"]["postgres vacuum"][0][0] == "old"
     finally:
         await memory.close()
+
+
+async def test_a_nul_in_an_event_key_is_refused_alone(replicas):
+    """PostgreSQL's text cannot hold NUL: such an event can never be stored, so it is refused
+    (TaskRefused) and the others are stored."""
+    from engine.models import TaskRefused
+
+    a, _ = replicas
+    results = await asyncio.gather(a.accept_task(task("ok-1")), a.accept_task(task("bad\x00id")),
+                                   a.accept_task(task("ok-2")), return_exceptions=True)
+    assert isinstance(results[1], TaskRefused)
+    assert sorted(s.task.event_id for s in await a.unfinished_tasks()) == ["ok-1", "ok-2"]

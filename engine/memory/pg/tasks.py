@@ -96,7 +96,8 @@ class PgTaskStore(PgConnection):
         """Raises KeyError for an unknown task (e.g. its channel was forgotten meanwhile)."""
         done = await self._write(
             "UPDATE tasks SET status = $1, error = $2, updated_at = $3 WHERE id = $4 RETURNING id",
-            TaskStatus(status).value, error, _ts(utcnow()), task_id,
+            TaskStatus(status).value, None if error is None else error.replace("\x00", "\ufffd"),
+            _ts(utcnow()), task_id,
         )
         if not done:
             raise KeyError(f"unknown task {task_id}")

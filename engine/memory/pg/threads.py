@@ -80,6 +80,13 @@ RETURNING id, seq
 _MAX_TURN_TRIES = 100
 
 
+def storable(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The values with NUL characters replaced (U+FFFD): PostgreSQL's text cannot hold NUL,
+    and a person's words that carry one are still kept rather than refused. (JSON columns
+    escape it already.)"""
+    return tuple(v.replace("\x00", "\ufffd") if isinstance(v, str) and "\x00" in v else v for v in values)
+
+
 class PgThreadStore(PgConnection):
     """Threads and their turns."""
 
@@ -100,7 +107,7 @@ class PgThreadStore(PgConnection):
 
     async def create_thread(self, rec: ThreadRecord) -> ThreadRecord:
         """Raises asyncpg.UniqueViolationError if the id exists (sqlite3.IntegrityError on SQLite)."""
-        await self._write(_CREATE_THREAD, *self._thread_values(rec))
+        await self._write(_CREATE_THREAD, *storable(self._thread_values(rec)))
         return rec
 
     @staticmethod
@@ -124,9 +131,11 @@ class PgThreadStore(PgConnection):
             WHERE id = $10 AND platform = $11 AND workspace = $12 AND channel = $13
             RETURNING id
             """,
-            rec.kind.value, rec.thread, rec.title, rec.inv_type, rec.phase.value,
-            rec.status.value, rec.lead, rec.turn_count, _ts(now),
-            rec.id, rec.platform, rec.workspace, rec.channel,
+            *storable((
+                rec.kind.value, rec.thread, rec.title, rec.inv_type, rec.phase.value,
+                rec.status.value, rec.lead, rec.turn_count, _ts(now),
+                rec.id, rec.platform, rec.workspace, rec.channel,
+            )),
         )
         if not done:
             if await self.get_thread(rec.id) is None:
@@ -195,7 +204,7 @@ class PgThreadStore(PgConnection):
 
     async def add_turn(self, turn: TurnRecord) -> TurnRecord:
         """Store a turn (next seq in its thread) and index its text. KeyError: unknown thread."""
-        params = turn_params(turn)
+        params = storable(turn_params(turn))
         for attempt in range(_MAX_TURN_TRIES):
             try:
                 rows = await self._write(INSERT_TURN, *params)
