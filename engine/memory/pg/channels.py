@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from engine.memory.pg.connection import PgConnection
-from engine.memory.pg.recall import CHANNEL, RECALL, WINDOW
+from engine.memory.pg.recall import RECALL, WINDOW
 from engine.memory.recall import PER_TERM, excerpt, fts_terms
 from engine.memory.records import ForgetResult, Recollection
 from engine.memory.schema import _THREAD_COLS, _TURN_COLS, _dt, _thread, _ts, _turn
@@ -56,14 +56,10 @@ class PgChannelMemory(PgConnection):
             terms = fts_terms(query)
             if not terms or limit <= 0:
                 return []
-            async with self._pool.acquire() as con:
-                found = await con.fetch(CHANNEL, platform, workspace, channel)
-                if not found or not found[0]["n"]:
-                    return []
-                lo, n, avgdl = found[0]
-                # unnamed, so planned with these words: see engine.memory.pg.recall
-                statement = await con.prepare(RECALL)
-                rows = await statement.fetch(lo, n, avgdl, exclude_thread, PER_TERM, min(int(limit), 100), terms, self.recall_window)
+            rows = await self._rows(
+                RECALL, platform, workspace, channel, exclude_thread, PER_TERM, min(int(limit), 100), terms,
+                self.recall_window,
+            )
         except (asyncpg.PostgresError, UnicodeError, ValueError, OverflowError) as exc:
             log.warning("recall failed (%s): %.80r", exc, query)
             return []
