@@ -26,10 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.memory.pg.recall import RECALL, WINDOW  # noqa: E402
-from engine.memory.pg.store import PostgresMemory  # noqa: E402
-from engine.memory.recall import PER_TERM, fts_terms  # noqa: E402
-from tests.pg_server import start_server  # noqa: E402
+from engine.memory.pg.recall import RECALL, WINDOW
+from engine.memory.pg.store import PostgresMemory
+from engine.memory.recall import PER_TERM, fts_terms
+from tests.pg_server import start_server
 
 FILL = """
 INSERT INTO channels (platform, workspace, channel) VALUES ('slack', 'T', '{ch}');

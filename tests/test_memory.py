@@ -37,7 +37,7 @@ SLACK = ("slack", "T1", "C1")
 
 
 @pytest.fixture
-async def memory(memory_db):
+async def memory(memory_db):  # noqa: F811 - the imported fixture
     """The memory on each backend (a fresh SQLite file, a fresh PostgreSQL database)."""
     mem = await open_memory(memory_db)
     yield mem
@@ -128,7 +128,7 @@ async def test_same_event_id_elsewhere_is_another_task(memory):
     assert not other_platform.duplicate and not other_workspace.duplicate
 
 
-async def test_burst_of_200_accepts(memory_db):
+async def test_burst_of_200_accepts(memory_db):  # noqa: F811 - the imported fixture
     mem = await open_memory(memory_db)
     burst = [task(f"E{i % 150}") for i in range(200)]  # 50 retries inside the burst
     results = await asyncio.gather(*(mem.accept_task(t) for t in burst))
@@ -147,7 +147,7 @@ async def test_burst_of_200_accepts(memory_db):
     await mem.close()
 
 
-async def test_accepted_work_survives_a_crash_and_resumes(memory_db):
+async def test_accepted_work_survives_a_crash_and_resumes(memory_db):  # noqa: F811 - the imported fixture
     mem = await open_memory(memory_db)
     a = await mem.accept_task(task("E1"))
     b = await mem.accept_task(task("E2"))
@@ -318,7 +318,7 @@ async def test_posts_and_persona_for_message(memory):
 async def test_recording_a_post_settles_its_intent_and_the_placeholder_it_replaced(memory):
     from engine.memory.records import Placeholder
 
-    place = dict(platform="slack", workspace="T1", channel="C1")
+    place = {"platform": "slack", "workspace": "T1", "channel": "C1"}
     await memory.record_intent("5:0", task_id=5, thread="100.1", **place)
     await memory.record_intent("5:0", task_id=5, thread="100.1", **place)  # twice: harmless
     await memory.record_intent("5:1", task_id=5, thread="100.1", **place)

@@ -22,7 +22,7 @@ def task(event_id: str) -> Task:
 
 
 @pytest.fixture
-async def replicas(pg_url):
+async def replicas(pg_url):  # noqa: F811 - the imported fixture
     """Two memories on one database, as two replicas would have."""
     a = await PostgresMemory.open(pg_url, min_size=1, max_size=10)
     b = await PostgresMemory.open(pg_url, min_size=1, max_size=10)
@@ -76,7 +76,7 @@ async def test_two_replicas_adding_turns_to_one_channel_at_once(replicas):
     assert len(await b.recall("slack", "T1", "C1", "kafka lag")) == 5
 
 
-async def test_a_newer_database_is_refused_without_its_password(pg_server, pg_url):  # noqa: F811
+async def test_a_newer_database_is_refused_without_its_password(pg_server, pg_url):  # noqa: F811 - the imported fixtures
     memory = await PostgresMemory.open(pg_url)
     await memory.close()
     database = pg_url.rsplit("/", 1)[1]
@@ -91,7 +91,7 @@ async def test_a_newer_database_is_refused_without_its_password(pg_server, pg_ur
     assert "s3cret-pw" not in str(refused.value.path)
 
 
-async def test_replicas_opening_an_empty_database_at_once_create_it_once(pg_server, pg_url):  # noqa: F811
+async def test_replicas_opening_an_empty_database_at_once_create_it_once(pg_server, pg_url):  # noqa: F811 - the imported fixtures
     opened = await asyncio.gather(*(PostgresMemory.open(pg_url, min_size=1, max_size=2) for _ in range(4)))
     try:
         database = pg_url.rsplit("/", 1)[1]
@@ -104,7 +104,7 @@ async def test_replicas_opening_an_empty_database_at_once_create_it_once(pg_serv
             await memory.close()
 
 
-async def test_recall_past_its_window_finds_what_reading_everything_finds(pg_url):
+async def test_recall_past_its_window_finds_what_reading_everything_finds(pg_url):  # noqa: F811
     """Recall reads a channel's newest `recall_window` turns, then asks the GIN index for older
     matches of the words it found too few of (engine.memory.pg.recall): with a tiny window the
     answers are the same as when the window holds the whole channel."""

@@ -11,20 +11,23 @@ backends, and one shared test suite proves both.
 one, and recall would stop meaning what it means on SQLite), and it would have to score every
 match of a common word, which is the cost recall avoids; the bm25 above needs only the candidates.
 
-Finding the candidates, at a cost that does not grow with the channel (checked with EXPLAIN
-ANALYZE on a 100,000-turn channel beside another of 100,000):
+Finding the candidates without reading the whole channel (measured with EXPLAIN ANALYZE on a
+100,000-turn channel beside another of 100,000: benchmarks/bench_recall_postgres.py):
 
 - A channel's turns are the contiguous `doc` range of its `channels` row, newest first (the
   unique btree on `turns.doc`). The WINDOW newest evidence turns are read once, in that order,
   and every term looks for its PER_TERM newest matches there: a word used in more than one turn
-  in ~40 is done with after reading WINDOW turns.
+  in ~40 is done with after reading WINDOW turns (~2-3 ms).
 - A term with fewer matches in the window (a rarer word, however old its turns) asks the GIN
   index on `tsv` for the turns older than the window that hold the word *and* the channel's mark
-  (`#<channel id>`, see `engine.memory.pg.schema_core`): GIN intersects the two inside the index,
-  so a word common in other channels costs nothing here, and only this channel's few matches are
-  read. Its query is a value of the statement's own rows, so the planner cannot mistake a word
-  for a common one and choose to scan the channel instead (the mistake a word common elsewhere
-  but absent here causes: ~60 ms at 100,000 turns).
+  (`#<channel id>`, see `engine.memory.pg.schema_core`): GIN intersects the two inside the
+  index, and only this channel's matches are read from the table (a rare word: ~1-2 ms). Its
+  query is a value of the statement's own rows, so the planner never guesses from a word's
+  statistics across all channels: a word common in another channel and absent here would make
+  it scan the whole channel (~60 ms); the intersection costs ~10-20 ms in that worst case.
+- What this does not bound: a word absent from the newest WINDOW turns but in many older ones
+  (50,000 of the 100,000) has all those read to find its newest PER_TERM (~50-60 ms). SQLite's
+  FTS5 reads a word's matches in rowid order and stops; GIN has no order.
 
 One statement, one round trip, a prepared statement like any other: its plan does not hinge on
 the words' or the channel's statistics (checked with the generic plan too), so a cached plan is

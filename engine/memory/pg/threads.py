@@ -23,7 +23,15 @@ import asyncpg
 
 from engine.memory.pg.connection import PgConnection
 from engine.memory.records import ThreadRecord, ThreadStatus, ThreadSummary, TurnRecord
-from engine.memory.schema import _THREAD_COLS, _TURN_COLS, _dt, _thread, _ts, _turn, turn_params
+from engine.memory.schema import (
+    _THREAD_COLS,
+    _TURN_COLS,
+    _dt,
+    _thread,
+    _ts,
+    _turn,
+    turn_params,
+)
 from engine.models import utcnow
 
 #: $1 task, $2 stem. The task's id if it has one; else the next number of the stem, noted for
