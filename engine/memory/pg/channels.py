@@ -74,7 +74,8 @@ class PgChannelMemory(PgConnection):
     async def export_channel(self, platform: str, workspace: str, channel: str) -> dict:
         """Everything the channel remembers, as plain JSON-ready data."""
         place = (platform, workspace, channel)
-        async with self._transaction() as con:  # one snapshot: the parts agree with each other
+        # one snapshot (repeatable read), so that its threads, turns, posts and tasks agree
+        async with self._pool.acquire() as con, con.transaction(isolation="repeatable_read", readonly=True):
             threads = await con.fetch(f"SELECT {_THREAD_COLS} FROM threads WHERE {_PLACE} ORDER BY created_at, id", *place)
             turns = await con.fetch(
                 f"""
