@@ -156,7 +156,7 @@ HEADER = (
 async def start_profile(pid: int, out: str) -> asyncio.subprocess.Process:
     """py-spy (installed separately, not a project dependency) on the bot, raw folded stacks."""
     return await asyncio.create_subprocess_exec(
-        "py-spy", "record", "--pid", str(pid), "-r", "200", "--format", "raw", "-o", out, "--nonblocking",
+        "py-spy", "record", "--pid", str(pid), "-r", "1000", "--format", "raw", "-o", out, "--nonblocking",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )
 
