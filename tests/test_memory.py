@@ -590,3 +590,22 @@ async def test_a_version_1_memory_is_migrated_and_keeps_its_ids(tmp_path):
     con = sqlite3.connect(path)
     assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     con.close()
+
+
+async def test_group_commit_writes_a_batch_in_one_transaction_and_a_failing_statement_alone(memory):
+    """Writes that arrive together share one transaction (one BEGIN, one COMMIT); a statement
+    SQLite rejects fails for its caller alone, and the rest of its batch is committed."""
+    statements: list[str] = []
+    await memory._db.set_trace_callback(statements.append)
+    insert = "INSERT INTO channels (platform, workspace, channel) VALUES (?, ?, ?) RETURNING channel"
+    writes = [memory._write(insert, ("slack", "T1", f"C{i}")) for i in range(10)]
+    writes.insert(3, memory._write(insert, (None, "T1", "C-null")))  # NOT NULL
+    writes.insert(7, memory._write("INSERT INTO no_such_table VALUES (1)"))
+    results = await asyncio.gather(*writes, return_exceptions=True)
+    await memory._db.set_trace_callback(None)
+    assert isinstance(results[3], sqlite3.IntegrityError) and isinstance(results[7], sqlite3.OperationalError)
+    good = [r for i, r in enumerate(results) if i not in (3, 7)]
+    assert good == [[(f"C{i}",)] for i in range(10)]
+    assert statements.count("BEGIN IMMEDIATE") == 1 and statements.count("COMMIT") == 1
+    rows = await memory._rows("SELECT channel FROM channels WHERE workspace = 'T1' ORDER BY id")
+    assert [r[0] for r in rows] == [f"C{i}" for i in range(10)]
