@@ -609,3 +609,17 @@ async def test_group_commit_writes_a_batch_in_one_transaction_and_a_failing_stat
     assert statements.count("BEGIN IMMEDIATE") == 1 and statements.count("COMMIT") == 1
     rows = await memory._rows("SELECT channel FROM channels WHERE workspace = 'T1' ORDER BY id")
     assert [r[0] for r in rows] == [f"C{i}" for i in range(10)]
+
+
+async def test_reads_made_together_each_get_their_own_rows_and_a_failing_one_fails_alone(memory):
+    """Group reads: queries made while one is on its way to SQLite go together in one trip;
+    each caller still gets its own rows, in any number, and a bad query fails only its caller."""
+    for i in range(5):
+        await memory._write("INSERT INTO channels (platform, workspace, channel) VALUES ('slack', 'T9', ?)", (f"C{i}",))
+    query = "SELECT channel FROM channels WHERE workspace = 'T9' AND channel >= ? ORDER BY channel"
+    reads = [memory._rows(query, (f"C{i}",)) for i in range(5)]
+    reads.insert(2, memory._rows("SELECT nothing FROM no_such_table"))
+    results = await asyncio.gather(*reads, return_exceptions=True)
+    assert isinstance(results.pop(2), sqlite3.OperationalError)
+    assert [[r[0] for r in rows] for rows in results] == [[f"C{j}" for j in range(i, 5)] for i in range(5)]
+    assert await memory._rows(query, ("C4",)) and not memory._reading  # alone again afterwards
