@@ -120,7 +120,7 @@ async def main() -> int:
     print(f"  warm median: {statistics.median(warm):.0f} µs CPU per envelope")
     if profiler is not None:
         Path(args.profile).write_text(profiler.output_html())
-        print(profiler.output_text(unicode=False, color=False, show_all=True))
+        print(profiler.output_text(unicode=False, color=False, show_all=False))
     return 0
 
 
