@@ -1,4 +1,4 @@
-"""Socket Mode's fast path (`adapters.slack.shortcut`): a mention or message envelope is stored
+"""Socket Mode's (and HTTP mode's) fast path (`adapters.slack.shortcut`): a mention or message envelope is stored
 and acknowledged without Bolt's dispatch, and keeps every guarantee the Bolt path gives: acked
 only once stored, answered once however often Slack delivers it, a clear outcome for what cannot
 be read. Commands and clicks still go through Bolt, which no longer asks `auth.test` itself.
@@ -10,6 +10,7 @@ model, SQLite file) where answers are counted, a fake where only storing matters
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
@@ -23,11 +24,13 @@ from tests.servers.slack_api import (
     event_envelope,
     mention_event,
     message_event,
+    signed_headers,
     socket_envelope,
 )
 from tests.test_slack import Rig, build_rig, slack_api  # noqa: F401 - fixture
 from tests.test_slack_engine import close, live_rig
-from tests.test_slack_hostile import GatedEngine
+from tests.test_slack import SECRET
+from tests.test_slack_hostile import GatedEngine, post
 
 __all__ = ["slack_api"]
 
@@ -184,3 +187,27 @@ async def test_a_burst_of_commands_on_a_cold_start_asks_slack_who_we_are_only_on
     finally:
         await rig.settle()
         await rig.adapter.stop()
+
+
+async def test_over_http_a_mention_and_slacks_retry_of_it_are_answered_once_without_bolt(slack_api, tmp_path) -> None:  # noqa: F811
+    """HTTP mode takes the same shortcut once the signature is checked: each copy gets its 200
+    after the task is stored, Slack's retry (X-Slack-Retry-Num) finds it stored, one answer."""
+    import aiohttp
+
+    rig, memory = await live_rig(slack_api, tmp_path)
+    dispatched = count_bolt_dispatches(rig)
+    try:
+        port = await rig.adapter.start_http(port=0, host="127.0.0.1")
+        event = mention_event("cherry, what should we do first?", channel="C0HTTP")
+        body = json.dumps(event_envelope(event))
+        async with aiohttp.ClientSession() as http:
+            base = f"http://127.0.0.1:{port}"
+            assert await post(http, base, body, signed_headers(SECRET, body, content_type="application/json")) == 200
+            retry = signed_headers(SECRET, body, content_type="application/json", retry_num=1)
+            assert await post(http, base, body, retry) == 200
+            unsigned = {"Content-Type": "application/json"}
+            assert await post(http, base, body, unsigned) == 401  # the signature still comes first
+        await rig.settle()
+        assert len(answers(slack_api, "C0HTTP")) == 1 and dispatched == []
+    finally:
+        await close(rig, memory)

@@ -263,6 +263,13 @@ class SlackAdapter:
             raise _refusal("SLACK_APP_TOKEN", "apps.connections.open", e) from None
         return str(response["url"])
 
+    def event_shortcut(self) -> EventShortcut | None:
+        """Mentions and messages stored and answered without Bolt's dispatch (both modes); None
+        until `verify` has said which bot user we are."""
+        if self.identity is None:
+            return None
+        return EventShortcut(self.listeners, self.identity.bot_user_id, self.identity.bot_id)
+
     # --- Socket Mode ----------------------------------------------------------------------------
 
     async def start_socket_mode(self) -> SlackIdentity:
@@ -273,8 +280,7 @@ class SlackAdapter:
         if not app_token:
             raise ValueError("Socket Mode needs SLACK_APP_TOKEN (an app-level xapp- token with connections:write)")
         identity = self.identity if self.identity and self._socket_url else await self.verify(socket_mode=True)
-        shortcut = EventShortcut(self.listeners, identity.bot_user_id, identity.bot_id)
-        self.socket_handler = acks_first(AsyncSocketModeHandler, self.engine, shortcut)(
+        self.socket_handler = acks_first(AsyncSocketModeHandler, self.engine, self.event_shortcut())(
             self.app, app_token, web_client=self.client
         )
         # the URL `verify` was issued: the client uses it instead of asking again

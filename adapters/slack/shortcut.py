@@ -12,6 +12,9 @@ changes: the ack still follows the insert, a duplicate is still recognised by th
 error gets the answer `SlackListeners.on_error` gives it on the Bolt path (a 200 is acked; anything
 else is not, so Slack sends the envelope again).
 
+HTTP mode takes the same shortcut (`adapters.slack.http`), after checking the request's
+signature: a JSON body carrying such an event gets its 200 from `answer`, with no Bolt request.
+
 Everything else (slash commands, button clicks, other events, an envelope of a shape Slack does
 not send) goes through Bolt as before.
 """
@@ -66,27 +69,36 @@ class EventShortcut:
         user, bot_id = event.get("user"), event.get("bot_id")
         return (user is not None and user == self.bot_user_id) or (bot_id is not None and bot_id == self.bot_id)
 
-    async def take(self, client: Any, request: Any) -> bool:
-        if request.type != "events_api":
-            return False
-        payload = request.payload
+    async def answer(self, payload: Any) -> BoltResponse | None:
+        """The answer for an Events API body (Socket Mode's envelope payload, or an HTTP request's
+        JSON) once its event is stored, or refused as Bolt's error handler would refuse it; None
+        for anything left to Bolt."""
         event = self._event_of(payload)
         if event is None:
-            return False
+            return None
         try:
             team_id = extract_team_id(payload)
         except Exception:  # noqa: BLE001 - an odd `authorizations`: Bolt decides what it is
+            return None
+        if self._own(event):
+            return BoltResponse(status=200, body="")
+        context = EventContext(bot_user_id=self.bot_user_id, team_id=team_id if isinstance(team_id, str) else None)
+        try:
+            if event["type"] == "app_mention":
+                await self.listeners.on_mention(event, context)
+            else:
+                await self.listeners.on_message(event, context)
+        except Exception as error:  # noqa: BLE001 - answered as Bolt's error handler would
+            return await self.listeners.on_error(error, payload)
+        return BoltResponse(status=200, body="")
+
+    async def take(self, client: Any, request: Any) -> bool:
+        """Socket Mode: answer an `events_api` envelope and write its ack as Bolt's handler would."""
+        if request.type != "events_api":
             return False
         started = time.time()
-        response = BoltResponse(status=200, body="")
-        if not self._own(event):
-            context = EventContext(bot_user_id=self.bot_user_id, team_id=team_id if isinstance(team_id, str) else None)
-            try:
-                if event["type"] == "app_mention":
-                    await self.listeners.on_mention(event, context)
-                else:
-                    await self.listeners.on_message(event, context)
-            except Exception as error:  # noqa: BLE001 - answered as Bolt's error handler would
-                response = await self.listeners.on_error(error, payload)
+        response = await self.answer(request.payload)
+        if response is None:
+            return False
         await send_async_response(client, request, response, started)
         return True
