@@ -149,9 +149,10 @@ class OpenAIProvider:
 
     async def warm_up(self) -> None:
         """Pay the first call's one-time costs before the bot says it is ready: the SDK imports its
-        resources on first use (about half a second, on the event loop) and pydantic builds the
-        reply's types on the first parse. A throwaway client whose transport answers at once goes
-        through the whole call path (request building, sending, parsing) without the network."""
+        resources on first use (about half a second, on the event loop), and its request path
+        (options, headers, the transport) builds what it caches on the first call. A throwaway
+        client whose transport answers at once goes through the whole call path (`_create`:
+        request building, sending, reading the reply) without the network."""
         completion = {
             "id": "warm-up", "object": "chat.completion", "created": 0, "model": self.model,
             "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
