@@ -32,6 +32,17 @@ class EnginePort(Protocol):
     def personas_overview(self) -> str: ...
 
 
+def knows_persona(engine: EnginePort, name: str) -> bool:
+    """Whether `name` is a persona, asked of the live registry: a command checks this before its
+    acknowledgement, and rendering the persona's card (`persona_card`) only to see whether there
+    is one cost about a tenth of a Discord `/investigate`'s CPU before its answer."""
+    registry = getattr(engine, "personas", None)
+    get = getattr(registry, "get", None)
+    if callable(get):
+        return get(name) is not None
+    return engine.persona_card(name) is not None
+
+
 class AfterAck:
     """Background work started by listeners, kept so that `idle()` can wait for it."""
 

@@ -153,7 +153,21 @@ HEADER = (
 )
 
 
-async def run_one(mode: str, n: int, urls: dict[str, str], tmp: Path, run: list[int], http: aiohttp.ClientSession) -> list[str]:
+async def start_profile(pid: int, out: str) -> asyncio.subprocess.Process:
+    """py-spy (installed separately, not a project dependency) on the bot, raw folded stacks."""
+    return await asyncio.create_subprocess_exec(
+        "py-spy", "record", "--pid", str(pid), "-r", "1000", "--format", "raw", "-o", out, "--nonblocking",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+
+
+async def stop_profile(spy: asyncio.subprocess.Process) -> None:
+    spy.send_signal(signal.SIGINT)
+    await asyncio.wait_for(spy.wait(), 30)
+
+
+async def run_one(mode: str, n: int, urls: dict[str, str], tmp: Path, run: list[int], http: aiohttp.ClientSession,
+                  profile: str | None = None) -> list[str]:
     port = free_port()
     db = tmp / f"{mode}-{n}" / "orchestra.db"
     db.parent.mkdir(parents=True)
@@ -162,12 +176,17 @@ async def run_one(mode: str, n: int, urls: dict[str, str], tmp: Path, run: list[
     try:
         for burst in ("cold", "warm"):
             run[0] += 1
+            spy = await start_profile(bot.pid, f"{profile}-{mode}-{n}-{burst}.txt") if profile else None
+            if spy is not None:
+                await asyncio.sleep(1.0)  # py-spy attaches
             before = cpu_seconds(bot.pid)
             spec = {"mode": mode, "n": n, "run": str(run[0]), "target": f"http://127.0.0.1:{port}/slack/events", "secret": SECRET}
             async with http.post(urls["control"] + "/bench/burst", json=spec, timeout=aiohttp.ClientTimeout(total=600)) as response:
                 result = await response.json()
             await asyncio.sleep(0.3)  # the last records after the last update
             cpu = cpu_seconds(bot.pid) - before
+            if spy is not None:
+                await stop_profile(spy)
             lines.append(row(f"{mode} {n} {burst}", result, cpu, ready if burst == "cold" else None, peak_mb(bot.pid)))
             if burst == "cold" and n in TARGETS:
                 ack_target, answer_target = TARGETS[n]
@@ -179,7 +198,9 @@ async def run_one(mode: str, n: int, urls: dict[str, str], tmp: Path, run: list[
                     f"{'met' if ans99 <= answer_target and not result['unanswered'] else 'MISSED'}"
                 )
             calls = ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(result["slack_calls"].items()))
-            lines.append(f"  {'':<18} Slack calls per mention: {calls}; model calls {result['model_calls']}")
+            others = ", ".join(f"{k} {v}" for k, v in sorted(result.get("other_slack_calls", {}).items())) or "none"
+            lines.append(f"  {'':<18} Slack calls per mention: {calls}; model calls {result['model_calls']}; "
+                         f"other Slack calls: {others}")
     finally:
         await stop_bot(bot)
     return lines + verdicts
@@ -191,6 +212,8 @@ async def main() -> int:
     parser.add_argument("--modes", nargs="+", choices=["socket", "http"], default=["socket", "http"])
     parser.add_argument("--model-delay", type=float, default=1.0)
     parser.add_argument("--quick", action="store_true", help="50 mentions only")
+    parser.add_argument("--profile", metavar="PREFIX",
+                        help="record each burst with py-spy (installed separately) into PREFIX-MODE-N-BURST.txt")
     args = parser.parse_args()
     sizes = [50] if args.quick else args.sizes
     load = os.getloadavg()
@@ -205,7 +228,7 @@ async def main() -> int:
                 print(HEADER, flush=True)
                 for mode in args.modes:
                     for n in sizes:
-                        lines = await run_one(mode, n, urls, Path(tmp), run, http)
+                        lines = await run_one(mode, n, urls, Path(tmp), run, http, args.profile)
                         for line in lines:
                             if line.startswith("  ") and ("met" in line or "MISSED" in line) and ": ack p99" in line:
                                 out.append(line)

@@ -100,6 +100,10 @@ class Standins:
         per_method: dict[str, int] = {}
         for c in calls:
             per_method[c.method] = per_method.get(c.method, 0) + 1
+        other: dict[str, int] = {}  # calls for no channel of this burst (auth.test, say)
+        for c in self.slack.calls[first_call:]:
+            if c.get("channel") not in wanted:
+                other[c.method] = other.get(c.method, 0) + 1
         return web.json_response({
             "n": n,
             "acks": ack_latencies,
@@ -109,6 +113,7 @@ class Standins:
             "last_answer": max(answered.values(), default=started),
             "longest_gap": max(gaps, default=0.0),
             "slack_calls": per_method,
+            "other_slack_calls": other,
             "model_calls": len(self.model.requests),
         })
 

@@ -129,3 +129,24 @@ async def test_killed_right_after_the_http_acknowledgement_the_event_is_still_an
     figures = rig.audit()
     assert (figures.doubled, figures.dangling, figures.duplicate_human_turns) == (0, 0, 0), figures.problems
     assert figures.lost == 0, "acknowledged, then lost: needs the ack-after-store change"
+
+
+async def test_killed_right_after_the_socket_mode_ack_the_mention_is_still_answered(stand_ins, tmp_path) -> None:
+    """(a) Socket Mode: a mention's ack (written by the fast path, `adapters.slack.shortcut`,
+    without Bolt's dispatch) reaches Slack, then the process is killed at once. Slack will not
+    send an acknowledged envelope again, so the mention must already be stored."""
+    slack, model = stand_ins
+    rig = Orchestra(tmp_path, slack, model)
+    await rig.start()
+    sent = await rig.mention("cherry, what should we do first?")
+    assert sent.envelope is not None
+    await slack.wait_ack(sent.envelope["envelope_id"], timeout=30)
+    await rig.kill()
+
+    assert await rig.resend_unacknowledged() == 0
+    await rig.start()
+    await rig.settle(expected_tasks=0, timeout=30)
+    await rig.stop()
+    figures = rig.audit()
+    assert (figures.doubled, figures.dangling, figures.duplicate_human_turns) == (0, 0, 0), figures.problems
+    assert figures.lost == 0, "acknowledged, then lost"

@@ -40,6 +40,7 @@ from engine.providers import (
 from tests.servers import anthropic_server as anth
 from tests.servers import openai_server as oai
 from tests.servers.anthropic_server import AnthropicServer
+from tests.servers import Scripted
 from tests.servers.openai_server import OpenAIServer
 
 pytest_plugins = ["tests.servers.fixtures"]
@@ -746,3 +747,17 @@ def test_importing_providers_does_not_import_the_sdks():
     code = "import sys, engine.providers; print('anthropic' in sys.modules, 'openai' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("reply", [
+    {"choices": [{"index": 0, "message": {"role": "assistant", "content": [{"type": "text", "text": "hi"}]}}]},
+    {"choices": ["not an object"]},
+    {"choices": [{"index": 0, "message": "not an object", "finish_reason": "stop"}]},
+])
+async def test_openai_reply_of_an_unexpected_shape_is_a_clear_provider_error(gpt, openai_server, reply):
+    """A compatible server's reply read field by field: a part in another shape counts as missing
+    (the SDK's models were built leniently, and `.strip()` on a list escaped as a bug)."""
+    openai_server.push(Scripted(body=reply))
+    with pytest.raises(ProviderError) as caught:
+        await gpt.generate(request())
+    assert caught.value.reason in ("The model sent an empty answer.", "The model sent no answer.")

@@ -827,3 +827,23 @@ async def test_a_split_reply_cut_short_by_a_crash_gets_its_missing_parts_once(ri
         assert await memory.post_for_key(reply.key) == posted.message_id
     finally:
         await memory.close()
+
+
+class CardlessEngine(FakeEngine):
+    """Renders no persona card: a command's check for a persona's name must not need one."""
+
+    def persona_card(self, name: str) -> str | None:
+        raise AssertionError("a card was rendered to check a name")
+
+
+async def test_investigate_checks_a_persona_name_without_rendering_her_card(slack_api, tmp_path) -> None:
+    rig = await build_rig(slack_api, tmp_path, engine=CardlessEngine())
+    try:
+        response, rid = await rig.command("/investigate", "sophia")  # a name and no question
+        await rig.settle()
+        assert response.status == 200 and "/investigate" in rig.responses(rid)[0]["text"]
+        response, _ = await rig.command("/investigate", "why did sign-ups drop?")
+        assert response.status == 200 and len(rig.engine.tasks) == 1
+    finally:
+        await rig.settle()
+        await rig.adapter.stop()

@@ -27,7 +27,7 @@ from discord import app_commands
 from adapters.discord import translate as tr
 from adapters.discord.outbox import DiscordOutbox
 from adapters.discord.render import ACTION_CUSTOM_ID_RE, action_custom_id, taken_line
-from adapters.listening import AfterAck, EnginePort
+from adapters.listening import AfterAck, EnginePort, knows_persona
 from engine.crews.request import COMPLEXITIES, DOMAINS, CrewRequest, CrewRequestError, crew_request, parse_crew_text
 from engine.models import Accepted, Task, TaskKind, TaskRefused
 
@@ -204,7 +204,7 @@ class DiscordListeners:
         if not text:
             await interaction.response.send_message(tr.usage_text(), ephemeral=True)
             return
-        if persona and self.engine.persona_card(persona.strip().lstrip("@")) is None:
+        if persona and not knows_persona(self.engine, persona.strip().lstrip("@")):
             await interaction.response.send_message(
                 f"I don't know a persona called **{discord.utils.escape_markdown(persona[:80])}**. "
                 f"Pick one from the list, or leave it empty and the topic decides.\n\n{self.engine.personas_overview()}"[:2000],
@@ -248,7 +248,7 @@ class DiscordListeners:
         except CrewRequestError as e:
             await interaction.response.send_message(tr.crew_error_text(str(e))[:2000], ephemeral=True, allowed_mentions=quiet)
             return
-        if persona and self.engine.persona_card(persona.strip().lstrip("@")) is None:
+        if persona and not knows_persona(self.engine, persona.strip().lstrip("@")):
             await interaction.response.send_message(
                 f"I don't know a persona called **{discord.utils.escape_markdown(persona[:80])}**. Pick one from the "
                 f"list, or leave it empty and the topic decides. Nothing was started.\n\n{self.engine.personas_overview()}"[:2000],

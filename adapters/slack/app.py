@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.middleware.authorization.async_single_team_authorization import AsyncSingleTeamAuthorization
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -27,6 +30,7 @@ from adapters.listening import EnginePort
 from adapters.slack.listeners import SlackListeners
 from adapters.slack.outbox import SlackOutbox
 from adapters.slack.pacing import ChannelPacer
+from adapters.slack.shortcut import EventShortcut
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -87,6 +91,7 @@ class SlackIdentity:
     team_id: str
     bot_name: str
     bot_user_id: str
+    bot_id: str | None = None
 
     def connected(self, mode: str) -> str:
         return f"Slack: connected to {self.team} (workspace {self.team_id}) as @{self.bot_name} ({mode})"
@@ -106,21 +111,40 @@ def _refusal(setting: str, method: str, error: SlackApiError) -> SlackStartError
     return SlackStartError(f"Slack refused {setting} ({method}: {code}): {what}", setting=setting, refused=True)
 
 
-def acks_first(handler_class: type, engine: Any) -> type:
+def acks_first(handler_class: type, engine: Any, shortcut: Any = None) -> type:
     """Bolt's Socket Mode handler, telling the engine while it owes an envelope's ack (from the
     envelope reaching Bolt until the ack is sent): work the engine would start, or posts it
     would send, wait for the acks owed before them (`engine.intake`), so under a burst acks do
-    not queue behind other events' work."""
+    not queue behind other events' work. With a `shortcut` (`adapters.slack.shortcut`), the
+    envelopes it takes (mentions and messages) are stored and acked without Bolt's dispatch."""
     intake = getattr(engine, "intake", None)
-    if intake is None:
+    if intake is None and shortcut is None:
         return handler_class
 
     class AcksFirst(handler_class):  # type: ignore[misc, valid-type]
         async def handle(self, client: Any, req: Any) -> None:
-            async with intake.taking():
+            async with intake.taking() if intake is not None else _nothing():
+                if shortcut is not None and await shortcut.take(client, req):
+                    return
                 await super().handle(client, req)
 
     return AcksFirst
+
+
+@asynccontextmanager
+async def _nothing() -> AsyncIterator[None]:
+    yield
+
+
+def _seed_bolt_authorization(app: AsyncApp, auth: Any) -> None:
+    """Hand Bolt the `auth.test` answer `verify` already has. Bolt's single-workspace
+    authorization asks for it itself on the first request, and every request that arrives
+    before that answer asks again: a cold burst of 200 envelopes made 112 `auth.test` calls,
+    each in some envelope's way to its ack. (Bolt keeps it in a middleware attribute; if a
+    later Bolt moves it, this does nothing and Bolt asks as before.)"""
+    for middleware in getattr(app, "_async_middleware_list", ()):
+        if isinstance(middleware, AsyncSingleTeamAuthorization) and getattr(middleware, "auth_test_result", 1) is None:
+            middleware.auth_test_result = auth
 
 
 class SlackAdapter:
@@ -222,7 +246,9 @@ class SlackAdapter:
             team_id=str(auth.get("team_id") or "?"),
             bot_name=str(auth.get("user") or "?"),
             bot_user_id=str(auth.get("user_id") or "?"),
+            bot_id=str(auth.get("bot_id") or "") or None,
         )
+        _seed_bolt_authorization(self.app, auth)
         return self.identity
 
     async def _issue_socket_url(self) -> str:
@@ -237,6 +263,13 @@ class SlackAdapter:
             raise _refusal("SLACK_APP_TOKEN", "apps.connections.open", e) from None
         return str(response["url"])
 
+    def event_shortcut(self) -> EventShortcut | None:
+        """Mentions and messages stored and answered without Bolt's dispatch (both modes); None
+        until `verify` has said which bot user we are."""
+        if self.identity is None:
+            return None
+        return EventShortcut(self.listeners, self.identity.bot_user_id, self.identity.bot_id)
+
     # --- Socket Mode ----------------------------------------------------------------------------
 
     async def start_socket_mode(self) -> SlackIdentity:
@@ -247,7 +280,9 @@ class SlackAdapter:
         if not app_token:
             raise ValueError("Socket Mode needs SLACK_APP_TOKEN (an app-level xapp- token with connections:write)")
         identity = self.identity if self.identity and self._socket_url else await self.verify(socket_mode=True)
-        self.socket_handler = acks_first(AsyncSocketModeHandler, self.engine)(self.app, app_token, web_client=self.client)
+        self.socket_handler = acks_first(AsyncSocketModeHandler, self.engine, self.event_shortcut())(
+            self.app, app_token, web_client=self.client
+        )
         # the URL `verify` was issued: the client uses it instead of asking again
         self.socket_handler.client.wss_uri, self._socket_url = self._socket_url, None
         await self.socket_handler.connect_async()

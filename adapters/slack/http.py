@@ -64,6 +64,10 @@ def slack_routes(adapter: "SlackAdapter") -> list[Route]:
         if problem:
             log.warning("Slack: refused a signed request: %s", problem)
             return PlainTextResponse("malformed request", status_code=400)
+        shortcut = adapter.event_shortcut()  # a mention or message: stored without Bolt's dispatch
+        taken = await shortcut.answer(bolt_request.body) if shortcut is not None else None
+        if taken is not None:
+            return to_starlette_response(taken)
         return to_starlette_response(await adapter.app.async_dispatch(bolt_request))
 
     return [Route("/slack/events", events, methods=["POST"], include_in_schema=False)]

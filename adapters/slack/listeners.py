@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.response import BoltResponse
 
-from adapters.listening import AfterAck, EnginePort
+from adapters.listening import AfterAck, EnginePort, knows_persona
 from adapters.slack import translate as tr
 from adapters.slack.outbox import SlackOutbox, slack_error
 from adapters.slack.render import ACTION_ID_RE, escape, replace_actions
@@ -165,7 +165,7 @@ class SlackListeners:
     def _only_a_name(self, text: str) -> bool:
         """`/investigate sophia` (or `Karen:`): a persona to lead, but no question for her."""
         word = text.strip().strip("@:,;.-–—!? \t").strip()
-        return bool(word) and " " not in word and self.engine.persona_card(word) is not None
+        return bool(word) and " " not in word and knows_persona(self.engine, word)
 
     async def on_personas(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
         await ack()
