@@ -685,34 +685,34 @@ async def test_a_version_1_memory_is_migrated_and_keeps_its_ids(tmp_path):
     con.close()
 
 
-async def test_group_commit_writes_a_batch_in_one_transaction_and_a_failing_statement_alone(memory):
+async def test_group_commit_writes_a_batch_in_one_transaction_and_a_failing_statement_alone(sqlite_memory):
     """Writes that arrive together share one transaction (one BEGIN, one COMMIT); a statement
     SQLite rejects fails for its caller alone, and the rest of its batch is committed."""
     statements: list[str] = []
-    await memory._db.set_trace_callback(statements.append)
+    await sqlite_memory._db.set_trace_callback(statements.append)
     insert = "INSERT INTO channels (platform, workspace, channel) VALUES (?, ?, ?) RETURNING channel"
-    writes = [memory._write(insert, ("slack", "T1", f"C{i}")) for i in range(10)]
-    writes.insert(3, memory._write(insert, (None, "T1", "C-null")))  # NOT NULL
-    writes.insert(7, memory._write("INSERT INTO no_such_table VALUES (1)"))
+    writes = [sqlite_memory._write(insert, ("slack", "T1", f"C{i}")) for i in range(10)]
+    writes.insert(3, sqlite_memory._write(insert, (None, "T1", "C-null")))  # NOT NULL
+    writes.insert(7, sqlite_memory._write("INSERT INTO no_such_table VALUES (1)"))
     results = await asyncio.gather(*writes, return_exceptions=True)
-    await memory._db.set_trace_callback(None)
+    await sqlite_memory._db.set_trace_callback(None)
     assert isinstance(results[3], sqlite3.IntegrityError) and isinstance(results[7], sqlite3.OperationalError)
     good = [r for i, r in enumerate(results) if i not in (3, 7)]
     assert good == [[(f"C{i}",)] for i in range(10)]
     assert statements.count("BEGIN IMMEDIATE") == 1 and statements.count("COMMIT") == 1
-    rows = await memory._rows("SELECT channel FROM channels WHERE workspace = 'T1' ORDER BY id")
+    rows = await sqlite_memory._rows("SELECT channel FROM channels WHERE workspace = 'T1' ORDER BY id")
     assert [r[0] for r in rows] == [f"C{i}" for i in range(10)]
 
 
-async def test_reads_made_together_each_get_their_own_rows_and_a_failing_one_fails_alone(memory):
+async def test_reads_made_together_each_get_their_own_rows_and_a_failing_one_fails_alone(sqlite_memory):
     """Group reads: queries made while one is on its way to SQLite go together in one trip;
     each caller still gets its own rows, in any number, and a bad query fails only its caller."""
     for i in range(5):
-        await memory._write("INSERT INTO channels (platform, workspace, channel) VALUES ('slack', 'T9', ?)", (f"C{i}",))
+        await sqlite_memory._write("INSERT INTO channels (platform, workspace, channel) VALUES ('slack', 'T9', ?)", (f"C{i}",))
     query = "SELECT channel FROM channels WHERE workspace = 'T9' AND channel >= ? ORDER BY channel"
-    reads = [memory._rows(query, (f"C{i}",)) for i in range(5)]
-    reads.insert(2, memory._rows("SELECT nothing FROM no_such_table"))
+    reads = [sqlite_memory._rows(query, (f"C{i}",)) for i in range(5)]
+    reads.insert(2, sqlite_memory._rows("SELECT nothing FROM no_such_table"))
     results = await asyncio.gather(*reads, return_exceptions=True)
     assert isinstance(results.pop(2), sqlite3.OperationalError)
     assert [[r[0] for r in rows] for rows in results] == [[f"C{j}" for j in range(i, 5)] for i in range(5)]
-    assert await memory._rows(query, ("C4",)) and not memory._reading  # alone again afterwards
+    assert await sqlite_memory._rows(query, ("C4",)) and not sqlite_memory._reading  # alone again afterwards
