@@ -12,10 +12,8 @@ our persona's messages (the engine looks the persona up by message id).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -29,6 +27,7 @@ from adapters.discord.outbox import DiscordOutbox
 from adapters.discord.render import ACTION_CUSTOM_ID_RE, action_custom_id, taken_line
 from adapters.listening import AfterAck, EnginePort, knows_persona
 from engine.crews.request import COMPLEXITIES, DOMAINS, CrewRequest, CrewRequestError, crew_request, parse_crew_text
+from engine.memory.errors import is_transient
 from engine.models import Accepted, Task, TaskKind, TaskRefused
 
 if TYPE_CHECKING:
@@ -36,8 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Failures after which asking again can work (a locked database, a slow disk).
-TRANSIENT = (sqlite3.Error, OSError, asyncio.TimeoutError)
 NOT_TAKEN = "Sorry, I couldn't take that just now. Nothing was started; please try again in a moment."
 ACTION_WORDS = {"challenge": "Challenge", "plan": "Move to planning", "close": "Close", "crew": "Hand to a crew"}
 #: A message's buttons count as used for this long after a click (until the edit removes them).
@@ -184,7 +181,9 @@ class DiscordListeners:
         except TaskRefused as e:
             log.warning("Discord: message %s refused, it can never be stored: %s", message.id, e)
             self._say(message, tr.UNREADABLE, "say a message was unreadable")
-        except TRANSIENT as e:
+        except Exception as e:
+            if not is_transient(e):  # a locked database, a slow disk, a server restarting
+                raise
             log.warning("Discord: message %s not taken: %s", message.id, type(e).__name__)
             self._say(message, NOT_TAKEN, "say a message was not taken")
         return False
@@ -387,7 +386,9 @@ class DiscordListeners:
         except TaskRefused as e:
             log.warning("Discord: %s %s refused: %s", what, interaction.id, e)
             await say(tr.UNREADABLE, ephemeral=True)
-        except TRANSIENT as e:
+        except Exception as e:
+            if not is_transient(e):
+                raise
             log.warning("Discord: %s %s not taken: %s", what, interaction.id, type(e).__name__)
             await say(NOT_TAKEN, ephemeral=True)
         return None

@@ -16,9 +16,7 @@ before that update lands is dropped here (`RecentClicks`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -31,6 +29,7 @@ from adapters.slack import translate as tr
 from adapters.slack.outbox import SlackOutbox, slack_error
 from adapters.slack.render import ACTION_ID_RE, escape, replace_actions
 from engine.crews.request import CrewRequestError, parse_crew_text
+from engine.memory.errors import is_transient
 from engine.models import Task, TaskKind, TaskRefused
 
 if TYPE_CHECKING:
@@ -316,7 +315,7 @@ class SlackListeners:
         if isinstance(error, tr.MALFORMED):
             log.warning("Slack: %s refused as malformed: %s", what, tr.error_line(error))
             return BoltResponse(status=400, body="malformed request")
-        if isinstance(error, (sqlite3.Error, OSError, asyncio.TimeoutError)):
+        if is_transient(error):
             # transient: Slack sends it again (HTTP) or re-delivers the envelope (Socket Mode)
             log.warning("Slack: %s not taken, Slack will retry it: %s", what, tr.error_line(error))
             return BoltResponse(status=503, body="try again")
