@@ -1,7 +1,8 @@
-"""What only the operator API asks the memory (task listings, what a task produced, investigations
-in pages), straight on the memory, on both backends (`memory_db`: a SQLite file, a PostgreSQL
-database): one suite, so the two answer alike. The API's own tests (tests/test_api_*.py) go
-through HTTP on a bootstrapped bot."""
+"""What the operator API and the scheduled jobs ask the memory (task listings, what a task
+produced, investigations in pages; waiting and open investigations, retention), straight on the
+memory, on both backends (`memory_db`: a SQLite file, a PostgreSQL database): one suite, so the two
+answer alike. The API's own tests (tests/test_api_*.py) go through HTTP on a bootstrapped bot; the
+jobs' through the engine (tests/test_jobs.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 from engine.memory.open import open_memory
-from engine.memory.records import TaskStatus, ThreadKind, ThreadRecord, ThreadStatus, TurnRecord, TurnRole
+from engine.memory.records import (
+    TaskStatus,
+    ThreadKind,
+    ThreadRecord,
+    ThreadStatus,
+    TurnRecord,
+    TurnRole,
+)
 from engine.models import Task, TaskKind
 from tests.memory_backends import memory_db, pg_server  # noqa: F401 - fixtures
 
@@ -145,6 +153,21 @@ def _body(thread: str | None, persona: str | None, n: int) -> str:
                 persona=persona, received_at=datetime.fromisoformat(NEW)).model_dump_json()
 
 
+_TASK = ("INSERT INTO tasks (id, platform, workspace, channel, event_id, status, body, created_at, updated_at) "
+         "VALUES (?, 'test', 'W1', 'C1', ?, ?, ?, ?, ?)")
+_THREAD = ("INSERT INTO threads (id, chan, kind, platform, workspace, channel, thread, title, inv_type, phase, "
+           "status, lead, turn_count, created_at, updated_at) "
+           "VALUES (?, ?, ?, 'test', ?, 'C1', ?, 't', 'general', 'discovery', ?, 'sophia', 1, ?, ?)")
+_TURN = ("INSERT INTO turns (id, thread_id, seq, doc, ntok, task_id, step, role, author, text, structured, "
+         "input_tokens, output_tokens, created_at) VALUES (?, ?, ?, ?, 2, ?, 0, ?, ?, 'some words', 1, 0, 0, ?)")
+_POST = ("INSERT INTO posts (id, key, task_id, platform, workspace, channel, thread, message_id, persona, "
+         "thread_id, created_at) VALUES (?, ?, NULL, 'test', 'W1', 'C1', ?, ?, 'sophia', ?, ?)")
+_INTENT = ("INSERT INTO intents (key, task_id, platform, workspace, channel, thread, created_at) "
+           "VALUES (?, ?, 'test', 'W1', 'C1', NULL, ?)")
+_PLACEHOLDER = ("INSERT INTO placeholders (key, task_id, platform, workspace, channel, thread, persona, message_id, "
+                "created_at) VALUES ('p1', 1, 'test', 'W1', 'C1', '', 'sophia', NULL, ?)")
+
+
 def _rows() -> list[tuple[str, tuple]]:
     rows: list[tuple[str, tuple]] = [
         ("INSERT INTO channels (id, platform, workspace, channel) VALUES (?, 'test', ?, 'C1')", (1, "W1")),
@@ -155,8 +178,7 @@ def _rows() -> list[tuple[str, tuple]]:
         (4, "failed", None, None, OLD), (5, "done", None, None, NEW), (6, "running", "ts6", "karen", NEW),
         (7, "done", "tsX", None, OLD), (8, "done", "ts8", None, NEW),
     ]:
-        rows.append(("INSERT INTO tasks (id, platform, workspace, channel, event_id, status, body, created_at, updated_at) "
-                     "VALUES (?, 'test', 'W1', 'C1', ?, ?, ?, ?, ?)", (id_, f"e{id_}", status, _body(thread_, persona, id_), at, at)))
+        rows.append((_TASK, (id_, f"e{id_}", status, _body(thread_, persona, id_), at, at)))
     for id_, kind, thread_, status, at, ws in [  # threads
         ("c1-1", "investigation", "ts1", "waiting", OLD, "W1"), ("c1-2", "investigation", "ts2", "closed", OLD, "W1"),
         ("c1-3", "investigation", "ts3", "paused", OLD, "W1"), ("c1-c1", "conversation", "ts6", "active", OLD, "W1"),
@@ -164,10 +186,7 @@ def _rows() -> list[tuple[str, tuple]]:
         ("c1-6", "investigation", "ts9", "complete", OLD, "W2"), ("c1-7", "investigation", "ts10", "waiting", OLD, "W2"),
         ("c1-c2", "conversation", "ts11", "active", OLD, "W1"),
     ]:
-        rows.append(("INSERT INTO threads (id, chan, kind, platform, workspace, channel, thread, title, inv_type, phase, "
-                     "status, lead, turn_count, created_at, updated_at) "
-                     "VALUES (?, ?, ?, 'test', ?, 'C1', ?, 't', 'general', 'discovery', ?, 'sophia', 1, ?, ?)",
-                     (id_, 1 if ws == "W1" else 2, kind, ws, thread_, status, at, at)))
+        rows.append((_THREAD, (id_, 1 if ws == "W1" else 2, kind, ws, thread_, status, at, at)))
     for id_, thread_id, seq, task_id, role, author, at in [  # turns
         (1, "c1-1", 1, 1, "persona", "sophia", OLD), (2, "c1-2", 1, 2, "persona", "Karen", OLD),
         (3, "c1-2", 2, 2, "human", "U1", OLD), (4, "c1-2", 3, 2, "persona", "karen", OLD),
@@ -175,24 +194,16 @@ def _rows() -> list[tuple[str, tuple]]:
         (7, "c1-6", 1, None, "persona", "cherry", OLD), (8, "c1-c2", 1, None, "persona", "cherry", OLD),
         (9, "c1-3", 1, None, "human", "U2", "2021-01-01T00:00:00.000000+00:00"),  # answered after the pause
     ]:
-        rows.append(("INSERT INTO turns (id, thread_id, seq, doc, ntok, task_id, step, role, author, text, structured, "
-                     "input_tokens, output_tokens, created_at) VALUES (?, ?, ?, ?, 2, ?, 0, ?, ?, 'some words', 1, 0, 0, ?)",
-                     (id_, thread_id, seq, 10_000 + id_, task_id, role, author, at)))
+        rows.append((_TURN, (id_, thread_id, seq, 10_000 + id_, task_id, role, author, at)))
     for task_id, thread_id, n in [(1, "c1-1", 1), (4, "c1-gone", 9), (2, "c1-2", 2)]:
         rows.append(("INSERT INTO thread_ids (task_id, thread_id, stem, n) VALUES (?, ?, 'c1-', ?)", (task_id, thread_id, n)))
     for id_, key, thread_id, thread_, at in [  # posts; 4 and 5: of no thread that stays, 6: recent
         (1, "k1", "c1-1", "ts1", OLD), (2, "paused:x", "c1-1", "ts1", OLD), (3, "k3", "c1-2", "ts2", OLD),
         (4, "orphan", None, "tsZ", OLD), (5, "orphan2", None, "ts8", OLD), (6, "new", None, "tsQ", NEW),
     ]:
-        rows.append(("INSERT INTO posts (id, key, task_id, platform, workspace, channel, thread, message_id, persona, "
-                     "thread_id, created_at) VALUES (?, ?, NULL, 'test', 'W1', 'C1', ?, ?, 'sophia', ?, ?)",
-                     (id_, key, thread_, f"m{id_}", thread_id, at)))
-    rows += [
-        ("INSERT INTO intents (key, task_id, platform, workspace, channel, thread, created_at) "
-         "VALUES (?, ?, 'test', 'W1', 'C1', NULL, ?)", (key, task_id, OLD)) for key, task_id in [("i1", None), ("i2", 3)]
-    ]
-    rows.append(("INSERT INTO placeholders (key, task_id, platform, workspace, channel, thread, persona, message_id, "
-                 "created_at) VALUES ('p1', 1, 'test', 'W1', 'C1', '', 'sophia', NULL, ?)", (OLD,)))
+        rows.append((_POST, (id_, key, thread_, f"m{id_}", thread_id, at)))
+    rows += [(_INTENT, (key, task_id, OLD)) for key, task_id in [("i1", None), ("i2", 3)]]
+    rows.append((_PLACEHOLDER, (OLD,)))
     return rows
 
 
