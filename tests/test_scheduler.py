@@ -324,3 +324,60 @@ async def test_two_memories_claiming_the_same_due_times_at_once_get_one_claim_ea
     assert all(a != b for a, b in won)  # one of the two, never both, never neither
     assert sorted(skips) == [False, True]
     assert [r.due for r in runs] == dues and all(r.outcome is None for r in runs)
+
+
+_CLAIMER = """
+import asyncio, json, sys
+from datetime import datetime, timedelta
+from engine.memory.open import open_memory
+
+async def main(db, t0):
+    memory = await open_memory(db)
+    try:
+        print("ready", flush=True)
+        sys.stdin.readline()  # go: both processes claim at the same moment
+        dues = [t0 + timedelta(hours=h) for h in range(30)]
+        won = await asyncio.gather(*(memory.claim_run("tick", due, due) for due in dues))
+        print(json.dumps([due.isoformat() for due, ok in zip(dues, won) if ok]), flush=True)
+    finally:
+        await memory.close()
+
+asyncio.run(main(sys.argv[1], datetime.fromisoformat(sys.argv[2])))
+"""
+
+
+async def test_two_processes_claiming_the_same_due_times_run_each_once(pg_server):  # noqa: F811
+    """Two real processes (two replicas) on one PostgreSQL database: every due time is claimed by
+    exactly one. (On SQLite, two connections in one process show the same: see above.)"""
+    memory_db = pg_server.create_database()
+    import asyncio
+    import json
+    import os
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _CLAIMER, str(memory_db), T0.isoformat(), env=env,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    try:
+        for proc in procs:
+            line = await asyncio.wait_for(proc.stdout.readline(), 60)
+            assert line.strip() == b"ready", (line, await proc.stderr.read())
+        for proc in procs:
+            proc.stdin.write(b"go\n")
+            await proc.stdin.drain()
+        won = [json.loads(await asyncio.wait_for(proc.stdout.readline(), 60)) for proc in procs]
+        assert [await asyncio.wait_for(proc.wait(), 60) for proc in procs] == [0, 0]
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert not set(won[0]) & set(won[1])  # never both
+    assert sorted(won[0] + won[1]) == sorted((T0 + timedelta(hours=h)).isoformat() for h in range(30))  # never neither
