@@ -81,7 +81,10 @@ class PgMaintenance(PgConnection):
     async def prune(self, before: datetime) -> PruneResult:
         """Delete finished work whose last activity is older than `before` (see the SQLite twin).
 
-        One transaction: a search during or after it sees all of a thread or none of it.
+        One transaction: a search during or after it sees all of a thread or none of it. Where
+        SQLite says `x NOT IN (SELECT ...)`, this says NOT EXISTS (the same rows, as the ids are
+        never NULL): PostgreSQL plans it as an anti-join, where NOT IN over a table too big to
+        hash in memory would rescan it for every row.
         """
         cutoff = _ts(before)
         async with self._transaction() as db:
@@ -103,7 +106,8 @@ class PgMaintenance(PgConnection):
             posts = _count(await db.execute(
                 """
                 DELETE FROM posts WHERE thread_id IN (SELECT id FROM pruned)
-                   OR (created_at < $1 AND (thread_id IS NULL OR thread_id NOT IN (SELECT id FROM threads))
+                   OR (created_at < $1
+                       AND NOT EXISTS (SELECT 1 FROM threads AS th WHERE th.id = posts.thread_id)
                        AND NOT EXISTS (SELECT 1 FROM threads AS th WHERE th.platform = posts.platform
                                        AND th.workspace = posts.workspace AND th.channel = posts.channel
                                        AND th.thread = posts.thread))
@@ -128,15 +132,15 @@ class PgMaintenance(PgConnection):
                 cutoff,
             ))
             await db.execute(
-                "DELETE FROM thread_ids WHERE task_id NOT IN (SELECT id FROM tasks) "
-                "AND thread_id NOT IN (SELECT id FROM threads)"
+                "DELETE FROM thread_ids AS ti WHERE NOT EXISTS (SELECT 1 FROM tasks AS k WHERE k.id = ti.task_id) "
+                "AND NOT EXISTS (SELECT 1 FROM threads AS th WHERE th.id = ti.thread_id)"
             )
             pending = 0
             for table in ("intents", "placeholders"):  # left by a crash; their task will not resume
                 pending += _count(await db.execute(
                     f"""
-                    DELETE FROM {table} WHERE created_at < $1 AND (task_id IS NULL OR task_id NOT IN
-                        (SELECT id FROM tasks WHERE status IN ('accepted', 'running')))
+                    DELETE FROM {table} AS p WHERE created_at < $1 AND NOT EXISTS
+                        (SELECT 1 FROM tasks AS k WHERE k.id = p.task_id AND k.status IN ('accepted', 'running'))
                     """,
                     cutoff,
                 ))
