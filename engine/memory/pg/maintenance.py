@@ -20,13 +20,17 @@ _TH_COLS = ", ".join(f"th.{c.strip()}" for c in _THREAD_COLS.split(","))
 #: A task's platform thread, from its JSON body (NULL for a top-level message).
 _TASK_THREAD = "(k.body::jsonb ->> 'thread')"
 
-#: A person's word in the thread since its record's latest update (see the SQLite twin).
-_ANSWERED_SINCE = f"""(
-    EXISTS (SELECT 1 FROM turns AS t WHERE t.thread_id = th.id AND t.role = 'human' AND t.created_at > th.updated_at)
-    OR EXISTS (SELECT 1 FROM tasks AS k
-               WHERE k.platform = th.platform AND k.workspace = th.workspace AND k.channel = th.channel
-                 AND {_TASK_THREAD} = th.thread
-                 AND (k.created_at > th.updated_at OR k.status IN ('accepted', 'running'))))"""
+#: No person's word in the thread since its record's latest update (see the SQLite twin's
+#: `_ANSWERED_SINCE`). Written as two NOT EXISTS joined by AND, not NOT (EXISTS OR EXISTS): so
+#: PostgreSQL plans each as one hash anti-join over the threads, instead of scanning the
+#: channel's tasks once per thread (measured: 30 s for 2,000 waiting threads over 20,000 tasks).
+_UNANSWERED = f"""(
+    NOT EXISTS (SELECT 1 FROM turns AS t
+                WHERE t.thread_id = th.id AND t.role = 'human' AND t.created_at > th.updated_at)
+    AND NOT EXISTS (SELECT 1 FROM tasks AS k
+                    WHERE k.platform = th.platform AND k.workspace = th.workspace AND k.channel = th.channel
+                      AND {_TASK_THREAD} = th.thread
+                      AND (k.created_at > th.updated_at OR k.status IN ('accepted', 'running'))))"""
 
 #: When the thread last saw activity: its record's update or its newest turn.
 _LAST_ACTIVITY = "greatest(th.updated_at, coalesce((SELECT max(created_at) FROM turns WHERE thread_id = th.id), ''))"
@@ -47,7 +51,7 @@ class PgMaintenance(PgConnection):
             f"""
             SELECT {_TH_COLS} FROM threads AS th
             WHERE th.kind = 'investigation' AND th.status IN ('waiting', 'paused')
-              AND th.thread IS NOT NULL AND th.updated_at < $1 AND NOT {_ANSWERED_SINCE}
+              AND th.thread IS NOT NULL AND th.updated_at < $1 AND {_UNANSWERED}
             ORDER BY th.updated_at, th.id COLLATE "C"
             """,
             _ts(idle_since),
@@ -56,7 +60,7 @@ class PgMaintenance(PgConnection):
 
     async def answered_since_wait(self, thread_id: str) -> bool:
         """Whether a person wrote in the thread after its latest change (the wait began)."""
-        rows = await self._rows(f"SELECT {_ANSWERED_SINCE} FROM threads AS th WHERE th.id = $1", thread_id)
+        rows = await self._rows(f"SELECT NOT {_UNANSWERED} FROM threads AS th WHERE th.id = $1", thread_id)
         return bool(rows and rows[0][0])
 
     async def open_investigations(self, platform: str, workspace: str | None, channel: str) -> list[ThreadRecord]:
