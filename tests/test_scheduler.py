@@ -162,6 +162,21 @@ async def test_a_raising_job_is_logged_recorded_failed_retried_and_the_others_ru
     assert last["broken"].outcome == "ok" and len(broken.calls) == 2 and len(fine.calls) == 2
 
 
+async def test_a_failure_whose_reason_carries_a_nul_is_recorded_and_the_next_due_time_runs(memory_db):
+    broken = Recorder(failing="bad\x00byte from a platform")
+    memory = await open_memory(memory_db)
+    try:
+        scheduler = Scheduler(memory, [hourly("broken", broken)], FakeClock(T0))
+        [first] = await scheduler.run_due(T0 + timedelta(seconds=1))
+        broken.failing = None
+        [second] = await scheduler.run_due(T0 + timedelta(hours=1, seconds=1))
+        history = await memory.job_runs("broken")
+    finally:
+        await memory.close()
+    assert first.outcome == "failed" and second.outcome == "ok"
+    assert [r.outcome for r in history] == ["failed", "ok"]
+    assert history[0].detail.startswith("failed: bad") and history[0].detail.endswith("byte from a platform")
+
 async def test_run_now_runs_one_job_and_records_it(memory_db):
     body, other = Recorder(), Recorder()
     memory = await open_memory(memory_db)

@@ -16,6 +16,12 @@ from engine.memory.schema import _dt, _ts
 _COLS = "job, due, started_at, finished_at, outcome, detail"
 
 
+def _line(text: str) -> str:
+    """PostgreSQL's text cannot hold NUL: a failure's reason that carries one is kept with U+FFFD
+    in its place (SQLite keeps it as it is), rather than losing the run's record."""
+    return text.replace("\x00", "\ufffd")
+
+
 def _run(row) -> JobRun:
     job, due, started, finished, outcome, detail = row
     return JobRun(job, _dt(due), _dt(started), _dt(finished) if finished else None, outcome, detail)
@@ -35,7 +41,7 @@ class PgJobRunStore(PgConnection):
     async def finish_run(self, job: str, due: datetime, outcome: str, detail: str, finished_at: datetime) -> None:
         await self._write(
             "UPDATE job_runs SET outcome = $1, detail = $2, finished_at = $3 WHERE job = $4 AND due = $5",
-            outcome, detail, _ts(finished_at), job, _ts(due),
+            outcome, _line(detail), _ts(finished_at), job, _ts(due),
         )
 
     async def skip_run(self, job: str, due: datetime, detail: str, at: datetime) -> bool:
@@ -43,7 +49,7 @@ class PgJobRunStore(PgConnection):
         rows = await self._write(
             """INSERT INTO job_runs (job, due, started_at, finished_at, outcome, detail)
                VALUES ($1, $2, $3, $3, 'skipped', $4) ON CONFLICT DO NOTHING RETURNING job""",
-            job, _ts(due), _ts(at), detail,
+            job, _ts(due), _ts(at), _line(detail),
         )
         return bool(rows)
 

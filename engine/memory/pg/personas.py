@@ -13,6 +13,11 @@ from engine.memory.schema import _dt, _ts
 from engine.models import utcnow
 
 
+def _text(value: str) -> str:
+    """PostgreSQL's text cannot hold NUL: U+FFFD in its place (JSON escapes its own)."""
+    return value.replace("\x00", "\ufffd")
+
+
 class PgPersonaMemory(PgConnection):
     async def save_persona_set(self, source: str, personas: list[dict[str, Any]], loaded_at: datetime | None = None) -> None:
         """Keep `personas` as the last good set of `source` (one row per source, replaced)."""
@@ -36,7 +41,8 @@ class PgPersonaMemory(PgConnection):
         rows = await self._write(
             "INSERT INTO persona_changes (persona, source, actor, at, action, changes_json) "
             "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-            persona, source, actor, _ts(at or utcnow()), action, json.dumps(changes, ensure_ascii=False, default=str),
+            _text(persona), _text(source), _text(actor), _ts(at or utcnow()), action,
+            json.dumps(changes, ensure_ascii=False, default=str),
         )
         return int(rows[0][0])
 
