@@ -64,7 +64,8 @@ async def _migrate(settings, args: argparse.Namespace) -> int:
         source = Path(settings.db)
     print(f"Copying {source} (SQLite) into {safe_url(args.to)} (PostgreSQL)", flush=True)
     try:
-        report = await migrate(source, args.to.strip(), say=lambda line: print(line, flush=True))
+        report = await migrate(source, args.to.strip(), say=lambda line: print(line, flush=True),
+                               source_setting="--from" if args.source else "ORCHESTRA_DB")
     except MigrationFailed as e:
         print(f"orchestra db migrate: {e}", file=sys.stderr)
         return EXIT_FAILED

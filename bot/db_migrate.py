@@ -151,7 +151,8 @@ def _q(name: str) -> str:
 # --- the copy -------------------------------------------------------------------------------------
 
 
-async def migrate(source: Path, target_url: str, *, say: Callable[[str], None] = lambda _: None) -> MigrationReport:
+async def migrate(source: Path, target_url: str, *, say: Callable[[str], None] = lambda _: None,
+                  source_setting: str = "--from") -> MigrationReport:
     """Copy the SQLite memory at `source` into the empty PostgreSQL memory at `target_url`.
     Raises `SettingsError` (exit 2: a missing file, an unreachable or non-empty target, a newer
     schema) or `MigrationFailed` (exit 1: counts differ, schemas do not match)."""
@@ -161,9 +162,9 @@ async def migrate(source: Path, target_url: str, *, say: Callable[[str], None] =
     from engine.memory.url import safe_url
 
     if not source.is_file():
-        raise SettingsError([f"--from: there is no SQLite memory at {source}: give the file ORCHESTRA_DB used "
-                             "(`orchestra db status` shows it)"])
-    await (await open_sqlite(source, setting="--from")).close()  # brought up to this code's schema
+        raise SettingsError([f"{source_setting}: there is no SQLite memory at {source}: give the file the bot "
+                             "used (`orchestra db status` shows ORCHESTRA_DB's)"])
+    await (await open_sqlite(source, setting=source_setting)).close()  # brought up to this code's schema
     await (await open_postgres(target_url, setting="--to")).close()  # the schema, created once
     report = MigrationReport(source=source, target=safe_url(target_url))
     lite = open_source(source)
