@@ -93,7 +93,7 @@ def postgres_problem(setting: str, url: str, e: BaseException) -> str:
     never the driver's class name (that goes to the debug log)."""
     import asyncpg
 
-    log.debug("cannot open the PostgreSQL memory at %s", safe_url(url), exc_info=True)
+    log.debug("cannot open the PostgreSQL memory at %s: %s", safe_url(url), _without_password(repr(e), url))
     where = safe_url(url)
     try:
         parts = urlsplit(url.strip())
@@ -122,8 +122,20 @@ def postgres_problem(setting: str, url: str, e: BaseException) -> str:
         why = "it did not answer in time" if isinstance(e, asyncio.TimeoutError) else "the connection failed"
         return (f"{setting}: cannot reach the PostgreSQL server at {server} ({why}): check that it "
                 f"is running and that the host and port in {where} are right")
+    # not one of the usual mistakes: the server's own words (never the URL) go to the log
+    log.warning("cannot open the PostgreSQL memory at %s: %s", where, _without_password(str(e), url))
     if isinstance(e, asyncpg.PostgresError):
         return (f"{setting}: PostgreSQL refused to open the memory at {where} (SQLSTATE "
-                f"{getattr(e, 'sqlstate', '?')}): see the server's log")
+                f"{getattr(e, 'sqlstate', '?')}): see the log above and the server's log")
     return (f"{setting}: cannot open the PostgreSQL memory at {where}: check the URL "
             "(postgresql://user:password@host:5432/database) and that the server is running")
+
+
+def _without_password(text: str, url: str) -> str:
+    """A driver's message with the URL's password (should it quote it) and the URL taken out."""
+    try:
+        password = urlsplit(url.strip()).password
+    except ValueError:
+        password = None
+    text = text.replace(url, safe_url(url))
+    return text.replace(password, "[redacted]") if password else text
