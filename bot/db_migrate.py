@@ -12,7 +12,9 @@ it is, table by table, with asyncpg's COPY. What it does, in order:
    foreign-key order, and each identity column moved past the largest id copied (and past
    SQLite's AUTOINCREMENT high-water mark, so a forgotten channel's id is never given again).
    A failure anywhere rolls it all back: the target is left empty, never half-filled.
-3. The rows of each table are counted on both sides; a difference is reported and fails.
+3. The copied tables are analysed (a bulk load leaves the planner without statistics until
+   autovacuum comes round, and recall's plans depend on them), then the rows of each table are
+   counted on both sides; a difference is reported and fails.
 
 The tables copied are SQLite's (derived from the file, not from a list kept here), minus the
 full-text index (`turns_fts` and its shadow tables: PostgreSQL's `turns.tsv` is a generated
@@ -189,6 +191,7 @@ async def migrate(source: Path, target_url: str, *, say: Callable[[str], None] =
                     n = await _copy_table(pg, lite, table, plan[table])
                     say(f"  {table:<16} {n:>9,} rows copied")
                     await _move_identities(pg, table, plan[table], high.get(table, 0))
+            await pg.execute(f"ANALYZE {', '.join(_q(t) for t in order)}")  # the planner's statistics, now
             for table in order:
                 (n_lite,) = lite.execute(f"SELECT count(*) FROM {_q(table)}").fetchone()
                 n_pg = await pg.fetchval(f"SELECT count(*) FROM {_q(table)}")

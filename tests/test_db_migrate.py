@@ -110,6 +110,8 @@ def test_migrate_copies_every_table_checks_the_counts_and_the_memory_works_on_po
     database = database_of(url)
     for table, n in before.items():
         assert int(pg_server.psql(f"SELECT count(*) FROM {table}", database=database)) == n, table
+    analysed = pg_server.psql("SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL", database=database)
+    assert EVERY_TABLE <= set(analysed.split())  # the planner has statistics before the first replica starts
 
     async def use_it() -> None:
         from engine.memory.open import open_memory
