@@ -48,7 +48,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 async def _migrate(settings, args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from bot.db_migrate import MigrationFailed, migrate
+    from bot.db_migrate import CountsDiffer, MigrationFailed, migrate
     from bot.memory_open import require_asyncpg
     from bot.settings import PostgresURL
     from engine.memory.url import safe_url
@@ -66,20 +66,23 @@ async def _migrate(settings, args: argparse.Namespace) -> int:
     try:
         report = await migrate(source, args.to.strip(), say=lambda line: print(line, flush=True),
                                source_setting="--from" if args.source else "ORCHESTRA_DB")
+    except CountsDiffer as e:
+        _print_counts(e.report)
+        print(f"orchestra db migrate: {e}", file=sys.stderr)
+        return EXIT_FAILED
     except MigrationFailed as e:
         print(f"orchestra db migrate: {e}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"\n{'table':<16} {'SQLite':>9} {'PostgreSQL':>11}")
-    for c in report.counts:
-        print(f"{c.table:<16} {c.sqlite:>9,} {c.postgres:>11,}" + ("" if c.same else "   <- differs"))
-    different = [c.table for c in report.counts if not c.same]
-    if different:
-        print(f"orchestra db migrate: the counts differ in {', '.join(different)}: the PostgreSQL memory is "
-              "incomplete; do not use it (empty the database and migrate again with the bot stopped)", file=sys.stderr)
-        return EXIT_FAILED
+    _print_counts(report)
     print(f"\nDone: {report.rows:,} rows in {len(report.counts)} tables, the same on both sides.\n"
           f"Next: set ORCHESTRA_DB to the PostgreSQL URL on every replica, and start them.")
     return 0
+
+
+def _print_counts(report) -> None:
+    print(f"\n{'table':<16} {'SQLite':>9} {'PostgreSQL':>11}")
+    for c in report.counts:
+        print(f"{c.table:<16} {c.sqlite:>9,} {c.postgres:>11,}" + ("" if c.same else "   <- differs"))
 
 
 async def _status(settings) -> int:

@@ -11,10 +11,11 @@ it is, table by table, with asyncpg's COPY. What it does, in order:
    (a target that holds data is refused: merging two memories would mix ids), filled in
    foreign-key order, and each identity column moved past the largest id copied (and past
    SQLite's AUTOINCREMENT high-water mark, so a forgotten channel's id is never given again).
-   A failure anywhere rolls it all back: the target is left empty, never half-filled.
-3. The copied tables are analysed (a bulk load leaves the planner without statistics until
-   autovacuum comes round, and recall's plans depend on them), then the rows of each table are
-   counted on both sides; a difference is reported and fails.
+   Then the rows of each table are counted on both sides, still inside that transaction: a
+   difference fails it. A failure anywhere rolls it all back: the target is left empty, never
+   half-filled.
+3. The copied tables are analysed: a bulk load leaves the planner without statistics until
+   autovacuum comes round, and recall's plans depend on them.
 
 The tables copied are SQLite's (derived from the file, not from a list kept here), minus the
 full-text index (`turns_fts` and its shadow tables: PostgreSQL's `turns.tsv` is a generated
@@ -40,7 +41,17 @@ BATCH = 5000  # rows per COPY: large enough to be fast, small enough to keep mem
 
 
 class MigrationFailed(RuntimeError):
-    """The copy finished but the counts differ, or the two schemas do not match: exit 1."""
+    """The two schemas do not match, or the counts differ: nothing was kept; exit 1."""
+
+
+class CountsDiffer(MigrationFailed):
+    """Some table's rows on PostgreSQL are not as many as on SQLite (the copy was rolled back)."""
+
+    def __init__(self, report: "MigrationReport"):
+        self.report = report
+        tables = ", ".join(c.table for c in report.counts if not c.same)
+        super().__init__(f"the counts differ in {tables}: the copy was rolled back and the PostgreSQL "
+                         "database is left empty (a trigger or rule of its own on those tables?)")
 
 
 @dataclass
@@ -191,11 +202,13 @@ async def migrate(source: Path, target_url: str, *, say: Callable[[str], None] =
                     n = await _copy_table(pg, lite, table, plan[table])
                     say(f"  {table:<16} {n:>9,} rows copied")
                     await _move_identities(pg, table, plan[table], high.get(table, 0))
+                for table in order:  # before COMMIT: a difference keeps nothing
+                    (n_lite,) = lite.execute(f"SELECT count(*) FROM {_q(table)}").fetchone()
+                    n_pg = await pg.fetchval(f"SELECT count(*) FROM {_q(table)}")
+                    report.counts.append(TableCount(table, n_lite, n_pg))
+                if not all(c.same for c in report.counts):
+                    raise CountsDiffer(report)
             await pg.execute(f"ANALYZE {', '.join(_q(t) for t in order)}")  # the planner's statistics, now
-            for table in order:
-                (n_lite,) = lite.execute(f"SELECT count(*) FROM {_q(table)}").fetchone()
-                n_pg = await pg.fetchval(f"SELECT count(*) FROM {_q(table)}")
-                report.counts.append(TableCount(table, n_lite, n_pg))
         except asyncpg.LockNotAvailableError:
             raise SettingsError([f"--to: the PostgreSQL memory at {report.target} is in use (a replica is "
                                  "running on it?): stop every replica, then migrate into an empty database"]) from None

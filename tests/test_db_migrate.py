@@ -163,6 +163,28 @@ def test_a_target_that_holds_data_is_refused_and_left_as_it_was(tmp_path, pg_ser
     assert pg_server.psql("SELECT count(*) FROM tasks", database=database) == tasks
 
 
+def test_counts_that_differ_fail_and_keep_nothing(tmp_path, pg_server, memory_file):  # noqa: F811
+    """A target with a trigger of its own that drops rows: the copy is rolled back, not kept short."""
+    from engine.memory.open import open_memory
+
+    url = pg_server.create_database()
+    database = database_of(url)
+
+    async def schema() -> None:
+        await (await open_memory(url)).close()
+
+    asyncio.run(schema())
+    pg_server.psql("CREATE FUNCTION drop_row() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END'; "
+                   "CREATE TRIGGER drop_runs BEFORE INSERT ON job_runs FOR EACH ROW EXECUTE FUNCTION drop_row()",
+                   database=database)
+    result = migrate(tmp_path, "--to", url, db=memory_file)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "the counts differ in job_runs" in result.stderr and "rolled back" in result.stderr
+    assert any(line.split()[:3] == ["job_runs", "1", "0"] and "differs" in line for line in result.stdout.splitlines())
+    for table in ("tasks", "turns", "job_runs"):
+        assert pg_server.psql(f"SELECT count(*) FROM {table}", database=database).strip() == "0"
+
+
 def test_migrate_from_a_file_named_with_from(tmp_path, pg_server, memory_file):  # noqa: F811
     url = pg_server.create_database()
     result = migrate(tmp_path, "--from", str(memory_file), "--to", url, db=tmp_path / "other.db")
