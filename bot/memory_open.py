@@ -44,12 +44,13 @@ async def open_configured_memory(db: Path | PostgresURL, *, setting: str = "ORCH
 
 
 async def open_sqlite(path: Path, *, setting: str = "ORCHESTRA_DB") -> Any:
-    from engine.memory.store import MemoryVersionError, SQLiteMemory
+    from engine.memory.connection import MemoryVersionError
+    from engine.memory.open import open_memory
 
     if path.is_dir():
         raise SettingsError([f"{setting}={path} is a directory: name a file, e.g. {path / 'orchestra.db'}"])
     try:
-        return await SQLiteMemory.open(path)
+        return await open_memory(path)
     except OSError as e:
         raise SettingsError([f"{setting}: cannot open {path}: {e.strerror or e}"]) from None
     except MemoryVersionError as e:  # not a mistake in the file: the newer Orchestra can use it
@@ -69,10 +70,10 @@ async def open_postgres(url: str, *, setting: str = "ORCHESTRA_DB") -> Any:
     """`PostgresMemory` at `url` (the schema created or migrated), or `SettingsError`."""
     require_asyncpg(setting)
     from engine.memory.connection import MemoryVersionError
-    from engine.memory.pg.store import PostgresMemory
+    from engine.memory.open import open_memory
 
     try:
-        return await asyncio.wait_for(PostgresMemory.open(url), CONNECT_TIMEOUT)
+        return await asyncio.wait_for(open_memory(url), CONNECT_TIMEOUT)
     except MemoryVersionError as e:
         raise SettingsError([newer_message(setting, safe_url(url), e)]) from None
     except Exception as e:  # noqa: BLE001 - every driver failure becomes one message, no URL

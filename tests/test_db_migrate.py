@@ -248,3 +248,12 @@ def test_status_names_the_memory_its_version_and_counts_on_both_backends(tmp_pat
     assert any(line.split() == ["turns", f"{n_turns:,}"] for line in pg.stdout.splitlines()), pg.stdout
     assert PASSWORD not in lite.stdout + fresh.stdout + pg.stdout + pg.stderr
     assert not (tmp_path / "nowhere.db").exists()
+
+
+def test_status_of_a_postgresql_memory_that_cannot_be_reached_is_named_without_its_password(tmp_path):
+    port = free_port()
+    env = clean_env(tmp_path, ORCHESTRA_DB=f"postgresql://orchestra:{PASSWORD}@127.0.0.1:{port}/memory")
+    result = orchestra(tmp_path, "db", "status", env=env)
+    assert result.returncode == 2 and result.stdout == ""
+    err = one_clean_message(result.stderr)
+    assert "ORCHESTRA_DB" in err and "cannot reach the PostgreSQL server" in err and PASSWORD not in err
