@@ -35,8 +35,10 @@ def settings_secrets(settings: Settings) -> tuple[str, ...]:
              "notion_api_key", "api_token", "api_read_token")
     found = [v for v in (_secret(getattr(settings, n)) for n in names) if v]
     password = getattr(settings.db, "password", None)  # ORCHESTRA_DB=postgresql://user:password@...
-    if password:
-        found += [password, settings.db.get_secret_value()]
+    if password:  # as written in the URL, and decoded (p%40ss is p@ss to the driver)
+        from urllib.parse import unquote
+
+        found += [password, unquote(password), settings.db.get_secret_value()]
     return tuple(found)
 
 
