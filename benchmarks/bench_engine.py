@@ -8,8 +8,8 @@
    prompt and history, recall, validation, turn and post records. Measured with 0, 10,000 and
    100,000 turns already stored in the same channel, on each backend asked for: SQLite (a
    temporary file) and PostgreSQL (a throw-away server started from the machine's PostgreSQL,
-   as the tests start it: tests/pg_server.py; the stored turns are seeded in SQLite and moved
-   with `orchestra db migrate`'s copy).
+   as the tests start it, fsync off: tests/pg_server.py; or the server `--db URL` names). The
+   stored turns are seeded in SQLite and moved with `orchestra db migrate`'s copy.
      conversation turn   submit → answer recorded, one persona turn
      investigation turn  an investigation (root + researcher + critic + planner + notice),
                          divided by its 3 turns
@@ -114,15 +114,34 @@ async def engine_on(db: Path | str, provider) -> tuple[Engine, Any]:
 
 class Backend:
     """Where each measurement's fresh memory lives: a SQLite file in a temporary directory, or a
-    new database on a throw-away PostgreSQL server (started once, stopped at the end)."""
+    new database on PostgreSQL: a throw-away server (started once, stopped at the end), or the
+    server of `--db URL` (a user that may CREATE DATABASE; the databases made are dropped)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, url: str | None = None) -> None:
         self.name = name
         self.server = None
-        if name == "postgresql":
+        self.url = url
+        self.made: list[str] = []
+        if name == "postgresql" and url is None:
             from tests.pg_server import start_server
 
             self.server = start_server()
+
+    async def _create_database(self) -> str:
+        if self.server is not None:
+            return self.server.create_database()
+        import asyncpg
+        from urllib.parse import urlsplit, urlunsplit
+
+        name = f"orchestra_bench_{len(self.made) + 1}_{int(time.time())}"
+        con = await asyncpg.connect(self.url)
+        try:
+            await con.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await con.close()
+        self.made.append(name)
+        parts = urlsplit(self.url)
+        return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
 
     async def fresh(self, tmp: str, size: int = 0) -> Path | str:
         """A memory with `size` turns stored in one channel."""
@@ -130,17 +149,26 @@ class Backend:
         await (await SQLiteMemory.open(path)).close()  # create the schema
         if size:
             seed(path, size, random.Random(7))
-        if self.server is None:
+        if self.name == "sqlite":
             return path
         from bot.db_migrate import migrate
 
-        url = self.server.create_database()
+        url = await self._create_database()
         await migrate(path, url)
         return url
 
-    def close(self) -> None:
+    async def close(self) -> None:
         if self.server is not None:
             self.server.stop()
+        if self.made:
+            import asyncpg
+
+            con = await asyncpg.connect(self.url)
+            try:
+                for name in self.made:
+                    await con.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            finally:
+                await con.close()
 
 
 async def overhead(backend: Backend, size: int, rounds: int) -> dict[str, tuple[float, float]]:
@@ -193,17 +221,19 @@ async def main() -> None:
     parser.add_argument("--delay", type=float, default=1.0)
     parser.add_argument("--backend", default="sqlite",
                         help="sqlite, postgresql, or both: sqlite,postgresql (default sqlite)")
+    parser.add_argument("--db", metavar="URL", help="PostgreSQL: use this server (postgresql://user@host/db, a user "
+                        "that may create databases) instead of starting a throw-away one")
     parser.add_argument("--skip-concurrency", action="store_true", help="only the overhead per turn")
     args = parser.parse_args()
     names = [b.strip().lower() for b in args.backend.split(",") if b.strip()]
     if not names or any(b not in ("sqlite", "postgresql") for b in names):
         parser.error("--backend takes sqlite, postgresql, or sqlite,postgresql")
     for name in names:
-        backend = Backend(name)
+        backend = Backend(name, args.db if name == "postgresql" else None)
         try:
             await run_backend(backend, args)
         finally:
-            backend.close()
+            await backend.close()
 
 
 async def run_backend(backend: Backend, args: argparse.Namespace) -> None:
