@@ -117,7 +117,12 @@ def _to_int(v: Any) -> Any:
 
 
 def _to_text(v: Any) -> Any:
-    return v if v is None or isinstance(v, str) else (v.decode() if isinstance(v, bytes) else str(v))
+    """PostgreSQL's text cannot hold NUL, which SQLite's can: U+FFFD in its place, as the
+    PostgreSQL memory itself writes it (a row refused would fail the whole copy)."""
+    if v is None:
+        return None
+    text = v if isinstance(v, str) else (v.decode(errors="replace") if isinstance(v, bytes) else str(v))
+    return text.replace("\x00", "\ufffd")
 
 
 def _to_float(v: Any) -> Any:

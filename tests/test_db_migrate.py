@@ -67,7 +67,7 @@ async def fill(path: Path) -> None:
                                            action="update", changes={"tone": ["warm", "calm"]})
         due = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
         assert await memory.claim_run("digest", due, due)
-        await memory.finish_run("digest", due, "ok", "2 digests posted", due)
+        await memory.finish_run("digest", due, "ok", "2 digests posted\x00", due)  # SQLite keeps a NUL
     finally:
         await memory.close()
 
@@ -142,7 +142,7 @@ def test_migrate_copies_every_table_checks_the_counts_and_the_memory_works_on_po
             assert chan > high_water
             assert (await pg.last_persona_set("yaml:/etc/orchestra/personas.yaml")).personas == [
                 {"name": "sophia", "tone": "calm"}]
-            assert [r.outcome for r in await pg.job_runs("digest")] == ["ok"]
+            assert [(r.outcome, r.detail) for r in await pg.job_runs("digest")] == [("ok", "2 digests posted\ufffd")]
         finally:
             await lite.close()
             await pg.close()
