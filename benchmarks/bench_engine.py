@@ -1,11 +1,15 @@
 """The engine's own overhead per turn, and how many investigations run at once.
 
     python benchmarks/bench_engine.py [--sizes 0,10000,100000] [--rounds 200] [--concurrent 200]
+                                      [--backend sqlite,postgresql]
 
 1. Overhead: the model is the offline provider (instant: well under a millisecond a call) and
-   the platform a no-op outbox, so what is timed is the engine itself: accept (SQLite), lanes,
-   routing, prompt and history, recall (FTS5), validation, turn and post records. Measured
-   with 0, 10,000 and 100,000 turns already stored in the same channel.
+   the platform a no-op outbox, so what is timed is the engine itself: accept, lanes, routing,
+   prompt and history, recall, validation, turn and post records. Measured with 0, 10,000 and
+   100,000 turns already stored in the same channel, on each backend asked for: SQLite (a
+   temporary file) and PostgreSQL (a throw-away server started from the machine's PostgreSQL,
+   as the tests start it, fsync off: tests/pg_server.py; or the server `--db URL` names). The
+   stored turns are seeded in SQLite and moved with `orchestra db migrate`'s copy.
      conversation turn   submit → answer recorded, one persona turn
      investigation turn  an investigation (root + researcher + critic + planner + notice),
                          divided by its 3 turns
@@ -24,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -32,6 +37,7 @@ from bench_memory import PLACE, seed  # noqa: E402
 
 from engine.engine import Engine, EngineConfig  # noqa: E402
 from engine.memory import SQLiteMemory  # noqa: E402
+from engine.memory.open import open_memory  # noqa: E402
 from engine.models import PostedMessage, Reply, Task, TaskKind, Voice  # noqa: E402
 from engine.personas import PersonaRegistry  # noqa: E402
 from engine.ports import ModelRequest, ModelResponse  # noqa: E402
@@ -99,21 +105,77 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def engine_on(path: Path, provider) -> tuple[Engine, SQLiteMemory]:
-    memory = await SQLiteMemory.open(path)
+async def engine_on(db: Path | str, provider) -> tuple[Engine, Any]:
+    memory = await open_memory(db)
     engine = Engine(memory, provider, PersonaRegistry.defaults(), EngineConfig())
     engine.register_outbox(PLATFORM, NullOutbox())
     return engine, memory
 
 
-async def overhead(size: int, rounds: int) -> dict[str, tuple[float, float]]:
-    with tempfile.TemporaryDirectory() as tmp:
+class Backend:
+    """Where each measurement's fresh memory lives: a SQLite file in a temporary directory, or a
+    new database on PostgreSQL: a throw-away server (started once, stopped at the end), or the
+    server of `--db URL` (a user that may CREATE DATABASE; the databases made are dropped)."""
+
+    def __init__(self, name: str, url: str | None = None) -> None:
+        self.name = name
+        self.server = None
+        self.url = url
+        self.made: list[str] = []
+        if name == "postgresql" and url is None:
+            from tests.pg_server import start_server
+
+            self.server = start_server()
+
+    async def _create_database(self) -> str:
+        if self.server is not None:
+            return self.server.create_database()
+        import asyncpg
+        from urllib.parse import urlsplit, urlunsplit
+
+        name = f"orchestra_bench_{len(self.made) + 1}_{int(time.time())}"
+        con = await asyncpg.connect(self.url)
+        try:
+            await con.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await con.close()
+        self.made.append(name)
+        parts = urlsplit(self.url)
+        return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+
+    async def fresh(self, tmp: str, size: int = 0) -> Path | str:
+        """A memory with `size` turns stored in one channel."""
         path = Path(tmp) / "bench.db"
         await (await SQLiteMemory.open(path)).close()  # create the schema
-        seed(path, size, random.Random(7))
-        engine, memory = await engine_on(path, OfflineProvider())
+        if size:
+            seed(path, size, random.Random(7))
+        if self.name == "sqlite":
+            return path
+        from bot.db_migrate import migrate
+
+        url = await self._create_database()
+        await migrate(path, url)
+        return url
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+        if self.made:
+            import asyncpg
+
+            con = await asyncpg.connect(self.url)
+            try:
+                for name in self.made:
+                    await con.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            finally:
+                await con.close()
+
+
+async def overhead(backend: Backend, size: int, rounds: int) -> dict[str, tuple[float, float]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        engine, memory = await engine_on(await backend.fresh(tmp, size), OfflineProvider())
         try:
-            for i in range(10):  # warm up caches and the SQLite page cache
+            for i in range(10):  # warm up caches and the database's page cache
                 await engine.run(task(f"sophia, {QUESTIONS[i % 4]}", TaskKind.MESSAGE))
             conv, inv = [], []
             for i in range(rounds):
@@ -133,9 +195,9 @@ async def overhead(size: int, rounds: int) -> dict[str, tuple[float, float]]:
     }
 
 
-async def concurrency(n: int, delay: float) -> tuple[float, float, int]:
+async def concurrency(backend: Backend, n: int, delay: float) -> tuple[float, float, int]:
     with tempfile.TemporaryDirectory() as tmp:
-        engine, memory = await engine_on(Path(tmp) / "bench.db", SlowModel(delay))
+        engine, memory = await engine_on(await backend.fresh(tmp), SlowModel(delay))
         try:
             t0 = time.perf_counter()
             await engine.run(task(QUESTIONS[1], TaskKind.INVESTIGATE, channel="solo"))
@@ -157,20 +219,38 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--concurrent", type=int, default=200)
     parser.add_argument("--delay", type=float, default=1.0)
+    parser.add_argument("--backend", default="sqlite",
+                        help="sqlite, postgresql, or both: sqlite,postgresql (default sqlite)")
+    parser.add_argument("--db", metavar="URL", help="PostgreSQL: use this server (postgresql://user@host/db, a user "
+                        "that may create databases) instead of starting a throw-away one")
+    parser.add_argument("--skip-concurrency", action="store_true", help="only the overhead per turn")
     args = parser.parse_args()
+    names = [b.strip().lower() for b in args.backend.split(",") if b.strip()]
+    if not names or any(b not in ("sqlite", "postgresql") for b in names):
+        parser.error("--backend takes sqlite, postgresql, or sqlite,postgresql")
+    for name in names:
+        backend = Backend(name, args.db if name == "postgresql" else None)
+        try:
+            await run_backend(backend, args)
+        finally:
+            await backend.close()
 
+
+async def run_backend(backend: Backend, args: argparse.Namespace) -> None:
+    print(f"\n== {backend.name}")
     print("Engine overhead per turn (offline provider as an instant model, no-op platform)")
     print(f"{'stored turns':>13}  {'what':<20} {'p50 ms':>8} {'p99 ms':>8}")
     base = None
     for size in (int(s) for s in args.sizes.split(",")):
-        figures = await overhead(size, args.rounds)
+        figures = await overhead(backend, size, args.rounds)
         for what, (p50, p99) in figures.items():
-            print(f"{size:>13,}  {what:<20} {p50:8.2f} {p99:8.2f}")
+            print(f"{size:>13,}  {what:<20} {p50:8.2f} {p99:8.2f}", flush=True)
         p50 = figures["conversation turn"][0]
         base = base if base is not None else p50
         print(f"{'':>13}  conversation p50 vs 0 stored: {p50 / base:.2f}x")
-
-    single, many, complete = await concurrency(args.concurrent, args.delay)
+    if args.skip_concurrency:
+        return
+    single, many, complete = await concurrency(backend, args.concurrent, args.delay)
     print(f"\nConcurrency with a {args.delay:g} s model (3 model calls an investigation)")
     print(f"  1 investigation:               {single:6.2f} s")
     print(f"  {args.concurrent} at once:                {many:6.2f} s  ({complete} complete)")

@@ -46,13 +46,19 @@ def model_line(settings: "Settings") -> str:
     return "offline rehearsal (no model configured)"
 
 
+def memory_line(settings: "Settings") -> str:
+    """The SQLite file, or the PostgreSQL URL without its password (`PostgresURL.__str__`)."""
+    kind = "PostgreSQL" if type(settings.db).__name__ == "PostgresURL" else "SQLite"
+    return f"{settings.db} ({kind})"
+
+
 def banner(settings: "Settings", *, version: str, platforms: list[str], personas: list[str],
            personas_note: str | None = None) -> str:
     lines = [
         f"Orchestra {version} · personas: {', '.join(personas)}"
         + (" (from Notion)" if settings.notion_personas and not personas_note else ""),
         f"Model:     {model_line(settings)}",
-        f"Memory:    {settings.db}",
+        f"Memory:    {memory_line(settings)}",
         f"Platforms: {', '.join(platforms) or 'none'}",
     ]
     if personas_note:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Awaitable, Callable, Protocol, TextIO
@@ -124,16 +123,10 @@ def cast_settings(settings: Settings) -> dict[str, str]:
 async def open_persona_admin(settings: Settings):
     """The persona admin service for one CLI command: the active source and the memory (for the
     history), closed after. A running bot sees the change through its own refresh."""
-    from engine.memory.store import MemoryVersionError, SQLiteMemory
+    from bot.memory_open import open_configured_memory
     from engine.personas.admin import PersonaAdmin
 
-    try:
-        memory = await SQLiteMemory.open(settings.db)
-    except MemoryVersionError as e:
-        raise SettingsError([f"ORCHESTRA_DB: {settings.db} was written by a newer Orchestra (memory version "
-                             f"{e.version}): upgrade Orchestra, or point ORCHESTRA_DB at another file"]) from None
-    except (OSError, sqlite3.DatabaseError) as e:
-        raise SettingsError([f"ORCHESTRA_DB: cannot open {settings.db}: {getattr(e, 'strerror', None) or e}"]) from None
+    memory = await open_configured_memory(settings.db)
     source = None
     try:
         source = persona_source(settings)
@@ -277,25 +270,12 @@ async def bootstrap(settings: Settings, *, provider: Provider | None = None) -> 
     Raises `SettingsError` (cast naming an unknown persona; a memory file that cannot be used, or
     was written by a newer Orchestra), `PersonaConfigError` (personas file).
     """
-    from engine.memory.store import MemoryVersionError, SQLiteMemory
+    from bot.memory_open import open_configured_memory
 
     personas = load_personas(settings)
     if not settings.notion_personas:  # Notion's personas are checked once loaded, below
         check_cast(settings, personas)
-    if settings.db.is_dir():
-        raise SettingsError([f"ORCHESTRA_DB={settings.db} is a directory: name a file, e.g. {settings.db / 'orchestra.db'}"])
-    try:
-        memory = await SQLiteMemory.open(settings.db)
-    except OSError as e:
-        raise SettingsError([f"ORCHESTRA_DB: cannot open {settings.db}: {e.strerror or e}"]) from None
-    except MemoryVersionError as e:  # not a mistake in the file: the newer Orchestra can use it
-        raise SettingsError([(f"ORCHESTRA_DB: {settings.db} was written by a newer Orchestra (memory version "
-                              f"{e.version}; this one knows {e.known}): upgrade Orchestra, or point "
-                              "ORCHESTRA_DB at another file")]) from None
-    except sqlite3.DatabaseError as e:  # not a database, unreadable, locked by another program
-        log.debug("cannot open %s", settings.db, exc_info=True)
-        raise SettingsError([f"ORCHESTRA_DB: cannot use {settings.db} as the memory ({e}): "
-                             "name another file, or move this one away"]) from None
+    memory = await open_configured_memory(settings.db)  # SettingsError: named, what to check, no password
     live, note = None, None
     try:
         if settings.notion_personas:
@@ -319,9 +299,9 @@ async def bootstrap(settings: Settings, *, provider: Provider | None = None) -> 
 async def notion_personas_now(settings: Settings, personas: PersonaRegistry) -> PersonaRegistry:
     """The personas from Notion once (or the last good set while it is away), for commands that
     show them: the memory is opened only to read and keep that set."""
-    from engine.memory.store import SQLiteMemory
+    from bot.memory_open import open_configured_memory
 
-    memory = await SQLiteMemory.open(settings.db)
+    memory = await open_configured_memory(settings.db)
     try:
         live, _ = await live_notion_personas(settings, personas, memory, background=False)
         await live.aclose()

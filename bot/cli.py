@@ -9,6 +9,7 @@
     orchestra personas list | show | create | set | archive | history | export | import | schema | init | sync
     orchestra memory list | export | forget [--channel NAME]
     orchestra jobs [list] | jobs run NAME         scheduled jobs: when they run, how they ended; run one now
+    orchestra db status | db migrate --to postgresql://...   the memory's database; SQLite -> PostgreSQL
 
 Only the standard library is imported at module level, so `orchestra --help` answers at once;
 pydantic, SQLite, the model SDKs and slack_bolt load inside the command that needs them.
@@ -20,7 +21,7 @@ import argparse
 import sys
 from typing import Any
 
-from bot import crew_commands, job_commands, persona_commands  # standard library only at import, like this module
+from bot import crew_commands, db_commands, job_commands, persona_commands  # standard library only at import, like this module
 
 EXIT_USAGE = 2  # bad settings, unknown persona, wrong flags: the same code argparse uses
 EXIT_INTERRUPTED = 130
@@ -61,7 +62,7 @@ Settings come from the environment, a .env file, and an optional YAML file (ORCH
   SLACK_BOT_TOKEN + SLACK_SIGNING_SECRET                 Slack over HTTP (--slack-http)
   DISCORD_TOKEN                                          Discord (alongside Slack when both are set)
   ORCHESTRA_API_TOKEN                                    the operator API (orchestra serve; read-only: ORCHESTRA_API_READ_TOKEN)
-  ORCHESTRA_DB                                           where the memory lives (SQLite)
+  ORCHESTRA_DB                                           the memory: a SQLite file, or postgresql://... (replicas)
 With no chat platform configured, orchestra opens a chat in this terminal (or reads lines piped
 into it); with neither, it says what to set and exits with code 2, as for every setting mistake."""
 
@@ -146,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     persona_commands.add_parser(commands)
     job_commands.add_parser(commands)
+    db_commands.add_parser(commands)
 
     mem = commands.add_parser("memory", help="what a channel remembers: list, export, forget")
     mem_actions = mem.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -173,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = {
         "investigate": cmd_investigate, "reply": cmd_continue, "challenge": cmd_continue, "plan": cmd_continue,
         "close": cmd_continue, "personas": persona_commands.cmd_personas, "memory": cmd_memory,
-        "jobs": job_commands.cmd_jobs, "serve": cmd_serve,
+        "jobs": job_commands.cmd_jobs, "serve": cmd_serve, "db": db_commands.cmd_db,
         "crew": lambda a: crew_commands.cmd_crew(a, channel_of(a), _settings),
     }.get(args.command, cmd_run)
     try:

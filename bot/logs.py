@@ -33,7 +33,13 @@ class ScrubbingFormatter(logging.Formatter):
 def settings_secrets(settings: Settings) -> tuple[str, ...]:
     names = ("anthropic_api_key", "openai_api_key", "slack_bot_token", "slack_app_token", "slack_signing_secret", "discord_token",
              "notion_api_key", "api_token", "api_read_token")
-    return tuple(v for v in (_secret(getattr(settings, n)) for n in names) if v)
+    found = [v for v in (_secret(getattr(settings, n)) for n in names) if v]
+    password = getattr(settings.db, "password", None)  # ORCHESTRA_DB=postgresql://user:password@...
+    if password:  # as written in the URL, and decoded (p%40ss is p@ss to the driver)
+        from urllib.parse import unquote
+
+        found += [password, unquote(password), settings.db.get_secret_value()]
+    return tuple(found)
 
 
 def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:

@@ -43,9 +43,9 @@ class SyncReport:
 async def sync_notion_personas(settings: Settings) -> SyncReport:
     """`orchestra personas sync`: pull the Notion database now, keep it as the last good set, and
     say what changed since the set kept before."""
-    from engine.memory.store import SQLiteMemory
+    from bot.memory_open import open_configured_memory
 
-    memory = await SQLiteMemory.open(settings.db)
+    memory = await open_configured_memory(settings.db)
     try:
         from adapters.notion.personas import database_id
 

@@ -37,6 +37,54 @@ def default_db_path() -> Path:
     return user_data_path("orchestra", appauthor=False) / "orchestra.db"
 
 
+class PostgresURL:
+    """ORCHESTRA_DB naming a PostgreSQL database. The URL may carry a password, so `str()` and
+    `repr()` (the banner, logs, errors, a settings dump) show it without one
+    (`engine.memory.url.safe_url`); only `get_secret_value()`, for connecting, returns it whole."""
+
+    __slots__ = ("_url",)
+
+    def __init__(self, url: str):
+        self._url = url.strip()
+
+    def get_secret_value(self) -> str:
+        return self._url
+
+    @property
+    def password(self) -> str | None:
+        """For the log's scrubber: the password, if the URL carries one."""
+        try:
+            return urlsplit(self._url).password
+        except ValueError:
+            return None
+
+    def __str__(self) -> str:
+        from engine.memory.url import safe_url
+
+        return safe_url(self._url)
+
+    def __repr__(self) -> str:
+        return f"PostgresURL({str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PostgresURL) and other._url == self._url
+
+    def __hash__(self) -> int:
+        return hash(self._url)
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        def only_instances(v: Any) -> "PostgresURL":
+            if not isinstance(v, PostgresURL):
+                raise ValueError("not a PostgreSQL URL")
+            return v
+
+        return core_schema.no_info_plain_validator_function(
+            only_instances, serialization=core_schema.plain_serializer_function_ser_schema(str))
+
+
 def _alias(name: str, *more: str) -> Any:
     """An optional setting read from `name` (environment) or its lower-case field name (YAML)."""
     return Field(None, validation_alias=AliasChoices(name, name.lower(), *more))
@@ -99,7 +147,9 @@ class Settings(BaseSettings):
     )
 
     # --- storage and personas
-    db: Path = Field(default_factory=default_db_path, validation_alias=AliasChoices("ORCHESTRA_DB", "db"))
+    # a SQLite file, or a PostgreSQL database (`PostgresURL`: its password never shows)
+    db: Path | PostgresURL = Field(default_factory=default_db_path, union_mode="left_to_right",
+                                   validation_alias=AliasChoices("ORCHESTRA_DB", "db"))
     personas_file: Path | None = _alias("ORCHESTRA_PERSONAS", "personas_file")
 
     # --- models
@@ -247,10 +297,10 @@ class Settings(BaseSettings):
     @field_validator("db", mode="before")
     @classmethod
     def _db_location(cls, v: Any) -> Any:
-        """A file path, or `sqlite:///path` (`sqlite:////abs/path`). Any other URL is a mistake
-        to stop at, never a file to create with that name (`postgresql://…` was taken as one).
-        The value is never echoed: a database URL may hold a password."""
-        if not isinstance(v, str):
+        """A file path or `sqlite:///path` (`sqlite:////abs/path`): SQLite. `postgresql://…` or
+        `postgres://…`: PostgreSQL. Any other URL is a mistake to stop at, never a file to create
+        with that name. The value is never echoed: a database URL may hold a password."""
+        if isinstance(v, PostgresURL) or not isinstance(v, str):
             return v
         m = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", v.strip())
         if m is None:
@@ -261,10 +311,15 @@ class Settings(BaseSettings):
             if not path.startswith("/") or path == "/":
                 raise ValueError("write a SQLite URL as sqlite:///relative/file.db or sqlite:////absolute/file.db, or give the file's path")
             return path[1:]
-        if scheme.split("+")[0] in ("postgres", "postgresql"):
-            raise ValueError("PostgreSQL is not supported by this version of Orchestra yet: "
-                             "give a SQLite file path (or sqlite:///path)")
-        raise ValueError(f"the URL scheme {scheme[:20]!r} is not one Orchestra knows: give a SQLite file path (or sqlite:///path)")
+        if scheme in ("postgres", "postgresql"):
+            try:
+                urlsplit(v.strip()).port  # noqa: B018 - a port that is not a number raises here
+            except ValueError:
+                raise ValueError("the port in this PostgreSQL URL is not a number: write "
+                                 "postgresql://user:password@host:5432/database") from None
+            return PostgresURL(v)
+        raise ValueError(f"the URL scheme {scheme[:20]!r} is not one Orchestra knows: give a SQLite file path "
+                         "(or sqlite:///path), or a PostgreSQL URL (postgresql://user:password@host:5432/database)")
 
     @field_validator("discord_api_url", "discord_gateway_url", mode="before")
     @classmethod

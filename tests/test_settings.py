@@ -179,6 +179,47 @@ def test_secrets_never_show_in_error_messages(monkeypatch, tmp_path):
     assert "openai_api_key" in text.lower() and "slack_app_tokn" in text
 
 
+DB_PASSWORD = "pg-TOPSECRET-pass"
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres", "PostgreSQL"])
+def test_a_postgresql_url_selects_postgresql_and_its_password_never_shows(monkeypatch, scheme):
+    import io
+    import logging
+
+    from bot.logs import configure_logging
+    from bot.settings import PostgresURL
+
+    url = f"{scheme}://orchestra:{DB_PASSWORD}@db.example:5432/memory?sslmode=require"
+    monkeypatch.setenv("ORCHESTRA_DB", url)
+    s = load_settings()
+    assert isinstance(s.db, PostgresURL) and s.db.get_secret_value() == url
+    assert str(s.db) == f"{scheme.lower()}://orchestra@db.example:5432/memory"
+    shown = repr(s) + str(s) + str(s.model_dump()) + s.model_dump_json() + repr(s.db) + f"{s.db}"
+    assert DB_PASSWORD not in shown and "db.example:5432/memory" in shown
+    stream = io.StringIO()  # a log line that quotes the URL (a driver's error) is scrubbed too
+    configure_logging(s, stream)
+    try:
+        logging.getLogger("test").warning("could not connect to %s", s.db.get_secret_value())
+    finally:
+        logging.getLogger().handlers.clear()
+    assert DB_PASSWORD not in stream.getvalue() and "could not connect" in stream.getvalue()
+
+
+@pytest.mark.parametrize("value", ["memory.db", "sqlite:///memory.db"])
+def test_a_path_or_a_sqlite_url_keeps_sqlite(monkeypatch, tmp_path, value):
+    monkeypatch.setenv("ORCHESTRA_DB", value)
+    assert load_settings().db == Path("memory.db")
+
+
+def test_a_postgresql_url_with_a_bad_port_is_refused_without_echoing_it(monkeypatch):
+    monkeypatch.setenv("ORCHESTRA_DB", f"postgresql://orchestra:{DB_PASSWORD}@db.example:54x2/memory")
+    with pytest.raises(SettingsError) as excinfo:
+        load_settings()
+    text = problems_of(excinfo)
+    assert "ORCHESTRA_DB" in text and "port" in text and DB_PASSWORD not in text and "db.example" not in text
+
+
 # --- lists and derived values -------------------------------------------------------------------
 
 

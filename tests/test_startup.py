@@ -396,13 +396,14 @@ async def test_without_notion_settings_a_chat_start_imports_no_notion_code(tmp_p
 
 
 @pytest.mark.parametrize(("value", "said"), [
-    ("postgresql://orchestra:hunter2@db.internal:5432/orchestra", "PostgreSQL is not supported"),
-    ("postgres://orchestra:hunter2@db.internal/orchestra", "PostgreSQL is not supported"),
     ("mysql://orchestra:hunter2@db.internal/orchestra", "scheme 'mysql'"),
+    ("postgresql+psycopg://orchestra:hunter2@db.internal/orchestra", "scheme 'postgresql+psycopg'"),
+    ("postgresql://orchestra:hunter2@db.internal:5o32/orchestra", "port"),
     ("sqlite://memory.db", "sqlite:///relative/file.db"),
 ])
 def test_a_database_url_orchestra_cannot_use_stops_start_up_and_creates_no_file(tmp_path, value, said):
-    """It used to be taken as a file name: a file called `postgresql:` appeared and the bot ran on it."""
+    """It used to be taken as a file name: a file called `postgresql:` appeared and the bot ran on it.
+    (A PostgreSQL URL that Orchestra can use: tests/test_pg_startup.py.)"""
     env = {**clean_env(tmp_path), "ORCHESTRA_DB": value}
     result = orchestra(tmp_path, "memory", "list", "--channel", "ops", env=env)
     assert result.returncode == 2 and result.stdout == ""
