@@ -17,6 +17,7 @@ from bot.db_migrate import sqlite_tables
 from engine.engine import Engine, EngineConfig
 from engine.memory.records import Placeholder
 from engine.memory.store import SQLiteMemory
+from engine.memory.schema import SCHEMA_VERSION
 from engine.models import Task, TaskKind
 from engine.personas import PersonaRegistry
 from engine.providers import OfflineProvider
@@ -234,7 +235,7 @@ def test_status_names_the_memory_its_version_and_counts_on_both_backends(tmp_pat
     env = clean_env(tmp_path, ORCHESTRA_DB=str(memory_file))
     lite = orchestra(tmp_path, "db", "status", env=env)
     assert lite.returncode == 0, lite.stderr
-    assert f"Memory:   {memory_file} (SQLite)" in lite.stdout and "Schema:   version 5" in lite.stdout
+    assert f"Memory:   {memory_file} (SQLite)" in lite.stdout and f"Schema:   version {SCHEMA_VERSION}" in lite.stdout
     n_turns = counts(memory_file)["turns"]
     assert any(line.split() == ["turns", f"{n_turns:,}"] for line in lite.stdout.splitlines()), lite.stdout
 

@@ -30,6 +30,9 @@ _TH_COLS = ", ".join(f"th.{c.strip()}" for c in _THREAD_COLS.split(","))
 #: When the thread last saw activity: its record's update or its newest turn.
 _LAST_ACTIVITY = "max(th.updated_at, coalesce((SELECT max(created_at) FROM turns WHERE thread_id = th.id), ''))"
 
+#: (`+th.thread`: without its TEXT affinity the comparison can use the index `tasks_thread`, on
+#: the task's thread in its JSON body; with it SQLite read every task of the channel per thread:
+#: 2,000 waiting threads over 20,000 tasks took 30 s, now 20 ms.)
 #: A person's word in the thread since its record's latest update (when the wait began): a stored
 #: message, or a task (a reply, a button) accepted in that platform thread since, or still to be
 #: worked on (queued before the wait began, or resuming after a restart).
@@ -37,7 +40,7 @@ _ANSWERED_SINCE = """(
     EXISTS (SELECT 1 FROM turns AS t WHERE t.thread_id = th.id AND t.role = 'human' AND t.created_at > th.updated_at)
     OR EXISTS (SELECT 1 FROM tasks AS k
                WHERE k.platform = th.platform AND k.workspace = th.workspace AND k.channel = th.channel
-                 AND json_extract(k.body, '$.thread') = th.thread
+                 AND json_extract(k.body, '$.thread') = +th.thread
                  AND (k.created_at > th.updated_at OR k.status IN ('accepted', 'running'))))"""
 
 
@@ -120,7 +123,7 @@ class Maintenance(MemoryConnection):
                   AND NOT EXISTS (SELECT 1 FROM tasks AS k  -- a reply just came in: not now
                                   WHERE k.status IN ('accepted', 'running') AND k.platform = th.platform
                                     AND k.workspace = th.workspace AND k.channel = th.channel
-                                    AND json_extract(k.body, '$.thread') = th.thread)
+                                    AND json_extract(k.body, '$.thread') = +th.thread)
                 """,
                 (*OPEN_STATUSES, cutoff),
             )

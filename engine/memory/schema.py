@@ -16,7 +16,7 @@ from typing import Any
 from engine.memory.recall import _WORD
 from engine.memory.records import ThreadRecord, TurnRecord
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: Readable thread ids (version 2). `thread_ids` remembers which id each task's thread got, so a
 #: task resumed after a crash finds its thread again; `id_counters` hands out the numbers per
@@ -141,6 +141,12 @@ CREATE TABLE job_runs (
     detail      TEXT,                       -- one line: "2 nudges sent", the failure's reason
     PRIMARY KEY (job, due)
 );
+""",
+    # 6: the scheduled jobs ask, per thread, whether a task came in for it (a reply, a click):
+    # an index on the task's platform thread, so that costs a lookup, not a read of the channel's
+    # every task (engine.memory.maintenance).
+    6: """
+CREATE INDEX tasks_thread ON tasks (platform, workspace, channel, json_extract(body, '$.thread'));
 """,
 }
 
