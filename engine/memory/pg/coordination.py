@@ -1,9 +1,171 @@
-"""PostgreSQL: the part of the memory that lets several replicas share one database: who is alive, who owns which task, who holds which lane."""
+"""PostgreSQL: the part of the memory that lets several replicas share one database: who is alive,
+who owns which task, who holds which lane (`engine.replicas.SharedReplica` uses it; the tables
+are in `schema_coordination`).
+
+Each method is one statement, so it is atomic against every other replica without a lock held
+across round trips:
+
+- taking a lane is one INSERT ... ON CONFLICT DO UPDATE that succeeds only when the lane is free
+  or its holder's heartbeat is older than the lease, and, for a task's own lane, only when no
+  earlier task of that lane is unfinished (so the lane's tasks run in task-id order whichever
+  replica accepted them);
+- freeing a lane deletes the lease and sends NOTIFY in the same statement (delivered when it
+  commits), so waiters on other replicas try again at once;
+- claiming orphans updates the owner only where the owner read as dead is still the owner
+  (PostgreSQL re-checks an UPDATE's condition on the row it waited for), and inserts an owner
+  for a task without one with ON CONFLICT DO NOTHING: two replicas sweeping together never
+  both get a task.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable, Collection
+
 from engine.memory.pg.connection import PgConnection
+from engine.memory.records import StoredTask
+from engine.memory.tasks import stored_task
+
+log = logging.getLogger(__name__)
+
+#: The NOTIFY channel on which freed lanes are announced (the payload is the lane's key).
+LANES_CHANNEL = "orchestra_lanes"
+
+_UNFINISHED = "('accepted', 'running')"
+_ALIVE = "seen_at > now() - make_interval(secs => $LEASE)"
+
+
+def _alive(n: int) -> str:
+    """`replicas` rows alive under the lease passed as parameter $n."""
+    return _ALIVE.replace("$LEASE", f"${n}::float8")
 
 
 class PgCoordination(PgConnection):
-    """To be written (replica coordination: see engine/replicas.py)."""
+    """Replica heartbeats, task owners and lane leases (see the module docstring)."""
+
+    async def replica_alive(self, replica: str) -> None:
+        await self._write(
+            "INSERT INTO replicas (id, seen_at) VALUES ($1, now()) ON CONFLICT (id) DO UPDATE SET seen_at = now()",
+            replica,
+        )
+
+    async def replica_gone(self, replica: str) -> None:
+        await self._write(
+            f"""
+            WITH gone AS (DELETE FROM replicas WHERE id = $1),
+                 freed AS (DELETE FROM lane_leases WHERE replica = $1 RETURNING key)
+            SELECT pg_notify('{LANES_CHANNEL}', key) FROM freed
+            """,
+            replica,
+        )
+
+    async def own_task(self, replica: str, task_id: int) -> None:
+        await self._write(
+            "INSERT INTO task_owners (task_id, replica) VALUES ($1, $2) ON CONFLICT (task_id) DO NOTHING",
+            task_id, replica,
+        )
+
+    async def take_lane(self, replica: str, key: str, task_id: int | None, lease: float,
+                        task_lane: tuple[str, str, str, str] | None = None) -> bool:
+        if task_lane is None:
+            earlier, args = "", ()
+        else:
+            # an earlier unfinished task of the lane goes first, unless it is parked with a live owner
+            earlier = f"""
+            WHERE NOT EXISTS (
+                SELECT 1 FROM tasks e
+                WHERE e.platform = $5 AND e.workspace = $6 AND e.channel = $7 AND e.lane = $8
+                  AND e.status IN {_UNFINISHED} AND e.id < $3
+                  AND NOT EXISTS (
+                      SELECT 1 FROM task_owners o JOIN replicas r ON r.id = o.replica
+                      WHERE o.task_id = e.id AND o.parked AND r.{_alive(4)}))
+            """
+            args = tuple(task_lane)
+        taken = await self._write(
+            f"""
+            INSERT INTO lane_leases AS l (key, replica, task_id)
+            SELECT $1, $2, $3::bigint {earlier}
+            ON CONFLICT (key) DO UPDATE SET replica = excluded.replica, task_id = excluded.task_id
+            WHERE (l.replica = excluded.replica AND l.task_id IS NOT DISTINCT FROM excluded.task_id)
+               OR NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = l.replica AND r.{_alive(4)})
+            RETURNING key
+            """,
+            key, replica, task_id, lease, *args,
+        )
+        return bool(taken)
+
+    async def free_lane(self, replica: str, key: str, task_id: int | None, *, task_ended: bool = False) -> None:
+        if not task_ended:
+            await self._write(
+                f"""
+                WITH freed AS (DELETE FROM lane_leases
+                               WHERE key = $1 AND replica = $2 AND task_id IS NOT DISTINCT FROM $3::bigint
+                               RETURNING key)
+                SELECT pg_notify('{LANES_CHANNEL}', key) FROM freed
+                """,
+                key, replica, task_id,
+            )
+            return
+        # the task's work here is over: finished, its owner row goes; not finished, it is parked
+        await self._write(
+            f"""
+            WITH freed AS (DELETE FROM lane_leases
+                           WHERE key = $1 AND replica = $2 AND task_id IS NOT DISTINCT FROM $3::bigint
+                           RETURNING key),
+                 left_over AS (SELECT EXISTS (SELECT 1 FROM tasks WHERE id = $3 AND status IN {_UNFINISHED}) AS yes),
+                 settled AS (DELETE FROM task_owners
+                             WHERE task_id = $3 AND replica = $2 AND NOT (SELECT yes FROM left_over)),
+                 parked AS (UPDATE task_owners SET parked = true
+                            WHERE task_id = $3 AND replica = $2 AND (SELECT yes FROM left_over))
+            SELECT pg_notify('{LANES_CHANNEL}', key) FROM freed
+            """,
+            key, replica, task_id,
+        )
+
+    async def claim_orphans(self, replica: str, platforms: Collection[str], lease: float) -> list[StoredTask]:
+        """Unfinished tasks of these platforms whose owner is dead (or that have none, accepted
+        longer than the lease ago), now owned by `replica`, in task-id order."""
+        rows = await self._write(
+            f"""
+            WITH alive AS (SELECT id FROM replicas WHERE {_alive(3)}),
+                 orphans AS (
+                     SELECT t.id, o.replica AS owner
+                     FROM tasks t LEFT JOIN task_owners o ON o.task_id = t.id
+                     WHERE t.status IN {_UNFINISHED} AND t.platform = ANY($2::text[])
+                       AND CASE WHEN o.task_id IS NULL
+                                THEN t.accepted_at < now() - make_interval(secs => $3::float8)
+                                ELSE o.replica NOT IN (SELECT id FROM alive) END),
+                 taken AS (UPDATE task_owners o SET replica = $1, parked = false FROM orphans x
+                           WHERE o.task_id = x.id AND o.replica = x.owner
+                           RETURNING o.task_id),
+                 adopted AS (INSERT INTO task_owners (task_id, replica)
+                             SELECT id, $1 FROM orphans WHERE owner IS NULL
+                             ON CONFLICT (task_id) DO NOTHING
+                             RETURNING task_id),
+                 claimed AS (SELECT task_id FROM taken UNION ALL SELECT task_id FROM adopted)
+            SELECT t.id, t.body, t.status, t.error FROM tasks t JOIN claimed c ON c.task_id = t.id ORDER BY t.id
+            """,
+            replica, list(platforms), lease,
+        )
+        return [stored_task(r) for r in rows]
+
+    async def listen_lanes(self, wake: Callable[[str], None]) -> Callable[[], Awaitable[None]]:
+        """One connection of the pool stays LISTENing until the returned function is awaited."""
+        con = await self._pool.acquire()
+
+        def heard(_con, _pid, _channel, payload: str) -> None:
+            wake(payload)
+
+        try:
+            await con.add_listener(LANES_CHANNEL, heard)
+        except BaseException:
+            await self._pool.release(con)
+            raise
+
+        async def unlisten() -> None:
+            try:
+                await con.remove_listener(LANES_CHANNEL, heard)
+            finally:
+                await self._pool.release(con)
+
+        return unlisten
