@@ -61,7 +61,7 @@ class Engine(EngineQueries):
         self.investigations = InvestigationFlow(self.flows)
         self.crews = CrewFlow(self.flows, crews or CrewModel(), crew_runner)
         # lanes, task owners and orphans: this process alone, or one of several (engine.replicas)
-        self.replica: Replica = replica or LocalReplica(memory)
+        self.replica: Replica = replica if replica is not None else LocalReplica(memory)
         # acknowledgements first: adapters count the acks they owe here (`intake.taking()`), and
         # a task's work starts, and each of its posts goes out, once the acks owed before are out
         self.intake = Intake()

@@ -257,3 +257,20 @@ async def test_the_replica_fits_the_memory(coord_url, tmp_path):
     finally:
         await sqlite.close()
         await pg.close()
+
+
+async def test_the_engine_runs_through_the_replica_it_is_given(coord_url):
+    """An idle shared replica has no busy lanes (len 0): the engine must still use it."""
+    from engine.engine import Engine
+    from engine.personas import PersonaRegistry
+    from tests.fakes import ScriptedProvider
+
+    store = await PgCoordination.open(coord_url, min_size=1, max_size=2)
+    try:
+        shared = SharedReplica(store)
+        assert len(shared) == 0
+        engine = Engine(None, ScriptedProvider(), PersonaRegistry.defaults(), replica=shared)
+        assert engine.replica is shared and engine.lanes is shared
+        assert isinstance(Engine(None, ScriptedProvider(), PersonaRegistry.defaults()).replica, LocalReplica)
+    finally:
+        await store.close()
