@@ -39,7 +39,7 @@ from engine.personas import Persona, PersonaRegistry
 from engine.ports import Outbox, Provider, ProviderError
 from engine.posting import NoOutbox, Poster
 from engine.queries import EngineQueries
-from engine.replicas import LocalReplica, Replica
+from engine.replicas import LocalReplica, Replica, TaskTaken
 
 log = logging.getLogger(__name__)
 
@@ -171,14 +171,21 @@ class Engine(EngineQueries):
     async def _work(self, stored: StoredTask, resumed: bool) -> ThreadRecord | None:
         if not resumed:  # a resumed task was claimed: it is this replica's already
             try:
-                await self.replica.own(stored.id)
+                mine = await self.replica.own(stored.id)
             except Exception:  # noqa: BLE001 - unowned, it is taken over (here or elsewhere) after the lease
                 log.warning("task %s: could not record its owner; it resumes after the replica lease", stored.id,
                             exc_info=True)
                 return None
+            if not mine:
+                log.info("task %s is another replica's: left to it", stored.id)
+                return None
         await self.intake.settled()  # this task's own ack (and every one owed before) goes out first
-        async with self.replica.hold_task(stored):
-            return await self._process(stored, resumed)
+        try:
+            async with self.replica.hold_task(stored):
+                return await self._process(stored, resumed)
+        except TaskTaken:
+            log.warning("task %s was taken over by another replica while it waited: left to it", stored.id)
+            return None
 
     async def _process(self, stored: StoredTask, resumed: bool = False) -> ThreadRecord | None:
         task = stored.task

@@ -38,6 +38,10 @@ from engine.memory.records import StoredTask
 
 log = logging.getLogger(__name__)
 
+class TaskTaken(Exception):
+    """The task is another replica's now (it took it over, believing this one dead): leave it."""
+
+
 #: How long a replica's heartbeat stays good: past it, its tasks and lanes go to the others.
 DEFAULT_LEASE = 15.0
 
@@ -52,7 +56,9 @@ class Replica(Protocol):
 
     def hold(self, key: Hashable, task_id: int | None = None) -> AbstractAsyncContextManager[None]: ...
 
-    async def own(self, task_id: int) -> None: ...
+    async def own(self, task_id: int) -> bool:
+        """False: another replica has the task (it took it over): leave it to that one."""
+        ...
 
     async def claim_orphans(self, platforms: Collection[str]) -> list[StoredTask]: ...
 
@@ -80,8 +86,9 @@ class LocalReplica:
     def hold(self, key: Hashable, task_id: int | None = None) -> AbstractAsyncContextManager[None]:
         return self.lanes.hold(key)
 
-    async def own(self, task_id: int) -> None:
+    async def own(self, task_id: int) -> bool:
         """Nothing to record: no other process could take it."""
+        return True
 
     async def claim_orphans(self, platforms: Collection[str]) -> list[StoredTask]:
         return [s for s in await self.memory.unfinished_tasks() if s.task.platform in platforms]
@@ -110,12 +117,14 @@ class Coordination(Protocol):
     async def replica_gone(self, replica: str) -> None:
         """This replica stops: its tasks and lanes are the others' at once."""
 
-    async def own_task(self, replica: str, task_id: int) -> None: ...
+    async def own_task(self, replica: str, task_id: int) -> bool:
+        """Record the replica as the task's owner; False when another replica owns it already."""
 
     async def take_lane(self, replica: str, key: str, task_id: int | None, lease: float,
-                        task_lane: tuple[str, str, str, str] | None = None) -> bool:
+                        task_lane: tuple[str, str, str, str] | None = None) -> bool | None:
         """Take the lane if its holder is gone (or dead for `lease`); with `task_lane` (the task's
-        platform, workspace, channel, thread), only once no earlier task of it is unfinished."""
+        platform, workspace, channel, thread), only once no earlier task of it is unfinished, and
+        None when the task is no longer this replica's (another took it over)."""
 
     async def free_lane(self, replica: str, key: str, task_id: int | None, *, task_ended: bool = False) -> None:
         """Free the lane and wake its waiters; `task_ended`: the task's work here is over (its
@@ -171,6 +180,7 @@ class SharedReplica:
         if self._heart is not None:
             return
         await self.store.replica_alive(self.id)
+        log.info("replica %s: sharing the memory with other replicas (lease %s s)", self.id, self.lease)
         self._heart = asyncio.create_task(self._beat(), name=f"replica-{self.id}-heartbeat")
         try:
             self._unlisten = await self.store.listen_lanes(self._woken)
@@ -196,12 +206,21 @@ class SharedReplica:
             log.warning("could not sign off replica %s; the others wait for its lease", self.id, exc_info=True)
 
     async def _beat(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
         while True:
             await asyncio.sleep(self.lease / 3)
             try:
                 await self.store.replica_alive(self.id)
             except Exception:  # noqa: BLE001 - try again on the next beat
                 log.warning("replica heartbeat failed", exc_info=True)
+                continue
+            now = loop.time()
+            if now - last > self.lease:  # the others may have taken this replica's work meanwhile
+                log.error("replica %s: no heartbeat for %.1f s, past the lease (%s s): other replicas may have "
+                          "taken over its unfinished tasks; raise ORCHESTRA_REPLICA_LEASE if this recurs",
+                          self.id, now - last, self.lease)
+            last = now
 
     def _woken(self, key: str) -> None:
         lane = self._lanes.get(key)
@@ -210,14 +229,17 @@ class SharedReplica:
 
     # --- tasks --------------------------------------------------------------------------------
 
-    async def own(self, task_id: int) -> None:
+    async def own(self, task_id: int) -> bool:
         await self.start()  # a process that never started (a CLI command) is alive while it works
-        await self.store.own_task(self.id, task_id)
+        return await self.store.own_task(self.id, task_id)
 
     async def claim_orphans(self, platforms: Collection[str]) -> list[StoredTask]:
         if not platforms:
             return []
-        return await self.store.claim_orphans(self.id, sorted(platforms), self.lease)
+        claimed = await self.store.claim_orphans(self.id, sorted(platforms), self.lease)
+        if claimed:
+            log.info("replica %s claimed task(s) %s", self.id, ", ".join(str(s.id) for s in claimed))
+        return claimed
 
     def hold_task(self, stored: StoredTask) -> AbstractAsyncContextManager[None]:
         t = stored.task
@@ -241,10 +263,13 @@ class SharedReplica:
                 if not lane.busy and rank == min(lane.pending):
                     lane.busy = True
                     try:
-                        held = await self.store.take_lane(self.id, key, task_id, self.lease, task_lane)
+                        got = await self.store.take_lane(self.id, key, task_id, self.lease, task_lane)
+                        held = bool(got)
                     finally:
                         if not held:
                             lane.busy = False
+                    if got is None:
+                        raise TaskTaken(f"task {task_id} was taken over by another replica")
                     if held:
                         break
                     if rank != min(lane.pending):

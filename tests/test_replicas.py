@@ -274,3 +274,28 @@ async def test_the_engine_runs_through_the_replica_it_is_given(coord_url):
         assert isinstance(Engine(None, ScriptedProvider(), PersonaRegistry.defaults()).replica, LocalReplica)
     finally:
         await store.close()
+
+
+async def test_a_task_another_replica_took_over_is_left_to_it(replicas):
+    from engine.replicas import TaskTaken
+
+    a, b = await replicas.open(), await replicas.open()
+    earlier, slow = await replicas.accept(event="e1"), await replicas.accept(event="e2")
+    await b.own(earlier.id)  # b runs the lane's first task: a's task waits behind it
+    assert await a.own(slow.id)
+    waiting = asyncio.create_task(a.hold_task(slow).__aenter__())
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    # a stalls past its lease: b takes its task over, and a must not run it too
+    a._heart.cancel()
+    await replicas.pools[0]._write("UPDATE replicas SET seen_at = now() - interval '1 hour' WHERE id = $1", a.id)
+    assert [s.id for s in await b.claim_orphans({"slack"})] == [slow.id]
+    await replicas.pools[0]._write("UPDATE replicas SET seen_at = now() WHERE id = $1", a.id)  # a comes back
+    with pytest.raises(TaskTaken):
+        await asyncio.wait_for(waiting, 10)
+    # and a task a is too slow to own (another took it as ownerless) is not a's either
+    late = await replicas.accept(event="e3", thread="T7")
+    await replicas.pools[0]._write("UPDATE tasks SET accepted_at = now() - interval '1 hour' WHERE id = $1", late.id)
+    assert [s.id for s in await b.claim_orphans({"slack"})] == [late.id]
+    assert await a.own(late.id) is False
+    assert await b.own(late.id) is True

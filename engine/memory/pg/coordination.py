@@ -22,6 +22,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Collection
 
+import asyncpg
+
 from engine.memory.pg.connection import PgConnection
 from engine.memory.records import StoredTask
 from engine.memory.tasks import stored_task
@@ -43,11 +45,16 @@ def _alive(n: int) -> str:
 class PgCoordination(PgConnection):
     """Replica heartbeats, task owners and lane leases (see the module docstring)."""
 
+    _life: asyncpg.Connection | None = None  # the LISTEN connection, which also carries the heartbeat
+
     async def replica_alive(self, replica: str) -> None:
-        await self._write(
-            "INSERT INTO replicas (id, seen_at) VALUES ($1, now()) ON CONFLICT (id) DO UPDATE SET seen_at = now()",
-            replica,
-        )
+        """On the connection held for LISTEN when there is one: a heartbeat must never wait for
+        a connection of the pool behind a burst of work (the others would think this replica dead)."""
+        sql = "INSERT INTO replicas (id, seen_at) VALUES ($1, now()) ON CONFLICT (id) DO UPDATE SET seen_at = now()"
+        if self._life is not None:
+            await self._life.execute(sql, replica)
+        else:
+            await self._write(sql, replica)
 
     async def replica_gone(self, replica: str) -> None:
         await self._write(
@@ -59,40 +66,61 @@ class PgCoordination(PgConnection):
             replica,
         )
 
-    async def own_task(self, replica: str, task_id: int) -> None:
-        await self._write(
-            "INSERT INTO task_owners (task_id, replica) VALUES ($1, $2) ON CONFLICT (task_id) DO NOTHING",
+    async def own_task(self, replica: str, task_id: int) -> bool:
+        """True when the task is this replica's (now or already); False when another has it
+        (it took over a task this replica was too slow to own, or that it thought dead)."""
+        rows = await self._write(
+            """
+            WITH mine AS (INSERT INTO task_owners (task_id, replica) VALUES ($1, $2)
+                          ON CONFLICT (task_id) DO NOTHING RETURNING replica)
+            SELECT replica FROM mine UNION ALL SELECT replica FROM task_owners WHERE task_id = $1
+            """,
             task_id, replica,
         )
+        return bool(rows) and rows[0]["replica"] == replica
 
     async def take_lane(self, replica: str, key: str, task_id: int | None, lease: float,
-                        task_lane: tuple[str, str, str, str] | None = None) -> bool:
+                        task_lane: tuple[str, str, str, str] | None = None) -> bool | None:
+        """True: taken. False: wait (held by a live replica, or an earlier task of the lane is
+        unfinished). None (a task's own lane only): the task is no longer this replica's: another
+        took it over, believing this one dead; this one must leave it."""
         if task_lane is None:
-            earlier, args = "", ()
-        else:
-            # an earlier unfinished task of the lane goes first, unless it is parked with a live owner
-            earlier = f"""
-            WHERE NOT EXISTS (
-                SELECT 1 FROM tasks e
-                WHERE e.platform = $5 AND e.workspace = $6 AND e.channel = $7 AND e.lane = $8
-                  AND e.status IN {_UNFINISHED} AND e.id < $3
-                  AND NOT EXISTS (
-                      SELECT 1 FROM task_owners o JOIN replicas r ON r.id = o.replica
-                      WHERE o.task_id = e.id AND o.parked AND r.{_alive(4)}))
-            """
-            args = tuple(task_lane)
-        taken = await self._write(
+            taken = await self._write(
+                f"""
+                INSERT INTO lane_leases AS l (key, replica, task_id) VALUES ($1, $2, $3::bigint)
+                ON CONFLICT (key) DO UPDATE SET replica = excluded.replica, task_id = excluded.task_id
+                WHERE (l.replica = excluded.replica AND l.task_id IS NOT DISTINCT FROM excluded.task_id)
+                   OR NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = l.replica AND r.{_alive(4)})
+                RETURNING key
+                """,
+                key, replica, task_id, lease,
+            )
+            return bool(taken)
+        # an earlier unfinished task of the lane goes first, unless it is parked with a live owner
+        rows = await self._write(
             f"""
-            INSERT INTO lane_leases AS l (key, replica, task_id)
-            SELECT $1, $2, $3::bigint {earlier}
-            ON CONFLICT (key) DO UPDATE SET replica = excluded.replica, task_id = excluded.task_id
-            WHERE (l.replica = excluded.replica AND l.task_id IS NOT DISTINCT FROM excluded.task_id)
-               OR NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = l.replica AND r.{_alive(4)})
-            RETURNING key
+            WITH mine AS (SELECT EXISTS (SELECT 1 FROM task_owners WHERE task_id = $3 AND replica = $2) AS yes),
+                 taken AS (
+                     INSERT INTO lane_leases AS l (key, replica, task_id)
+                     SELECT $1, $2, $3::bigint
+                     WHERE (SELECT yes FROM mine) AND NOT EXISTS (
+                         SELECT 1 FROM tasks e
+                         WHERE e.platform = $5 AND e.workspace = $6 AND e.channel = $7 AND e.lane = $8
+                           AND e.status IN {_UNFINISHED} AND e.id < $3
+                           AND NOT EXISTS (
+                               SELECT 1 FROM task_owners o JOIN replicas r ON r.id = o.replica
+                               WHERE o.task_id = e.id AND o.parked AND r.{_alive(4)}))
+                     ON CONFLICT (key) DO UPDATE SET replica = excluded.replica, task_id = excluded.task_id
+                     WHERE (l.replica = excluded.replica AND l.task_id IS NOT DISTINCT FROM excluded.task_id)
+                        OR NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = l.replica AND r.{_alive(4)})
+                     RETURNING key)
+            SELECT (SELECT yes FROM mine) AS mine, EXISTS (SELECT 1 FROM taken) AS taken
             """,
-            key, replica, task_id, lease, *args,
+            key, replica, task_id, lease, *task_lane,
         )
-        return bool(taken)
+        if not rows[0]["mine"]:
+            return None
+        return bool(rows[0]["taken"])
 
     async def free_lane(self, replica: str, key: str, task_id: int | None, *, task_ended: bool = False) -> None:
         if not task_ended:
@@ -161,8 +189,10 @@ class PgCoordination(PgConnection):
         except BaseException:
             await self._pool.release(con)
             raise
+        self._life = con
 
         async def unlisten() -> None:
+            self._life = None
             try:
                 await con.remove_listener(LANES_CHANNEL, heard)
             finally:
