@@ -51,9 +51,10 @@ class PgCoordination(PgConnection):
         """On the connection held for LISTEN when there is one: a heartbeat must never wait for
         a connection of the pool behind a burst of work (the others would think this replica dead)."""
         sql = "INSERT INTO replicas (id, seen_at) VALUES ($1, now()) ON CONFLICT (id) DO UPDATE SET seen_at = now()"
-        if self._life is not None:
-            await self._life.execute(sql, replica)
-        else:
+        life = self._life
+        if life is not None and not life.is_closed():
+            await life.execute(sql, replica)
+        else:  # no listener (or its connection was lost): the pool, and waiters rely on the poll
             await self._write(sql, replica)
 
     async def replica_gone(self, replica: str) -> None:
