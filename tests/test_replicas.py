@@ -9,7 +9,6 @@ replica is made dead by ageing its heartbeat in the database, not by waiting for
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime
 
 import pytest
@@ -18,7 +17,8 @@ from engine.memory.pg.coordination import PgCoordination
 from engine.memory.pg.schema_core import CORE_SCHEMA
 from engine.memory.records import StoredTask, TaskStatus
 from engine.models import Task
-from engine.replicas import LocalReplica, SharedReplica, replica_for
+from engine.replicas import LocalReplica, replica_for
+from engine.shared_replica import SharedReplica
 from tests.pg_server import pg_server, pg_url  # noqa: F401 - fixtures
 
 #: Until the core schema (tasks) is in place, the tests make a `tasks` table with SQLite's columns.

@@ -27,9 +27,30 @@ import pytest
 
 from tests.crash_rig import BOT_TOKEN, SECRET, THINKING, Model, _key, free_port
 from tests.pg_server import pg_server, pg_url  # noqa: F401 - fixtures
-from tests.servers.slack_api import SlackApiServer, event_envelope, mention_event, signed_headers
+from tests.servers.slack_api import (
+    SlackApiServer,
+    event_envelope,
+    mention_event,
+    signed_headers,
+)
 
 asyncpg = pytest.importorskip("asyncpg")
+
+
+def _settings_take_postgresql() -> bool:
+    """ORCHESTRA_DB=postgresql://... is accepted (the wiring of issue 14, branch pg-wiring)."""
+    from bot.settings import Settings
+
+    try:
+        Settings._db_location("postgresql://orchestra@127.0.0.1:5432/orchestra")
+    except ValueError:
+        return False
+    return True
+
+
+# Not silent: until ORCHESTRA_DB accepts a PostgreSQL URL, `-ra` lists this skip with its reason.
+pytestmark = pytest.mark.skipif(not _settings_take_postgresql(),
+                                reason="ORCHESTRA_DB does not take postgresql:// yet: needs branch pg-wiring merged")
 
 ROOT = Path(__file__).resolve().parent.parent
 THREADS, PER_THREAD, REPLICAS = 60, 5, 3
@@ -109,7 +130,7 @@ class Balancer:
                                              headers=headers) as r:
                     await r.read()
                     return r.status
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 continue  # went down meanwhile: the next one
         raise AssertionError("no replica answered")
 
