@@ -299,3 +299,40 @@ async def test_a_task_another_replica_took_over_is_left_to_it(replicas):
     assert [s.id for s in await b.claim_orphans({"slack"})] == [late.id]
     assert await a.own(late.id) is False
     assert await b.own(late.id) is True
+
+
+async def test_two_engines_on_one_database_answer_a_thread_in_order_one_turn_at_a_time(coord_url):
+    """Two engines (two replicas, each with its own pool) take a thread's messages in turns: each
+    message is answered once, after the one before, whichever engine took it."""
+    from engine.engine import Engine, EngineConfig
+    from engine.memory.open import open_memory
+    from engine.models import TaskKind
+    from engine.personas import PersonaRegistry
+    from tests.fakes import FakeOutbox, ScriptedProvider, by_mode
+
+    engines, memories = [], []
+    for _ in range(2):
+        memory = await open_memory(coord_url)
+        memories.append(memory)
+        engine = Engine(memory, ScriptedProvider(fallback=by_mode, delay=0.02), PersonaRegistry.defaults(),
+                        EngineConfig(), replica=replica_for(memory, lease=30.0))
+        engine.register_outbox("test", FakeOutbox())
+        await engine.start()
+        engines.append(engine)
+    try:
+        assert all(isinstance(e.replica, SharedReplica) for e in engines)
+        for n in range(8):  # one thread; the messages go to the two engines in turn
+            await engines[n % 2].submit(Task(platform="test", workspace="W1", channel="C1", thread="ts0", user="U1",
+                                             text=f"sophia, question {n}", event_id=f"q{n}", kind=TaskKind.MESSAGE,
+                                             message_id=f"q{n}"))
+        await asyncio.wait_for(asyncio.gather(*(e.wait_idle() for e in engines)), 60)
+        rows = await memories[0]._rows("SELECT seq, task_id, role, text FROM turns ORDER BY seq")
+    finally:
+        for engine in engines:
+            await engine.stop()
+        for memory in memories:
+            await memory.close()
+    assert [r["role"] for r in rows] == ["human", "persona"] * 8
+    assert [r["text"].split("question ")[1] for r in rows if r["role"] == "human"] == [str(n) for n in range(8)]
+    ids = [r["task_id"] for r in rows]
+    assert ids[0::2] == ids[1::2] and ids[0::2] == sorted(ids[0::2])
