@@ -336,3 +336,14 @@ async def test_two_engines_on_one_database_answer_a_thread_in_order_one_turn_at_
     assert [r["text"].split("question ")[1] for r in rows if r["role"] == "human"] == [str(n) for n in range(8)]
     ids = [r["task_id"] for r in rows]
     assert ids[0::2] == ids[1::2] and ids[0::2] == sorted(ids[0::2])
+
+
+async def test_replicas_dead_for_a_day_are_forgotten_and_their_tasks_still_taken_over(replicas):
+    a, b = await replicas.open(), await replicas.open()
+    stored = await replicas.accept(event="e1")
+    await a.own(stored.id)
+    a._heart.cancel()
+    await replicas.pools[0]._write("UPDATE replicas SET seen_at = now() - interval '2 days' WHERE id = $1", a.id)
+    assert [s.id for s in await b.claim_orphans({"slack"})] == [stored.id]
+    ids = [r["id"] for r in await replicas.pools[0]._rows("SELECT id FROM replicas")]
+    assert a.id not in ids and b.id in ids

@@ -157,6 +157,8 @@ class PgCoordination(PgConnection):
         rows = await self._write(
             f"""
             WITH alive AS (SELECT id FROM replicas WHERE {_alive(3)}),
+                 -- replicas long dead (SIGKILLed, never signed off): a missing row reads as dead too
+                 pruned AS (DELETE FROM replicas WHERE seen_at < now() - interval '1 day'),
                  orphans AS (
                      SELECT t.id, o.replica AS owner
                      FROM tasks t LEFT JOIN task_owners o ON o.task_id = t.id
