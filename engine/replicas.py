@@ -16,11 +16,11 @@ Two implementations:
 - `LocalReplica` (one process, SQLite): in-process lanes (`engine.lanes.Lanes`); the orphans
   are the unfinished tasks found at start. Exactly what a single process has always done.
 - `SharedReplica` (engine.shared_replica; several processes on one database, whose memory
-  offers `Coordination`, e.g. `engine.memory.pg.coordination`): the
-  same in-process lanes in front, so that waiters inside one process never poll the database,
-  and behind them a lease per lane in the database, a heartbeat per replica, and an owner per
-  task. Waiters are woken by the database when a lane is freed (LISTEN/NOTIFY), with a slow
-  poll as a backstop (a holder that died frees its lanes only when its heartbeat is too old).
+  offers `Coordination`, e.g. `engine.memory.pg.coordination`): the same in-process lanes in
+  front, so that waiters inside one process never poll the database, and behind them a lease
+  per lane in the database, a heartbeat per replica, and an owner per task. Waiters are woken
+  by the database when a lane is freed (LISTEN/NOTIFY), with a slow poll as a backstop (a
+  holder that died frees its lanes only when its heartbeat is too old).
 """
 
 from __future__ import annotations
