@@ -26,7 +26,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from engine.memory.jobs import JobRun, JobRunStore
+    from engine.memory.jobs import JobRun
+    from engine.memory.port import Memory
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ class UnknownJob(LookupError):
 class Scheduler:
     """The jobs, their record in `memory`, and (once `start`ed) the APScheduler timer."""
 
-    def __init__(self, memory: JobRunStore, jobs: list[Job], clock: Clock | None = None):
+    def __init__(self, memory: Memory, jobs: list[Job], clock: Clock | None = None):
         self.memory = memory
         self.jobs = {job.name: job for job in jobs}
         self.clock = clock or SystemClock()

@@ -154,7 +154,7 @@ class Flows:
         then `payments-2`; conversations are `payments-c1`, `payments-c2`. Slack channel ids
         become lower case (`c0123abc-1`). Ids are shown to people (`orchestra reply payments-1`,
         `memory list`) and are unique across platforms and workspaces: see
-        `SQLiteMemory.thread_id_for_task`.
+        `Memory.thread_id_for_task` (engine.memory.port).
         """
         return await self.memory.thread_id_for_task(job.task_id, thread_id_stem(job.task.channel, kind))
 

@@ -1,12 +1,12 @@
 """The engine's scheduled jobs (engine.jobs), each run with an explicit `now`: never by sleeping.
 
-Real SQLite files, the real engine with scripted models, FakeOutbox for the platform.
+A real memory on both backends (`memory_db`: a SQLite file, a PostgreSQL database), the real
+engine with scripted models, FakeOutbox for the platform.
 """
 
 from __future__ import annotations
 
 import itertools
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,11 +20,14 @@ from engine.jobs import (
     prune_memory,
     send_digests,
 )
-from engine.memory import SQLiteMemory
+from engine.memory.open import open_memory
 from engine.memory.records import ThreadStatus, TurnRecord, TurnRole
 from engine.models import ReplyKind, Task, TaskKind, utcnow
 from engine.personas import PersonaRegistry
+from engine.memory.url import is_postgres_url
 from tests.fakes import Crash, FakeOutbox, ScriptedProvider, by_mode, research
+from tests.memory_backends import memory_db, pg_server  # noqa: F401 - fixtures
+from tests.memory_sql import execute, scalar
 
 _ids = itertools.count(1)
 HOUR = timedelta(hours=1)
@@ -45,12 +48,13 @@ def asking(question: str = "Which region saw the drop first?") -> dict:
 
 
 @pytest.fixture
-def db(tmp_path) -> Path:
-    return tmp_path / "orchestra.db"
+def db(memory_db) -> Path | str:
+    """Where the memory lives: a SQLite file or a PostgreSQL URL (each test runs on both)."""
+    return memory_db
 
 
-async def make(db: Path, *answers, outbox: FakeOutbox | None = None, **config) -> tuple[Engine, FakeOutbox]:
-    memory = await SQLiteMemory.open(db)
+async def make(db: Path | str, *answers, outbox: FakeOutbox | None = None, **config) -> tuple[Engine, FakeOutbox]:
+    memory = await open_memory(db)
     engine = Engine(memory, ScriptedProvider(*answers, fallback=by_mode), PersonaRegistry.defaults(), EngineConfig(**config))
     outbox = outbox or FakeOutbox()
     engine.register_outbox("test", outbox)
@@ -137,10 +141,8 @@ async def test_no_nudge_once_a_person_has_answered_even_before_the_answer_is_wor
 async def test_no_nudge_while_a_reply_queued_before_the_wait_is_still_to_be_worked_on(waiting, db) -> None:
     engine, _outbox, rec = waiting
     accepted = await engine.memory.accept_task(task("EU, since Monday", thread=rec.thread))
-    con = sqlite3.connect(db)
-    with con:  # it arrived while the last turn was still running
-        con.execute("UPDATE tasks SET created_at = ? WHERE id = ?", (OLD, accepted.task_id))
-    con.close()
+    # it arrived while the last turn was still running
+    await execute(db, ("UPDATE tasks SET created_at = ? WHERE id = ?", (OLD, accepted.task_id)))
     assert await nudge_waiting(engine, rec.updated_at + 2 * AFTER, AFTER) == 0
 
 
@@ -189,7 +191,7 @@ async def test_threads_of_a_platform_not_running_wait_for_it(db) -> None:
     engine, _outbox = await make(db, asking())
     rec = await engine.run(task("sophia why did sign-ups drop?", kind=TaskKind.INVESTIGATE))
     await shut(engine)
-    memory = await SQLiteMemory.open(db)
+    memory = await open_memory(db)
     engine = Engine(memory, ScriptedProvider(), PersonaRegistry.defaults(), EngineConfig())  # no outbox
     try:
         assert await nudge_waiting(engine, rec.updated_at + 2 * AFTER, AFTER) == 0
@@ -248,24 +250,19 @@ async def test_the_digest_day_is_the_local_date(db) -> None:
 OLD = "2020-01-01T00:00:00.000000+00:00"
 
 
-def backdate(db: Path) -> None:
+async def backdate(db: Path | str) -> None:
     """Everything stored so far happened long ago (a second connection, as a clock cannot)."""
-    con = sqlite3.connect(db)
-    with con:
-        con.execute("UPDATE threads SET created_at = ?, updated_at = ?", (OLD, OLD))
-        con.execute("UPDATE turns SET created_at = ?", (OLD,))
-        con.execute("UPDATE tasks SET created_at = ?, updated_at = ?", (OLD, OLD))
-        for table in ("posts", "intents", "placeholders"):
-            con.execute(f"UPDATE {table} SET created_at = ?", (OLD,))
-    con.close()
+    await execute(
+        db,
+        ("UPDATE threads SET created_at = ?, updated_at = ?", (OLD, OLD)),
+        ("UPDATE turns SET created_at = ?", (OLD,)),
+        ("UPDATE tasks SET created_at = ?, updated_at = ?", (OLD, OLD)),
+        *((f"UPDATE {table} SET created_at = ?", (OLD,)) for table in ("posts", "intents", "placeholders")),
+    )
 
 
-def count(db: Path, sql: str, *params) -> int:
-    con = sqlite3.connect(db)
-    try:
-        return con.execute(sql, params).fetchone()[0]
-    finally:
-        con.close()
+async def count(db: Path | str, sql: str, *params) -> int:
+    return await scalar(db, sql, *params)
 
 
 async def test_retention_removes_old_finished_work_keeps_open_investigations_and_recall_agrees(db) -> None:
@@ -275,8 +272,8 @@ async def test_retention_removes_old_finished_work_keeps_open_investigations_and
     await engine.run(task(kind=TaskKind.CLOSE, thread=old_closed.thread))
     await engine.run(task("sophia, what about narwhal pricing?"))  # a conversation
     await shut(engine)
-    backdate(db)
-    before = {t: count(db, f"SELECT count(*) FROM {t}") for t in ("threads", "turns", "tasks", "posts")}
+    await backdate(db)
+    before = {t: await count(db, f"SELECT count(*) FROM {t}") for t in ("threads", "turns", "tasks", "posts")}
 
     engine, outbox = await make(db, research("high"), outbox=FakeOutbox(shown=outbox.shown))
     try:
@@ -295,29 +292,26 @@ async def test_retention_removes_old_finished_work_keeps_open_investigations_and
         assert (await memory.get_thread(old_open.id)).status == ThreadStatus.WAITING  # open: kept whole
         assert len(await memory.turns(old_open.id)) == open_turns
         assert await memory.get_thread(recent.id) is not None  # finished, but recently
-        assert count(db, "SELECT count(*) FROM threads") == 2
-        assert count(db, "SELECT count(*) FROM posts WHERE thread_id = ?", old_closed.id) == 0
-        assert count(db, "SELECT count(*) FROM posts WHERE thread_id = ?", old_open.id) > 0
-        assert count(db, "SELECT count(*) FROM tasks") < before["tasks"] + 2
+        assert await count(db, "SELECT count(*) FROM threads") == 2
+        assert await count(db, "SELECT count(*) FROM posts WHERE thread_id = ?", old_closed.id) == 0
+        assert await count(db, "SELECT count(*) FROM posts WHERE thread_id = ?", old_open.id) > 0
+        assert await count(db, "SELECT count(*) FROM tasks") < before["tasks"] + 2
         # the open investigation's tasks stay: its opening task still knows its thread id
-        assert count(db, "SELECT count(*) FROM thread_ids WHERE thread_id = ?", old_open.id) == 1
+        assert await count(db, "SELECT count(*) FROM thread_ids WHERE thread_id = ?", old_open.id) == 1
 
         # recall finds what remains and nothing deleted; the index matches the table exactly
         found = await memory.recall("test", "W1", "C1", "quokka walrus narwhal")
         assert {r.thread_id for r in found} <= {old_open.id, recent.id}
         assert any(r.thread_id == old_open.id for r in found)
         assert await memory.recall("test", "W1", "C1", "narwhal") == []
-        con = sqlite3.connect(db)
-        try:
-            con.execute("INSERT INTO turns_fts (turns_fts) VALUES ('integrity-check')")
-            indexed = con.execute("SELECT count(*) FROM turns_fts WHERE turns_fts MATCH 'walrus'").fetchone()[0]
-        finally:
-            con.close()
-        assert indexed == count(db, "SELECT count(*) FROM turns WHERE text LIKE '%walrus%'")
+        if not is_postgres_url(db):  # SQLite's FTS index is a table of its own (PostgreSQL's, a column)
+            await execute(db, "INSERT INTO turns_fts (turns_fts) VALUES ('integrity-check')")
+            indexed = await count(db, "SELECT count(*) FROM turns_fts WHERE turns_fts MATCH 'walrus'")
+            assert indexed == await count(db, "SELECT count(*) FROM turns WHERE text LIKE '%walrus%'")
 
         # what a crash left behind long ago goes too; a task that will resume keeps its own
         await memory.record_intent("turn:gone:1", task_id=None, platform="test", workspace="W1", channel="C1", thread="x")
-        backdate(db)
+        await backdate(db)
         assert await prune_memory(memory, utcnow(), keep_days=90) >= 1
         assert not await memory.has_intent("turn:gone:1")
         assert await memory.get_thread(old_open.id) is not None
@@ -334,8 +328,8 @@ async def test_an_old_conversation_with_a_reply_waiting_to_be_worked_on_is_kept(
     engine, _ = await make(db, "Narwhals are pricey.")
     chat = await engine.run(task("sophia, what about narwhal pricing?"))
     await shut(engine)
-    backdate(db)
-    memory = await SQLiteMemory.open(db)  # the bot is down: the reply waits in SQLite
+    await backdate(db)
+    memory = await open_memory(db)  # the bot is down: the reply waits in the memory
     try:
         reply = await memory.accept_task(task("and narwhal costs?", thread=chat.thread))
         assert await prune_memory(memory, utcnow(), keep_days=90) == 0

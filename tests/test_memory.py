@@ -1,4 +1,11 @@
-"""SQLiteMemory on real SQLite files: dedupe, durability, turns, posts, recall, export, forget."""
+"""The memory, on both backends: dedupe, durability, turns, posts, recall, export, forget.
+
+One suite for SQLite (real files) and PostgreSQL (a real server the tests start): the `memory`
+fixture opens `memory_db` (tests.memory_backends) with `open_memory`, once per backend. Tests that
+look at SQLite's own internals (PRAGMA, the FTS table, the WAL, its locks, migrations from older
+SQLite versions) use `sqlite_memory` or a SQLite path and say so. What only PostgreSQL must
+guarantee (several processes on one database): tests/test_memory_postgres.py.
+"""
 
 from __future__ import annotations
 
@@ -20,18 +27,42 @@ from engine.memory import (
     TurnRole,
     fts_terms,
 )
+from engine.memory.open import open_memory
 from engine.memory.recall import PER_TERM
 from engine.memory.schema import SCHEMA_VERSION
 from engine.models import Task, utcnow
+from tests.memory_backends import memory_db, pg_server  # noqa: F401 - fixtures
 
 SLACK = ("slack", "T1", "C1")
 
 
 @pytest.fixture
-async def memory(tmp_path):
+async def memory(memory_db):  # noqa: F811 - the imported fixture
+    """The memory on each backend (a fresh SQLite file, a fresh PostgreSQL database)."""
+    mem = await open_memory(memory_db)
+    yield mem
+    await mem.close()
+
+
+@pytest.fixture
+async def sqlite_memory(tmp_path):
+    """SQLite only: for tests that look at SQLite's internals (its connection, locks, FTS)."""
     mem = await SQLiteMemory.open(tmp_path / "memory.db")
     yield mem
     await mem.close()
+
+
+def on_sqlite(memory) -> bool:
+    return isinstance(memory, SQLiteMemory)
+
+
+async def indexed_turns(memory, word: str) -> int:
+    """How many turns the backend's full-text index holds `word` in (FTS5 table / tsvector)."""
+    if on_sqlite(memory):
+        rows = await memory._rows("SELECT count(*) FROM turns_fts WHERE turns_fts MATCH ?", (word,))
+    else:
+        rows = await memory._rows("SELECT count(*) FROM turns WHERE tsv @@ plainto_tsquery('simple', $1)", word)
+    return rows[0][0]
 
 
 def task(event_id: str, platform: str = "slack", workspace: str = "T1", channel: str = "C1",
@@ -52,7 +83,7 @@ def turn(thread_id: str, text: str, **kw) -> TurnRecord:
                       author=kw.pop("author", "sophia"), text=text, **kw)
 
 
-# -- opening -------------------------------------------------------------------------------------
+# -- opening (SQLite only: PostgreSQL's opening is in tests/test_memory_postgres.py) -------------
 
 
 async def test_open_creates_parent_dirs_and_a_versioned_wal_schema(tmp_path):
@@ -97,9 +128,8 @@ async def test_same_event_id_elsewhere_is_another_task(memory):
     assert not other_platform.duplicate and not other_workspace.duplicate
 
 
-async def test_burst_of_200_accepts(tmp_path):
-    path = tmp_path / "memory.db"
-    mem = await SQLiteMemory.open(path)
+async def test_burst_of_200_accepts(memory_db):  # noqa: F811 - the imported fixture
+    mem = await open_memory(memory_db)
     burst = [task(f"E{i % 150}") for i in range(200)]  # 50 retries inside the burst
     results = await asyncio.gather(*(mem.accept_task(t) for t in burst))
     by_event: dict[str, set[int]] = {}
@@ -110,16 +140,15 @@ async def test_burst_of_200_accepts(tmp_path):
     assert sum(not r.duplicate for r in results) == 150
     for event in by_event:  # exactly one caller per event hears "new"
         assert sum(not r.duplicate for t, r in zip(burst, results) if t.event_id == event) == 1
-    # persisted: another connection sees all of them, without the store's help
-    con = sqlite3.connect(path)
-    assert con.execute("SELECT count(*) FROM tasks").fetchone()[0] == 150
-    con.close()
+    # persisted: another connection (another pool) sees all of them
+    other = await open_memory(memory_db)
+    assert len(await other.unfinished_tasks()) == 150
+    await other.close()
     await mem.close()
 
 
-async def test_accepted_work_survives_a_crash_and_resumes(tmp_path):
-    path = tmp_path / "memory.db"
-    mem = await SQLiteMemory.open(path)
+async def test_accepted_work_survives_a_crash_and_resumes(memory_db):  # noqa: F811 - the imported fixture
+    mem = await open_memory(memory_db)
     a = await mem.accept_task(task("E1"))
     b = await mem.accept_task(task("E2"))
     c = await mem.accept_task(task("E3"))
@@ -129,8 +158,8 @@ async def test_accepted_work_survives_a_crash_and_resumes(tmp_path):
     await mem.set_task_status(d.task_id, TaskStatus.FAILED, error="model timed out")
     await mem.create_thread(thread("inv-1", ts="100.1"))
     await mem.add_turn(turn("inv-1", "first finding", task_id=b.task_id))
-    # "crash": the first store is never closed; a new process opens the same file
-    survivor = await SQLiteMemory.open(path)
+    # "crash": the first store is never closed; a new process opens the same memory
+    survivor = await open_memory(memory_db)
     unfinished = await survivor.unfinished_tasks()
     assert [t.id for t in unfinished] == [a.task_id, b.task_id]
     assert [t.status for t in unfinished] == [TaskStatus.ACCEPTED, TaskStatus.RUNNING]
@@ -140,7 +169,7 @@ async def test_accepted_work_survives_a_crash_and_resumes(tmp_path):
     assert [t.text for t in await survivor.turns("inv-1")] == ["first finding"]
     await survivor.close()
     await mem.close()
-    reopened = await SQLiteMemory.open(path)
+    reopened = await open_memory(memory_db)
     assert [t.id for t in await reopened.unfinished_tasks()] == [a.task_id, b.task_id]
     await reopened.close()
 
@@ -234,6 +263,21 @@ async def test_turn_round_trips_every_field(memory):
     assert stored == saved == original.model_copy(update={"id": saved.id, "seq": 1})
 
 
+async def test_a_nul_character_in_words_is_stored_not_refused(memory):
+    """PostgreSQL's text cannot hold NUL: it keeps the words with U+FFFD in its place."""
+    from engine.memory.records import TaskStatus
+
+    await memory.create_thread(thread("inv-1", title="odd \x00 title"))
+    saved = await memory.add_turn(turn("inv-1", "a \x00 b", role=TurnRole.HUMAN, author="U1"))
+    [stored] = await memory.turns("inv-1")
+    assert stored.id == saved.id and stored.text in ("a \x00 b", "a \ufffd b")
+    assert (await memory.get_thread("inv-1")).title in ("odd \x00 title", "odd \ufffd title")
+    accepted = await memory.accept_task(task("e1", text="nul \x00 inside"))  # the body is JSON: escaped
+    assert (await memory.get_task(accepted.task_id)).task.text == "nul \x00 inside"
+    await memory.set_task_status(accepted.task_id, TaskStatus.FAILED, error="bad \x00 reply")
+    assert (await memory.get_task(accepted.task_id)).error in ("bad \x00 reply", "bad \ufffd reply")
+
+
 async def test_add_turn_to_unknown_thread(memory):
     with pytest.raises(KeyError):
         await memory.add_turn(turn("nope", "text"))
@@ -269,6 +313,36 @@ async def test_posts_and_persona_for_message(memory):
     assert await memory.persona_for_message("slack", "T1", "C2", "100.3") is None
     assert await memory.persona_for_message("slack", "T2", "C1", "100.3") is None
     assert await memory.persona_for_message("slack", "T1", "C1", "nope") is None
+
+
+async def test_recording_a_post_settles_its_intent_and_the_placeholder_it_replaced(memory):
+    from engine.memory.records import Placeholder
+
+    place = {"platform": "slack", "workspace": "T1", "channel": "C1"}
+    await memory.record_intent("5:0", task_id=5, thread="100.1", **place)
+    await memory.record_intent("5:0", task_id=5, thread="100.1", **place)  # twice: harmless
+    await memory.record_intent("5:1", task_id=5, thread="100.1", **place)
+    shown = Placeholder(key="5:p", task_id=5, thread="100.1", persona="sophia", message_id=None, **place)
+    await memory.record_placeholder(shown)  # before it is posted...
+    await memory.record_placeholder(shown.model_copy(update={"message_id": "100.2"}))  # ...and once it is
+    other = Placeholder(key="6:p", task_id=6, thread="200.1", persona="karen", message_id="200.2", **place)
+    await memory.record_placeholder(other)
+    assert await memory.has_intent("5:0") and await memory.has_intent("5:1")
+    assert await memory.placeholder_for("slack", "T1", "C1", "100.1", "sophia") == \
+        shown.model_copy(update={"message_id": "100.2"})
+    assert [p.key for p in await memory.placeholders()] == ["5:p", "6:p"]
+    assert [p.key for p in await memory.placeholders(task_id=6)] == ["6:p"]
+
+    # the persona's answer replaces the placeholder's message: both settle with the post
+    await memory.record_post("5:0", task_id=5, thread="100.1", message_id="100.2", persona="sophia",
+                             thread_id="inv-1", **place)
+    assert not await memory.has_intent("5:0")
+    assert await memory.has_intent("5:1")  # another step's intent stays open
+    assert await memory.placeholder_for("slack", "T1", "C1", "100.1", "sophia") is None
+    assert [p.key for p in await memory.placeholders()] == ["6:p"]  # another thread's stays
+    await memory.drop_placeholder("6:p")
+    assert await memory.placeholders() == []
+    assert await memory.placeholder_for("slack", "T1", "C1", "200.1", "karen") is None
 
 
 # -- recall --------------------------------------------------------------------------------------
@@ -434,9 +508,7 @@ async def test_export_is_json_and_complete(memory):
     assert "inv-b" not in json.dumps(export)
 
 
-async def test_forget_removes_the_channel_and_nothing_else(tmp_path):
-    path = tmp_path / "memory.db"
-    memory = await SQLiteMemory.open(path)
+async def test_forget_removes_the_channel_and_nothing_else(memory):
     places = {"a": SLACK, "b": ("slack", "T1", "C2"), "c": ("slack", "T2", "C1")}
     tasks = {name: await _fill(memory, place, name) for name, place in places.items()}
 
@@ -464,14 +536,23 @@ async def test_forget_removes_the_channel_and_nothing_else(tmp_path):
         assert await memory.get_task(tasks[name]) is not None
         assert await memory.persona_for_message(*place, f"{name}.2") == "sophia"
 
-    # the channel can start again, and the FTS index holds only the survivors
+    # the channel can start again, and the full-text index holds only the survivors
     await _fill(memory, SLACK, "a")
     assert [r.thread_id for r in await memory.recall(*SLACK, "elasticsearch")] == ["inv-a"]
+    assert await indexed_turns(memory, "elasticsearch") == 3
+
+
+async def test_forget_leaves_a_sound_fts_index(tmp_path):
+    """SQLite only: the FTS5 table (PostgreSQL's index is a column of turns: nothing to drift)."""
+    memory = await SQLiteMemory.open(tmp_path / "memory.db")
+    for name, place in {"a": SLACK, "b": ("slack", "T1", "C2")}.items():
+        await _fill(memory, place, name)
+    await memory.forget_channel(*SLACK)
     await memory.close()
-    con = sqlite3.connect(path)
+    con = sqlite3.connect(tmp_path / "memory.db")
     hits = con.execute(
         "SELECT count(*) FROM turns_fts WHERE turns_fts MATCH 'elasticsearch'").fetchone()[0]
-    assert hits == 3
+    assert hits == 1
     assert con.execute("INSERT INTO turns_fts (turns_fts) VALUES ('integrity-check')") is not None
     con.close()
 
@@ -499,25 +580,35 @@ async def test_a_field_of_the_wrong_type_is_refused_alone(memory):
     results = await asyncio.gather(memory.accept_task(task("ev1")), memory.accept_task(bad),
                                    memory.accept_task(task("ev2")), return_exceptions=True)
     assert isinstance(results[1], TaskRefused)
-    assert [s.task.event_id for s in await memory.unfinished_tasks()] == ["ev1", "ev2"]
+    # calls made at once have no order (on PostgreSQL each is its own statement): compare sets
+    assert sorted(s.task.event_id for s in await memory.unfinished_tasks()) == ["ev1", "ev2"]
 
 
 async def test_a_row_the_database_rejects_is_refused_alone_and_the_others_commit(memory):
     from engine.models import TaskRefused
 
-    await memory._db.execute(
-        "CREATE TEMP TRIGGER poison BEFORE INSERT ON tasks WHEN NEW.event_id = 'poison' "
-        "BEGIN SELECT RAISE(ABORT, 'no'); END"
-    )
+    if on_sqlite(memory):
+        await memory._db.execute(
+            "CREATE TEMP TRIGGER poison BEFORE INSERT ON tasks WHEN NEW.event_id = 'poison' "
+            "BEGIN SELECT RAISE(ABORT, 'no'); END"
+        )
+    else:
+        await memory._pool.execute(
+            "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'no'; END $$; "
+            "CREATE TRIGGER poison BEFORE INSERT ON tasks FOR EACH ROW "
+            "WHEN (NEW.event_id = 'poison') EXECUTE FUNCTION poison()"
+        )
     names = ["a", "b", "poison", "c", "d"]
     results = await asyncio.gather(*(memory.accept_task(task(n)) for n in names), return_exceptions=True)
     assert isinstance(results[2], TaskRefused)
-    assert [s.task.event_id for s in await memory.unfinished_tasks()] == ["a", "b", "c", "d"]
+    assert sorted(s.task.event_id for s in await memory.unfinished_tasks()) == ["a", "b", "c", "d"]
 
 
-async def test_a_locked_database_is_a_transient_error_not_a_refusal(memory, tmp_path):
+async def test_a_locked_database_is_a_transient_error_not_a_refusal(sqlite_memory, tmp_path):
     from engine.models import TaskRefused
 
+    memory = sqlite_memory  # SQLite's own lock
     await memory._db.execute("PRAGMA busy_timeout = 50")
     other = sqlite3.connect(tmp_path / "memory.db", isolation_level=None)
     try:
@@ -550,7 +641,8 @@ async def test_thread_ids_never_come_back_after_forget(memory):
     await memory.create_thread(thread(first, place=("slack", "T1", "payments")))
     await memory.forget_channel("slack", "T1", "payments")
     again = await memory.accept_task(task("e2", channel="payments"))
-    assert again.task_id == accepted.task_id  # SQLite reuses the forgotten task's id...
+    if on_sqlite(memory):  # SQLite reuses the forgotten task's id (PostgreSQL never does)...
+        assert again.task_id == accepted.task_id
     assert await memory.thread_id_for_task(again.task_id, "payments-") == "payments-2"  # ...never its thread id
 
 
@@ -560,6 +652,7 @@ async def test_a_taken_id_is_skipped(memory):
 
 
 async def test_a_version_1_memory_is_migrated_and_keeps_its_ids(tmp_path):
+    """SQLite only: PostgreSQL memories start at their own version 1 (engine.memory.pg.schema)."""
     from engine.memory.schema import SCHEMA_V1
 
     path = tmp_path / "v1.db"

@@ -22,12 +22,14 @@ from adapters.notion.personas import NotionPersonaSource, build_client, create_d
 from bot.bootstrap import StartupError, bootstrap
 from bot.logs import configure_logging, settings_secrets
 from bot.settings import SettingsError, load_settings
-from engine.memory.store import SQLiteMemory
+from engine.memory.open import open_memory
+from engine.memory.port import Memory
 from engine.models import Task
 from engine.personas import PersonaRegistry
 from engine.personas.live import LivePersonas
 from engine.personas.source import DefaultPersonas, PersonaSourceError, YamlPersonaSource
 from tests.fakes import FakeOutbox, ScriptedProvider
+from tests.memory_backends import memory_db, pg_server  # noqa: F401 - fixtures
 from tests.servers.notion_api import API_VERSION, NotionServer, multi_select, number, select, text, title
 from tests.test_cli import clean_env
 
@@ -254,8 +256,8 @@ class _memory:
     def __init__(self, tmp_path):
         self.path = tmp_path / "memory.db"
 
-    async def __aenter__(self) -> SQLiteMemory:
-        self.memory = await SQLiteMemory.open(self.path)
+    async def __aenter__(self) -> Memory:
+        self.memory = await open_memory(self.path)
         return self.memory
 
     async def __aexit__(self, *exc):
@@ -321,9 +323,9 @@ async def test_concurrent_refreshes_make_one_notion_call(tmp_path, notion_server
             await live.aclose()
 
 
-async def test_a_skipped_page_keeps_the_last_good_version_of_its_persona(tmp_path, notion_server):
+async def test_a_skipped_page_keeps_the_last_good_version_of_its_persona(memory_db, notion_server):
     db, ds, pages = seeded(notion_server)
-    async with _memory(tmp_path) as memory:
+    async with _memory_at(memory_db) as memory:
         registry = PersonaRegistry.defaults()
         live = LivePersonas(registry, source_for(notion_server, db), memory, ttl=60)
         try:
@@ -508,7 +510,7 @@ async def test_a_version_3_memory_opens_and_gains_the_persona_tables(tmp_path):
 
 
 class _memory_at(_memory):
-    def __init__(self, path: Path):
+    def __init__(self, path: Path | str):  # a SQLite file or a PostgreSQL URL
         self.path = path
 
 

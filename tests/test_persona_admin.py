@@ -15,7 +15,7 @@ import pytest
 from adapters.notion.properties import database_schema
 from bot.bootstrap import bootstrap, build_platforms
 from bot.settings import load_settings
-from engine.memory.store import SQLiteMemory
+from engine.memory.open import open_memory
 from engine.personas import PersonaRegistry
 from engine.personas.admin import PersonaAdmin, split_command
 from engine.personas.edit import PersonaEditError
@@ -25,6 +25,7 @@ from tests.servers.notion_api import NotionServer
 from tests.test_cli import clean_env, orchestra
 from tests.test_notion_personas import full_page, notion_settings, wait_until
 from tests.test_slack import ADMIN, build_rig, slack_api  # noqa: F401 - fixture
+from tests.memory_backends import memory_db, pg_server  # noqa: F401 - fixtures
 from tests.test_terminal import chat
 
 pytest_plugins = ["tests.servers.fixtures"]
@@ -48,10 +49,10 @@ def comments(text: str) -> list[str]:
 # --- the service --------------------------------------------------------------------------------------
 
 
-async def test_set_create_archive_and_history_on_a_yaml_file_keep_its_comments(tmp_path):
+async def test_set_create_archive_and_history_on_a_yaml_file_keep_its_comments(tmp_path, memory_db):
     path = defaults_copy(tmp_path)
     kept = comments(path.read_text(encoding="utf-8"))
-    memory = await SQLiteMemory.open(tmp_path / "memory.db")
+    memory = await open_memory(memory_db)
     try:
         admin = PersonaAdmin(YamlPersonaSource(path), memory, cast=CAST)
 
@@ -85,10 +86,10 @@ async def test_set_create_archive_and_history_on_a_yaml_file_keep_its_comments(t
         await memory.close()
 
 
-async def test_every_refusal_says_what_to_do_and_writes_nothing(tmp_path):
+async def test_every_refusal_says_what_to_do_and_writes_nothing(tmp_path, memory_db):
     path = defaults_copy(tmp_path)
     before = path.read_bytes()
-    memory = await SQLiteMemory.open(tmp_path / "memory.db")
+    memory = await open_memory(memory_db)
     try:
         admin = PersonaAdmin(YamlPersonaSource(path), memory, cast=CAST)
         cases = {

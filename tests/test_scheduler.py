@@ -1,4 +1,8 @@
-"""The scheduler's bookkeeping, with a fake clock and a real SQLite file: never sleeps."""
+"""The scheduler's bookkeeping, with a fake clock and a real memory: never sleeps.
+
+The tests of what the memory keeps (each due time claimed once, the runs' record) run on both
+backends (`memory_db`: a SQLite file, a PostgreSQL database); those of the scheduler's own loop
+and of SQLite's migrations on a SQLite file."""
 
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.scheduler import ANCHOR, Job, Scheduler, latest_due
+from engine.memory.open import open_memory
 from engine.memory.store import SQLiteMemory
+from tests.memory_backends import memory_db, pg_server  # noqa: F401 - fixtures
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -48,10 +54,10 @@ def daily_digest(body: Recorder, at: str = "09:00", tz: str = "Europe/Paris") ->
                grace=timedelta(hours=1), schedule=f"daily at {at} {tz}")
 
 
-async def test_a_due_time_runs_once_and_not_again_after_a_restart(tmp_path):
-    db = tmp_path / "memory.db"
+async def test_a_due_time_runs_once_and_not_again_after_a_restart(memory_db):
+    db = memory_db
     body = Recorder()
-    memory = await SQLiteMemory.open(db)
+    memory = await open_memory(db)
     try:
         scheduler = Scheduler(memory, [hourly("tick", body)], FakeClock(T0))
         first = await scheduler.run_due(T0 + timedelta(minutes=1))
@@ -61,7 +67,7 @@ async def test_a_due_time_runs_once_and_not_again_after_a_restart(tmp_path):
     assert [(r.job, r.due, r.outcome, r.detail) for r in first] == [("tick", T0, "ok", "run 1")]
     assert again == [] and len(body.calls) == 1
 
-    memory = await SQLiteMemory.open(db)  # a restart on the same file
+    memory = await open_memory(db)  # a restart on the same file
     try:
         scheduler = Scheduler(memory, [hourly("tick", body)], FakeClock(T0))
         assert await scheduler.run_due(T0 + timedelta(minutes=45)) == []
@@ -74,10 +80,10 @@ async def test_a_due_time_runs_once_and_not_again_after_a_restart(tmp_path):
     assert [(r.due, r.outcome) for r in runs] == [(T0, "ok"), (T0 + timedelta(hours=1), "ok")]
 
 
-async def test_two_schedulers_on_one_file_run_a_due_time_once(tmp_path):
-    db = tmp_path / "memory.db"
+async def test_two_schedulers_on_one_file_run_a_due_time_once(memory_db):
+    db = memory_db
     body = Recorder()
-    one, two = await SQLiteMemory.open(db), await SQLiteMemory.open(db)
+    one, two = await open_memory(db), await open_memory(db)
     try:
         a = Scheduler(one, [hourly("tick", body)], FakeClock(T0))
         b = Scheduler(two, [hourly("tick", body)], FakeClock(T0))
@@ -91,9 +97,9 @@ async def test_two_schedulers_on_one_file_run_a_due_time_once(tmp_path):
     assert sorted(len(r) for r in results) == [0, 1]
 
 
-async def test_a_missed_digest_runs_once_late_within_its_grace(tmp_path):
+async def test_a_missed_digest_runs_once_late_within_its_grace(memory_db):
     body = Recorder()
-    memory = await SQLiteMemory.open(tmp_path / "memory.db")
+    memory = await open_memory(memory_db)
     try:
         scheduler = Scheduler(memory, [daily_digest(body)], FakeClock(T0))
         # 09:00 in Paris is 08:00 UTC; the bot comes back at 08:40 UTC
@@ -105,9 +111,9 @@ async def test_a_missed_digest_runs_once_late_within_its_grace(tmp_path):
     assert again == [] and len(body.calls) == 1
 
 
-async def test_a_digest_missed_past_its_grace_is_recorded_skipped(tmp_path, caplog):
+async def test_a_digest_missed_past_its_grace_is_recorded_skipped(memory_db, caplog):
     body = Recorder()
-    memory = await SQLiteMemory.open(tmp_path / "memory.db")
+    memory = await open_memory(memory_db)
     try:
         scheduler = Scheduler(memory, [daily_digest(body)], FakeClock(T0))
         with caplog.at_level(logging.INFO, logger="bot.scheduler"):
@@ -123,9 +129,9 @@ async def test_a_digest_missed_past_its_grace_is_recorded_skipped(tmp_path, capl
     assert last.outcome == "ok" and last.due == datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 
 
-async def test_runs_missed_while_down_are_coalesced_into_one(tmp_path):
+async def test_runs_missed_while_down_are_coalesced_into_one(memory_db):
     body = Recorder()
-    memory = await SQLiteMemory.open(tmp_path / "memory.db")
+    memory = await open_memory(memory_db)
     try:
         scheduler = Scheduler(memory, [hourly("tick", body)], FakeClock(T0))
         await scheduler.run_due(T0)
@@ -136,9 +142,9 @@ async def test_runs_missed_while_down_are_coalesced_into_one(tmp_path):
     assert len(body.calls) == 2
 
 
-async def test_a_raising_job_is_logged_recorded_failed_retried_and_the_others_run(tmp_path, caplog):
+async def test_a_raising_job_is_logged_recorded_failed_retried_and_the_others_run(memory_db, caplog):
     broken, fine = Recorder(failing="the channel list is gone"), Recorder()
-    memory = await SQLiteMemory.open(tmp_path / "memory.db")
+    memory = await open_memory(memory_db)
     try:
         scheduler = Scheduler(memory, [hourly("broken", broken), hourly("fine", fine)], FakeClock(T0))
         with caplog.at_level(logging.ERROR, logger="bot.scheduler"):
@@ -156,9 +162,24 @@ async def test_a_raising_job_is_logged_recorded_failed_retried_and_the_others_ru
     assert last["broken"].outcome == "ok" and len(broken.calls) == 2 and len(fine.calls) == 2
 
 
-async def test_run_now_runs_one_job_and_records_it(tmp_path):
+async def test_a_failure_whose_reason_carries_a_nul_is_recorded_and_the_next_due_time_runs(memory_db):
+    broken = Recorder(failing="bad\x00byte from a platform")
+    memory = await open_memory(memory_db)
+    try:
+        scheduler = Scheduler(memory, [hourly("broken", broken)], FakeClock(T0))
+        [first] = await scheduler.run_due(T0 + timedelta(seconds=1))
+        broken.failing = None
+        [second] = await scheduler.run_due(T0 + timedelta(hours=1, seconds=1))
+        history = await memory.job_runs("broken")
+    finally:
+        await memory.close()
+    assert first.outcome == "failed" and second.outcome == "ok"
+    assert [r.outcome for r in history] == ["failed", "ok"]
+    assert history[0].detail.startswith("failed: bad") and history[0].detail.endswith("byte from a platform")
+
+async def test_run_now_runs_one_job_and_records_it(memory_db):
     body, other = Recorder(), Recorder()
-    memory = await SQLiteMemory.open(tmp_path / "memory.db")
+    memory = await open_memory(memory_db)
     try:
         scheduler = Scheduler(memory, [daily_digest(body), hourly("tick", other)], FakeClock(T0))
         result = await scheduler.run_now("digest", T0 + timedelta(minutes=7))
@@ -285,9 +306,9 @@ async def test_stop_waits_for_every_job_the_catch_up_runs(tmp_path):
     assert last["first"].outcome == "ok" and last["second"].outcome == "ok"
 
 
-async def test_a_timer_that_wakes_a_hair_early_still_runs_its_due_time(tmp_path):
+async def test_a_timer_that_wakes_a_hair_early_still_runs_its_due_time(memory_db):
     body = Recorder()
-    memory = await SQLiteMemory.open(tmp_path / "memory.db")
+    memory = await open_memory(memory_db)
     try:
         clock = FakeClock(T0 - timedelta(milliseconds=3))
         scheduler = Scheduler(memory, [hourly("tick", body)], clock)
@@ -296,3 +317,82 @@ async def test_a_timer_that_wakes_a_hair_early_still_runs_its_due_time(tmp_path)
     finally:
         await memory.close()
     assert [(r.due, r.outcome) for r in runs] == [(T0, "ok")]
+
+
+async def test_two_memories_claiming_the_same_due_times_at_once_get_one_claim_each(memory_db):
+    """Two replicas (two memories, two pools of connections) claim the same due times at the
+    same moment: each (job, due) is won exactly once, by one of them, however they interleave."""
+    import asyncio
+
+    one, two = await open_memory(memory_db), await open_memory(memory_db)
+    try:
+        dues = [T0 + timedelta(hours=h) for h in range(40)]
+        claims = await asyncio.gather(*(
+            memory.claim_run("tick", due, due) for due in dues for memory in (one, two)
+        ))
+        skips = await asyncio.gather(*(memory.skip_run("late", T0, "missed", T0) for memory in (one, two)))
+        runs = await one.job_runs("tick")
+    finally:
+        await one.close()
+        await two.close()
+    won = list(zip(claims[::2], claims[1::2], strict=True))
+    assert all(a != b for a, b in won)  # one of the two, never both, never neither
+    assert sorted(skips) == [False, True]
+    assert [r.due for r in runs] == dues and all(r.outcome is None for r in runs)
+
+
+_CLAIMER = """
+import asyncio, json, sys
+from datetime import datetime, timedelta
+from engine.memory.open import open_memory
+
+async def main(db, t0):
+    memory = await open_memory(db)
+    try:
+        print("ready", flush=True)
+        sys.stdin.readline()  # go: both processes claim at the same moment
+        dues = [t0 + timedelta(hours=h) for h in range(30)]
+        won = await asyncio.gather(*(memory.claim_run("tick", due, due) for due in dues))
+        print(json.dumps([due.isoformat() for due, ok in zip(dues, won) if ok]), flush=True)
+    finally:
+        await memory.close()
+
+asyncio.run(main(sys.argv[1], datetime.fromisoformat(sys.argv[2])))
+"""
+
+
+async def test_two_processes_claiming_the_same_due_times_run_each_once(pg_server):  # noqa: F811
+    """Two real processes (two replicas) on one PostgreSQL database: every due time is claimed by
+    exactly one. (On SQLite, two connections in one process show the same: see above.)"""
+    memory_db = pg_server.create_database()
+    import asyncio
+    import json
+    import os
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _CLAIMER, str(memory_db), T0.isoformat(), env=env,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    try:
+        for proc in procs:
+            line = await asyncio.wait_for(proc.stdout.readline(), 60)
+            assert line.strip() == b"ready", (line, await proc.stderr.read())
+        for proc in procs:
+            proc.stdin.write(b"go\n")
+            await proc.stdin.drain()
+        won = [json.loads(await asyncio.wait_for(proc.stdout.readline(), 60)) for proc in procs]
+        assert [await asyncio.wait_for(proc.wait(), 60) for proc in procs] == [0, 0]
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert not set(won[0]) & set(won[1])  # never both
+    assert sorted(won[0] + won[1]) == sorted((T0 + timedelta(hours=h)).isoformat() for h in range(30))  # never neither

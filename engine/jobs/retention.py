@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from engine.engine import Engine
-    from engine.memory.store import SQLiteMemory
+    from engine.memory.port import Memory
 
 log = logging.getLogger(__name__)
 
 
-async def prune_memory(memory: SQLiteMemory, now: datetime, keep_days: int) -> int:
+async def prune_memory(memory: Memory, now: datetime, keep_days: int) -> int:
     """Delete what finished more than `keep_days` before `now`; how many records went.
 
     `keep_days` 0 keeps everything for ever (ORCHESTRA_RETENTION_DAYS=0).
