@@ -336,3 +336,20 @@ async def test_replicas_dead_for_a_day_are_forgotten_and_their_tasks_still_taken
     assert [s.id for s in await b.claim_orphans({"slack"})] == [stored.id]
     ids = [r["id"] for r in await replicas.pools[0]._rows("SELECT id FROM replicas")]
     assert a.id not in ids and b.id in ids
+
+
+async def test_a_tasks_lane_is_its_thread_or_its_event_whatever_its_text_holds(replicas):
+    await replicas.open()
+    threaded = await replicas.accept(event="e1", thread='ts "1"\\')
+    top = await replicas.accept(event="e2", thread=None)
+    rows = await replicas.pools[0]._rows("SELECT id, lane FROM tasks ORDER BY id")
+    lanes = {r["id"]: r["lane"] for r in rows}
+    assert lanes[top.id] == "e2"
+    assert lanes[threaded.id] not in (None, "e1")
+    # a person's text that looks like a thread key, or holds a NUL, changes nothing
+    tricky = Task(platform="slack", workspace="W1", channel="C1", thread='ts "1"\\', user="U1",
+                  text='"thread":"other" \x00', event_id="e3")
+    row = await replicas.pools[0]._write(
+        "INSERT INTO tasks (platform, workspace, channel, event_id, status, body, created_at, updated_at) "
+        "VALUES ('slack', 'W1', 'C1', 'e3', 'accepted', $1, 'x', 'x') RETURNING lane", tricky.model_dump_json())
+    assert row[0]["lane"] == lanes[threaded.id]

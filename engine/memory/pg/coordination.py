@@ -84,7 +84,10 @@ class PgCoordination(PgConnection):
                         task_lane: tuple[str, str, str, str] | None = None) -> bool | None:
         """True: taken. False: wait (held by a live replica, or an earlier task of the lane is
         unfinished). None (a task's own lane only): the task is no longer this replica's: another
-        took it over, believing this one dead; this one must leave it."""
+        took it over, believing this one dead; this one must leave it.
+
+        A task's lane is read from its own row (`tasks.lane`, generated when it was accepted), so
+        `task_lane` only says that the lane is a task's: its tasks go in task-id order."""
         if task_lane is None:
             taken = await self._write(
                 f"""
@@ -105,9 +108,10 @@ class PgCoordination(PgConnection):
                      INSERT INTO lane_leases AS l (key, replica, task_id)
                      SELECT $1, $2, $3::bigint
                      WHERE (SELECT yes FROM mine) AND NOT EXISTS (
-                         SELECT 1 FROM tasks e
-                         WHERE e.platform = $5 AND e.workspace = $6 AND e.channel = $7 AND e.lane = $8
-                           AND e.status IN {_UNFINISHED} AND e.id < $3
+                         SELECT 1 FROM tasks me JOIN tasks e
+                           ON e.platform = me.platform AND e.workspace = me.workspace
+                          AND e.channel = me.channel AND e.lane = me.lane
+                         WHERE me.id = $3 AND e.status IN {_UNFINISHED} AND e.id < $3
                            AND NOT EXISTS (
                                SELECT 1 FROM task_owners o JOIN replicas r ON r.id = o.replica
                                WHERE o.task_id = e.id AND o.parked AND r.{_alive(4)}))
@@ -117,7 +121,7 @@ class PgCoordination(PgConnection):
                      RETURNING key)
             SELECT (SELECT yes FROM mine) AS mine, EXISTS (SELECT 1 FROM taken) AS taken
             """,
-            key, replica, task_id, lease, *task_lane,
+            key, replica, task_id, lease,
         )
         if not rows[0]["mine"]:
             return None

@@ -11,7 +11,10 @@ Why these, and why so (the code that uses them: `engine.memory.pg.coordination`)
 - Two columns on `tasks` (no copy of SQLite's: `orchestra db migrate` names SQLite's columns and
   these fill themselves): `lane`, the thread part of the task's lane key
   (`Task.thread_key`: thread, or the event for a top-level message), generated from the task's
-  JSON so that it exists the moment the task is accepted, with no statement of ours in between;
+  JSON so that it exists the moment the task is accepted, with no statement of ours in between.
+  Read with a pattern, not parsed: PostgreSQL's JSON types refuse a NUL (\\u0000) that a
+  person's text may hold, and inside a JSON string a `"` is always escaped, so `"thread":` can
+  only be the key itself (the Task's `thread` comes before every free-text field anyway);
   and `accepted_at`, the server's time, so that a task whose replica died before owning it is
   taken over once the lease has passed. The partial index finds a lane's unfinished tasks.
 """
@@ -34,7 +37,7 @@ CREATE TABLE lane_leases (
 );
 CREATE INDEX lane_leases_replica ON lane_leases (replica);
 ALTER TABLE tasks ADD COLUMN lane TEXT
-    GENERATED ALWAYS AS (coalesce(nullif(body::jsonb ->> 'thread', ''), event_id)) STORED;
+    GENERATED ALWAYS AS (coalesce(nullif(substring(body FROM '"thread"[[:space:]]*:[[:space:]]*"((?:[^"\\\\]|\\\\.)*)"'), ''), event_id)) STORED;
 ALTER TABLE tasks ADD COLUMN accepted_at TIMESTAMPTZ NOT NULL DEFAULT statement_timestamp();
 CREATE INDEX tasks_lane ON tasks (platform, workspace, channel, lane, id)
     WHERE status IN ('accepted', 'running');
