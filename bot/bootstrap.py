@@ -291,7 +291,10 @@ async def bootstrap(settings: Settings, *, provider: Provider | None = None) -> 
             await live.aclose()
         await memory.close()
         raise
-    engine = Engine(memory, model, personas, config, crews=crew_model(settings, model))
+    from engine.replicas import replica_for  # one of several replicas when the memory is shared (PostgreSQL)
+
+    engine = Engine(memory, model, personas, config, crews=crew_model(settings, model),
+                    replica=replica_for(memory, lease=settings.replica_lease))
     return App(settings=settings, memory=memory, provider=model, personas=personas, engine=engine,
                live_personas=live, personas_note=note)
 

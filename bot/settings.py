@@ -241,6 +241,19 @@ class Settings(BaseSettings):
     discord_message_content: bool = Field(
         True, validation_alias=AliasChoices("DISCORD_MESSAGE_CONTENT", "discord_message_content")
     )
+    # sharding (several replicas split Discord's gateway): the shards this replica runs, of how many
+    discord_shard_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, validation_alias=AliasChoices("DISCORD_SHARD_IDS", "discord_shard_ids")
+    )
+    discord_shard_count: int | None = Field(
+        None, ge=1, le=10_000, validation_alias=AliasChoices("DISCORD_SHARD_COUNT", "discord_shard_count")
+    )
+
+    # --- several replicas on one PostgreSQL: seconds without a heartbeat before a replica counts
+    # as dead and the others take over its unfinished tasks and its lanes
+    replica_lease: float = Field(
+        15.0, ge=1, le=600, validation_alias=AliasChoices("ORCHESTRA_REPLICA_LEASE", "replica_lease")
+    )
 
     # --- Notion (personas kept in a Notion database; both or neither)
     notion_api_key: SecretStr | None = _alias("NOTION_API_KEY")
@@ -293,6 +306,38 @@ class Settings(BaseSettings):
             if int(text) not in ids:  # the same server twice would only be synced twice
                 ids.append(int(text))
         return ids
+
+    @field_validator("discord_shard_ids", mode="before")
+    @classmethod
+    def _shard_ids(cls, v: Any) -> Any:
+        """Shard numbers, counted from 0: "0,1" (environment) or [0, 1] (YAML)."""
+        items = cls._comma_list(v)
+        if not isinstance(items, list):
+            return v
+        ids: list[int] = []
+        for item in items:
+            text = str(item).strip()
+            if not text.isascii() or not text.isdecimal():
+                raise ValueError(f"{text[:40]!r} is not a shard number: give numbers from 0 separated by commas, e.g. 0,1")
+            if int(text) not in ids:
+                ids.append(int(text))
+        return ids
+
+    @model_validator(mode="after")
+    def _shards(self) -> "Settings":
+        """Both or neither, and every shard one of the count: a replica must know its part of
+        the whole, or two replicas would both answer (or neither would)."""
+        ids, count = self.discord_shard_ids, self.discord_shard_count
+        if ids and count is None:
+            raise ValueError("DISCORD_SHARD_IDS is set but DISCORD_SHARD_COUNT is not: set the number of shards "
+                             "all replicas split (e.g. 2), or unset DISCORD_SHARD_IDS")
+        if count is not None and not ids:
+            raise ValueError("DISCORD_SHARD_COUNT is set but DISCORD_SHARD_IDS is not: set the shards this replica "
+                             "runs (e.g. 0,1), or unset DISCORD_SHARD_COUNT")
+        if count is not None and any(i >= count for i in ids):
+            raise ValueError(f"DISCORD_SHARD_IDS: shards are numbered 0 to {count - 1} when DISCORD_SHARD_COUNT "
+                             f"is {count}; got {', '.join(str(i) for i in ids if i >= count)}")
+        return self
 
     @field_validator("db", mode="before")
     @classmethod

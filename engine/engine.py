@@ -24,7 +24,6 @@ from engine.conversation_flow import ConversationFlow
 from engine.flows import EngineConfig, Flows, Job
 from engine.intake import Intake
 from engine.investigation_flow import InvestigationFlow
-from engine.lanes import Lanes
 from engine.memory.records import (
     Phase,
     StoredTask,
@@ -40,6 +39,7 @@ from engine.personas import Persona, PersonaRegistry
 from engine.ports import Outbox, Provider, ProviderError
 from engine.posting import NoOutbox, Poster
 from engine.queries import EngineQueries
+from engine.replicas import LocalReplica, Replica, TaskTaken
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,8 @@ __all__ = ["Engine", "EngineConfig"]
 
 class Engine(EngineQueries):
     def __init__(self, memory, provider: Provider, personas: PersonaRegistry, config: EngineConfig | None = None,
-                 crews: CrewModel | None = None, crew_runner: CrewRunner | None = None):
+                 crews: CrewModel | None = None, crew_runner: CrewRunner | None = None,
+                 replica: Replica | None = None):
         super().__init__(memory, personas, config or EngineConfig())
         self.provider = provider
         self.observers = Observers()  # metrics: `engine.observers.add(observer)` (engine.observe)
@@ -59,12 +60,14 @@ class Engine(EngineQueries):
         self.conversations = ConversationFlow(self.flows)
         self.investigations = InvestigationFlow(self.flows)
         self.crews = CrewFlow(self.flows, crews or CrewModel(), crew_runner)
-        self.lanes = Lanes()
+        # lanes, task owners and orphans: this process alone, or one of several (engine.replicas)
+        self.replica: Replica = replica if replica is not None else LocalReplica(memory)
         # acknowledgements first: adapters count the acks they owe here (`intake.taking()`), and
         # a task's work starts, and each of its posts goes out, once the acks owed before are out
         self.intake = Intake()
         self.flows.intake = self.intake
         self._jobs: set[asyncio.Task] = set()
+        self._sweeper: asyncio.Task | None = None
 
     # --- wiring -------------------------------------------------------------------------------
 
@@ -72,32 +75,62 @@ class Engine(EngineQueries):
         self.poster.register(platform, outbox)
 
     @property
+    def lanes(self) -> Replica:
+        """The lanes (`hold(key)`; `len()`: how many are busy here), held through the replica."""
+        return self.replica
+
+    @property
     def in_flight(self) -> int:
         """Tasks accepted and not finished (waiting for their lane or running): the queue depth."""
         return len(self._jobs)
 
     async def start(self) -> int:
-        """Resume the unfinished tasks of the platforms that are running. Returns how many.
+        """Resume the unfinished tasks of the platforms that are running (with several replicas:
+        those whose replica is gone, now and then while this one runs). Returns how many.
 
         Tasks of a platform not running now (Slack work while only the terminal runs) wait for it.
         """
-        resumable = [s for s in await self.memory.unfinished_tasks() if s.task.platform in self.poster.outboxes]
-        resuming = {s.id for s in resumable}
+        await self.replica.start()
+        resumable = await self.replica.claim_orphans(self.poster.outboxes)
+        unfinished = {s.id for s in await self.memory.unfinished_tasks()}
         # A placeholder whose task will not resume (it failed and its report did not get out)
-        # would say "thinking" for ever: turn it into a notice. Resumed tasks replace their own.
+        # would say "thinking" for ever: turn it into a notice. Resumed tasks replace their own,
+        # and so do the tasks another replica is running.
         for waiting in await self.memory.placeholders():
-            if waiting.platform in self.poster.outboxes and waiting.task_id not in resuming:
-                await self._settle_placeholder(waiting)
+            if waiting.platform in self.poster.outboxes and waiting.task_id not in unfinished:
+                async with self.replica.hold(("settle", waiting.key)):  # one replica posts it
+                    await self._settle_placeholder(waiting)
         for stored in resumable:
             self._schedule(stored, resumed=True)
+        if self.replica.sweep_every and self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep(self.replica.sweep_every), name="orphan-sweep")
         return len(resumable)
+
+    async def _sweep(self, every: float) -> None:
+        """Several replicas: take over, now and then, the unfinished tasks of replicas that died."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                orphans = await self.replica.claim_orphans(self.poster.outboxes)
+            except Exception:  # noqa: BLE001 - the database may be away: try again later
+                log.warning("could not look for orphaned tasks", exc_info=True)
+                continue
+            if orphans:
+                log.info("taking over %d task(s) of a replica that stopped", len(orphans))
+            for stored in orphans:
+                self._schedule(stored, resumed=True)
 
     async def stop(self, grace: float | None = None) -> None:
         """Let running turns finish, for at most `grace` seconds when given.
 
-        Work still running after that is cancelled: its task stays RUNNING in SQLite and
-        resumes on the next start, and nothing already posted is posted again.
+        Work still running after that is cancelled: its task stays RUNNING in the memory and
+        resumes on the next start (or at once on another replica), and nothing already posted
+        is posted again.
         """
+        if self._sweeper is not None:  # take over nothing more while stopping
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
         if grace is not None and self._jobs:
             _, pending = await asyncio.wait(list(self._jobs), timeout=grace)
             for job in pending:
@@ -106,6 +139,7 @@ class Engine(EngineQueries):
                 log.warning("%d task(s) cut short; they resume on the next start", len(pending))
                 await asyncio.gather(*pending, return_exceptions=True)
         await self.wait_idle()
+        await self.replica.stop()
 
     # --- tasks --------------------------------------------------------------------------------
 
@@ -135,9 +169,23 @@ class Engine(EngineQueries):
         return job
 
     async def _work(self, stored: StoredTask, resumed: bool) -> ThreadRecord | None:
+        if not resumed:  # a resumed task was claimed: it is this replica's already
+            try:
+                mine = await self.replica.own(stored.id)
+            except Exception:  # noqa: BLE001 - unowned, it is taken over (here or elsewhere) after the lease
+                log.warning("task %s: could not record its owner; it resumes after the replica lease", stored.id,
+                            exc_info=True)
+                return None
+            if not mine:
+                log.info("task %s is another replica's: left to it", stored.id)
+                return None
         await self.intake.settled()  # this task's own ack (and every one owed before) goes out first
-        async with self.lanes.hold(stored.task.thread_key):
-            return await self._process(stored, resumed)
+        try:
+            async with self.replica.hold_task(stored):
+                return await self._process(stored, resumed)
+        except TaskTaken:
+            log.warning("task %s was taken over by another replica while it waited: left to it", stored.id)
+            return None
 
     async def _process(self, stored: StoredTask, resumed: bool = False) -> ThreadRecord | None:
         task = stored.task
@@ -215,7 +263,7 @@ class Engine(EngineQueries):
             rec_id = await self.flows.thread_id(job, ThreadKind.INVESTIGATION)
         if rec_id is None:
             return await self._handle(job, named, None)
-        async with self.lanes.hold(("thread", rec_id)):
+        async with self.replica.hold(("thread", rec_id), job.task_id):
             if rec is not None:
                 rec = await self.memory.get_thread(rec.id)  # it may have moved on while we waited
             return await self._handle(job, named, rec)

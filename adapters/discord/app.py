@@ -223,6 +223,19 @@ class OrchestraClient(discord.Client):
         log.info("Discord: gateway ready (%d server(s))", len(self.guilds))
 
 
+class ShardedOrchestraClient(OrchestraClient, discord.AutoShardedClient):
+    """The same client over some of Discord's shards (DISCORD_SHARD_IDS of DISCORD_SHARD_COUNT):
+    replicas that split the gateway each receive their servers' events only."""
+
+
+def client_for(settings: "Settings", **options: Any) -> OrchestraClient:
+    """Sharded when DISCORD_SHARD_IDS and DISCORD_SHARD_COUNT say so (settings checks both or neither)."""
+    if settings.discord_shard_count is not None:
+        return ShardedOrchestraClient(settings, shard_ids=list(settings.discord_shard_ids),
+                                      shard_count=settings.discord_shard_count, **options)
+    return OrchestraClient(settings, **options)
+
+
 class DiscordAdapter:
     """Build with settings and the engine; register `outbox`; `verify()`, then `run()`."""
 
@@ -234,7 +247,7 @@ class DiscordAdapter:
         self.settings = settings
         self.engine = engine
         point_at(settings)
-        self.client = OrchestraClient(settings, **client_options)
+        self.client = client_for(settings, **client_options)
         self.outbox = DiscordOutbox(self.client)
         self.listeners = DiscordListeners(engine, settings, self.outbox)
         self.client.listeners = self.listeners

@@ -110,6 +110,7 @@ class Gateway:
             "private_channels": [], "relationships": [], "presences": [], "guild_join_requests": [],
             "geo_ordered_rtc_regions": [], "session_type": "normal", "auth_session_id_hash": "local",
             "_trace": ["local-gateway"],
+            **({"shard": d["shard"]} if "shard" in d else {}),  # Discord echoes the shard identified with
         })
         await self.dispatch("GUILD_CREATE", server.guild_payload())
 
