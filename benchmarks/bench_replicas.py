@@ -62,6 +62,12 @@ def pg_transactions(server: PgServer, url: str) -> int:
     return int(server.psql(f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{database}'"))
 
 
+def pg_table_writes(server: PgServer, url: str) -> dict[str, int]:
+    """Rows inserted, updated and deleted so far, by table (the statistics collector's counts)."""
+    out = server.psql("SELECT relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables", url.rsplit("/", 1)[1])
+    return {name: int(count) for name, count in (line.split("|") for line in out.split())}
+
+
 async def wait_ready(session: aiohttp.ClientSession, port: int) -> None:
     """`/ready` answers 200 (the load balancer's check)."""
     deadline = time.monotonic() + 60
@@ -92,16 +98,26 @@ async def run_one(label: str, replicas: int, db: str, n: int, urls: dict[str, st
         ready = max([ready, *(r for _, r in rest)])
         await asyncio.gather(*(wait_ready(http, p) for p in ports))
         cpu_before = [cpu_seconds(b.pid) for b in bots]
-        pg_before = (pg_cpu_seconds(pg), pg_transactions(pg, db)) if pg else None
+        pg_before = (pg_cpu_seconds(pg), pg_transactions(pg, db), pg_table_writes(pg, db)) if pg else None
         spec = {"mode": "http", "n": n, "run": str(run), "secret": SECRET,
                 "targets": [f"http://127.0.0.1:{p}/slack/events" for p in ports]}
         async with http.post(urls["control"] + "/bench/burst", json=spec, timeout=aiohttp.ClientTimeout(total=900)) as response:
             r = await response.json()
         await asyncio.sleep(0.3)  # the last records after the last update
         cpu = [(cpu_seconds(b.pid) - c) * 1000 / n for b, c in zip(bots, cpu_before)]
+        extra = []
         if pg and pg_before:
             pg_ms = f"{(pg_cpu_seconds(pg) - pg_before[0]) * 1000 / n:6.2f}"
             xacts = f"{(pg_transactions(pg, db) - pg_before[1]) / n:6.1f}"
+            await asyncio.sleep(1.0)  # the statistics collector catches up
+            writes = pg_table_writes(pg, db)
+            per_table = sorted(((v - pg_before[2].get(k, 0)) / n, k) for k, v in writes.items())
+            extra.append(f"  {'':<14} rows written per mention: "
+                         + ", ".join(f"{k} {v:.1f}" for v, k in reversed(per_table) if v >= 0.05))
+            idle = pg_transactions(pg, db)
+            await asyncio.sleep(3.0)
+            extra.append(f"  {'':<14} idle afterwards: {(pg_transactions(pg, db) - idle) / 3.0:.1f} transactions/s "
+                         f"for {replicas} replica(s)")
         else:
             pg_ms = xacts = f"{'-':>6}"
     finally:
@@ -115,6 +131,7 @@ async def run_one(label: str, replicas: int, db: str, n: int, urls: dict[str, st
         f"  {label:<14} {ready:5.2f} {percentile(acks, 50):7.1f} {percentile(acks, 99):7.1f} "
         f"{percentile(r['answers'], 50):7.2f} {percentile(r['answers'], 99):7.2f} {rate:9.1f} "
         f"{sum(cpu):8.2f}  {pg_ms} {xacts}   per replica: {cpus}{missing}",
+        *extra,
     ]
 
 
