@@ -78,8 +78,11 @@ async def start_standins(model_delay: float) -> tuple[asyncio.subprocess.Process
     return process, json.loads(line)
 
 
-async def start_bot(mode: str, urls: dict[str, str], db: Path, port: int) -> tuple[asyncio.subprocess.Process, float]:
-    """The real bot; returns once it says it is connected, with the seconds that took."""
+async def start_bot(mode: str, urls: dict[str, str], db: Path | str, port: int, cwd: Path | None = None,
+                    extra_env: dict[str, str] | None = None) -> tuple[asyncio.subprocess.Process, float]:
+    """The real bot; returns once it says it is connected, with the seconds that took.
+
+    `db` is a SQLite path (the process runs in its folder) or a PostgreSQL URL (give `cwd`)."""
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "ORCHESTRA_", "OPENAI_", "ANTHROPIC_", "DISCORD_", "NOTION_"))
     }
@@ -93,10 +96,11 @@ async def start_bot(mode: str, urls: dict[str, str], db: Path, port: int) -> tup
         env["SLACK_SIGNING_SECRET"] = SECRET
     else:
         env["SLACK_APP_TOKEN"] = "xapp-bench"
+    env.update(extra_env or {})
     started = time.monotonic()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "import sys; from bot.cli import main; sys.exit(main())", *args,
-        cwd=db.parent, env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        cwd=cwd or Path(db).parent, env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
     assert process.stdout is not None

@@ -6,6 +6,7 @@ server answering every chat completion after `--model-delay` seconds, and a cont
     → prints one JSON line {"slack_api": ..., "openai": ..., "control": ...} once listening
 
 `POST /bench/burst` {"mode": "socket"|"http", "n": 200, "run": "1", "target": URL, "secret": S}
+(or "targets": [URL, ...], the mentions sent round-robin across them, for several replicas)
 sends `n` mentions at once (one channel each: Socket Mode envelopes over the connected
 websocket, or signed Events API requests to `target`), waits for every acknowledgement and every
 answer, and returns the timings, all on this machine's monotonic clock (shared by processes).
@@ -79,7 +80,8 @@ class Standins:
                 await self.slack.wait_connected(10)
             acks = await self._socket_burst(channels)
         else:
-            acks = await self._http_burst(channels, spec["target"], spec["secret"])
+            targets = spec.get("targets") or [spec["target"]]  # several: round-robin, as a load balancer would
+            acks = await self._http_burst(channels, targets, spec["secret"])
         ack_latencies = [done - sent for sent, done in acks.values()]
         sent_at = {c: acks[c][0] for c in channels}
         answered: dict[str, float] = {}
@@ -131,12 +133,12 @@ class Standins:
                 pass
         return {c: (self.slack.sent_envelopes[i], self.slack.acks[i].at) for c, i in ids.items() if i in self.slack.acks}
 
-    async def _http_burst(self, channels: list[str], target: str, secret: str) -> dict[str, tuple[float, float]]:
+    async def _http_burst(self, channels: list[str], targets: list[str], secret: str) -> dict[str, tuple[float, float]]:
         assert self._http is not None
         bodies = {c: json.dumps(event_envelope(mention_event(QUESTION, channel=c))) for c in channels}
         out: dict[str, tuple[float, float]] = {}
 
-        async def send(channel: str) -> None:
+        async def send(channel: str, target: str) -> None:
             body = bodies[channel]
             headers = signed_headers(secret, body, content_type="application/json")
             sent = time.monotonic()
@@ -145,7 +147,7 @@ class Standins:
                 if response.status == 200:
                     out[channel] = (sent, time.monotonic())
 
-        await asyncio.gather(*(send(c) for c in channels))
+        await asyncio.gather(*(send(c, targets[i % len(targets)]) for i, c in enumerate(channels)))
         return out
 
 
