@@ -249,7 +249,8 @@ async def _run(settings, args: argparse.Namespace, *, serving: bool = False) -> 
     import signal
 
     from bot.banner import banner
-    from bot.bootstrap import bootstrap, build_platforms, build_scheduler, verify_platforms
+    from bot.bootstrap import bootstrap, build_scheduler
+    from bot.platforms import build_platforms, verify_platforms
 
     app = await bootstrap(settings)
     platforms: list = []

@@ -58,12 +58,8 @@ async def _list(settings) -> int:
 
 
 async def _run(settings, args: argparse.Namespace) -> int:
-    from bot.bootstrap import (
-        bootstrap,
-        build_platforms,
-        build_scheduler,
-        verify_platforms,
-    )
+    from bot.bootstrap import bootstrap, build_scheduler
+    from bot.platforms import build_platforms, verify_platforms
     from bot.scheduler import UnknownJob
 
     app = await bootstrap(settings)

@@ -10,7 +10,8 @@ from bot.bootstrap import StartupError
 
 if TYPE_CHECKING:
     from adapters.api.server import HttpServer
-    from bot.bootstrap import App, Platform
+    from bot.bootstrap import App
+    from bot.platforms import Platform
     from bot.settings import Settings
 
 NOTHING_TO_SERVE = (

@@ -13,17 +13,9 @@ from importlib import resources
 import pytest
 
 from adapters.terminal import TerminalShell
-from bot.bootstrap import (
-    App,
-    DiscordPlatform,
-    SlackPlatform,
-    StartupError,
-    bootstrap,
-    build_platforms,
-    persona_engine,
-    verify_platforms,
-)
+from bot.bootstrap import App, StartupError, bootstrap, persona_engine
 from bot.logs import configure_logging, scrub
+from bot.platforms import DiscordPlatform, SlackPlatform, build_platforms, verify_platforms
 from bot.preflight import check_can_start, stdin_missing
 from bot.settings import SettingsError, load_settings
 from engine.memory.store import SQLiteMemory

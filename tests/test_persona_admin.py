@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from adapters.notion.properties import database_schema
-from bot.bootstrap import bootstrap, build_platforms
+from bot.bootstrap import bootstrap
+from bot.platforms import build_platforms
 from bot.settings import load_settings
 from engine.memory.open import open_memory
 from engine.personas import PersonaRegistry
