@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -31,6 +32,10 @@ COLORS = frozenset({
 def color_key(name: str) -> str:
     return name.strip().lower().replace(" ", "_").replace("-", "_")
 
+
+#: Unicode categories a name may not hold: controls, format (invisible), line and paragraph
+#: separators, surrogates, private use and unassigned.
+_UNNAMEABLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
 
 class Traits(BaseModel):
     """OCEAN personality traits, each 0..1."""
@@ -83,6 +88,10 @@ class Persona(BaseModel):
     def _named(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be empty")
+        # a line break (NEL, U+2028), a control or an invisible character would not survive the
+        # YAML file (a NEL becomes a line break there) and could not be typed to address her
+        if any(unicodedata.category(c) in _UNNAMEABLE for c in value):
+            raise ValueError("must not contain line breaks, control or invisible characters")
         return value
 
     @property
