@@ -7,7 +7,9 @@ Slack and the model server, `benchmarks/slack_standins.py`) run in another proce
 is not counted as the bot's. Per size, mode and burst it prints:
 
   ready      time from starting the process to "Slack: connected" (cold runs)
-  ack        envelope sent → ack (Socket Mode), request sent → 200 (HTTP): p50 / p99
+  ack        envelope sent → ack (Socket Mode), request sent → 200 (HTTP; from before its
+             connection is opened, each request on a new one, written on a bare socket so the
+             stand-in's own HTTP client costs little: `--http-client aiohttp` for the old one)
   answer     mention sent → her answer replacing "thinking…" (`chat.update`): p50 / p99
   answers/s  mentions / (last answer − first mention)
   cpu/mention the bot process's CPU (user+system, /proc) during the burst ÷ mentions
