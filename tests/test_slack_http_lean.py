@@ -1,5 +1,6 @@
 """Slack's `POST /slack/events` on its lean path (`adapters.slack.http`): taken before the API's
-middleware and routing, yet with the same guarantees: signature checked, stored before the 200,
+middleware and routing, yet with the same guarantees: signature checked, stored before the 200 (a
+request that cannot be stored gets no 200, and its retry is stored once),
 the API's body limit for a body of unknown or excessive length, the engine's work held back until
 the 200 is written; and a start-up heap frozen so a cold burst does not pay a full collection.
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import sqlite3
 from typing import Any
 
 import httpx
@@ -78,7 +80,23 @@ async def test_on_the_api_app_slack_events_skip_the_api_stack_and_keep_its_body_
                                         headers=signed_headers(SECRET, big, content_type="application/json"))
             assert too_big.status_code == 413 and too_big.json()["error"]["code"] == "too_large"
             assert seen[1:] == ["/slack/events", "/slack/events"]
-        assert sorted(await stored_channels(app)) == ["C0CHUNKED", "C0LEAN"]
+
+            body, headers = signed("C0LOCKED")  # not stored: no 200, so Slack sends it again
+            await app.memory._db.execute("PRAGMA busy_timeout = 50")  # noqa: SLF001
+            other = sqlite3.connect(tmp_path / "memory.db", isolation_level=None)
+            try:
+                other.execute("BEGIN EXCLUSIVE")
+                assert (await client.post("/slack/events", content=body, headers=headers)).status_code >= 500
+                other.execute("ROLLBACK")
+            finally:
+                other.close()
+            retry = {**headers, "X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_error"}
+            assert (await client.post("/slack/events", content=body, headers=retry)).status_code == 200
+            assert (await client.post("/slack/events", content=body, headers=retry)).status_code == 200
+            assert len(seen) == 3  # still the lean path
+        assert sorted(await stored_channels(app)) == ["C0CHUNKED", "C0LEAN", "C0LOCKED"]
+        await app.engine.wait_idle()
+        assert sorted(c["channel"] for c in slack_api.posts()) == ["C0CHUNKED", "C0LEAN", "C0LOCKED"]  # once each
     finally:
         await server.stop()
         await adapter.stop()
