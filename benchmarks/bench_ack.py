@@ -1,4 +1,5 @@
-"""The Socket Mode acknowledgement path alone: CPU from an envelope reaching the bot to its ack.
+"""The acknowledgement path alone: CPU from an envelope (Socket Mode) or a request (HTTP mode)
+reaching the bot to its ack.
 
 In one process: the real Slack adapter (Bolt's Socket Mode handler, our listeners), the real
 engine and SQLite memory, and a websocket that is only a list (the envelopes go straight into the
@@ -8,8 +9,17 @@ last ack was written, divided by `n`. The engine's own work for them waits for t
 (`engine.intake`), so it is not counted; the model is the offline one (instant), posts go to the
 local Slack stand-in.
 
+HTTP mode (`--mode http`): the same adapter and engine behind the app `orchestra --slack-http`
+serves (the operator API's, `adapters.api.app.create_app`) on uvicorn in this process; the
+requests come from a client in another process (`benchmarks/slack_standins.py`'s lean client: a
+new connection each), so only the bot's side is counted: this process's CPU from the first
+request sent until the last 200 is in, divided by `n` (the engine's work for the first requests
+may start before the last ones arrive, and is counted), and the acks' p50/p99 as the client saw
+them.
+
     python benchmarks/bench_ack.py              # 200 envelopes, 5 rounds
     python benchmarks/bench_ack.py --n 1000 --rounds 3
+    python benchmarks/bench_ack.py --mode http  # 200 signed requests, 5 rounds
     python benchmarks/bench_ack.py --profile ack.html   # pyinstrument (installed separately)
 """
 
@@ -75,12 +85,99 @@ async def one_round(adapter: SlackAdapter, n: int, round_no: int) -> tuple[float
     return cpu / n * 1e6, wall * 1000
 
 
+SECRET = "bench-ack-signing-secret"
+
+
+async def http_client(port: int) -> None:
+    """`--client PORT`: for each line N on stdin, N signed mentions at once, each on a new connection;
+    prints one JSON line: the acks' latencies (s) and the monotonic time the last 200 came in."""
+    from benchmarks.slack_standins import Standins
+
+    standins = Standins.__new__(Standins)  # only its HTTP client: no servers
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    round_no = 0
+    while line := await reader.readline():
+        round_no += 1
+        channels = [f"C{round_no}{i:05d}" for i in range(int(line))]
+        acks = await standins._http_burst(channels, [f"http://127.0.0.1:{port}/slack/events"], SECRET)
+        print(json.dumps({"acks": [done - sent for sent, done in acks.values()],
+                          "last": max((done for _, done in acks.values()), default=0.0)}), flush=True)
+
+
+async def http_round(client: asyncio.subprocess.Process, n: int) -> tuple[float, float, float, float]:
+    assert client.stdin is not None and client.stdout is not None
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    client.stdin.write(f"{n}\n".encode())
+    await client.stdin.drain()
+    result = json.loads(await asyncio.wait_for(client.stdout.readline(), 120))
+    cpu = time.process_time() - cpu0
+    acks = sorted(result["acks"])
+    if len(acks) < n:
+        print(f"  !! {n - len(acks)} requests got no 200")
+    from benchmarks.burst import percentile
+
+    return cpu / n * 1e6, (result["last"] - wall0) * 1000, percentile(acks, 50) * 1000, percentile(acks, 99) * 1000
+
+
+async def main_http(args: argparse.Namespace) -> int:
+    from adapters.api.access import ApiTokens
+    from adapters.api.app import create_app
+    from adapters.api.server import HttpServer
+    from bot.bootstrap import bootstrap
+    from bot.settings import load_settings
+
+    api = await SlackApiServer().start()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        app = await bootstrap(load_settings(db=Path(tmp) / "orchestra.db"), provider=OfflineProvider())
+        settings = Settings(_env_file=None, db=Path(tmp) / "orchestra.db", slack_bot_token="xoxb-bench",
+                            slack_signing_secret=SECRET, slack_api_url=api.api_url)
+        adapter = SlackAdapter(settings, app.engine, pacer=ChannelPacer(rate=1000, burst=1000))
+        app.engine.register_outbox("slack", adapter.outbox)
+        await adapter.verify(socket_mode=False)
+        server = HttpServer(create_app(app, tokens=ApiTokens(), slack=adapter), host="127.0.0.1", port=0)
+        port = await server.start()
+        await app.engine.start()
+        adapter.served_elsewhere()
+        client = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--client", str(port), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )
+        try:
+            for _ in range(args.rounds):
+                await app.engine.wait_idle()
+                await asyncio.sleep(0.3)
+                results.append(await http_round(client, args.n))
+            await app.engine.wait_idle()
+        finally:
+            client.stdin.close()  # type: ignore[union-attr]
+            await client.wait()
+            await server.stop()
+            await adapter.stop()
+            await app.aclose()
+            await api.stop()
+    print(f"HTTP mode ack path, {args.n} requests at once (new connection each), {args.rounds} rounds (the first is cold)")
+    for i, (cpu, wall, p50, p99) in enumerate(results):
+        print(f"  round {i + 1}: {cpu:7.0f} µs CPU per request, last 200 after {wall:6.1f} ms; ack p50 {p50:6.1f} ms, p99 {p99:6.1f} ms")
+    warm = [cpu for cpu, *_ in results[1:]] or [results[0][0]]
+    print(f"  warm median: {statistics.median(warm):.0f} µs CPU per request")
+    return 0
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=["socket", "http"], default="socket")
+    parser.add_argument("--client", type=int, metavar="PORT", help=argparse.SUPPRESS)  # HTTP mode's sender
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", metavar="HTML", help="profile the rounds with pyinstrument into this file")
     args = parser.parse_args()
+    if args.client:
+        await http_client(args.client)
+        return 0
+    if args.mode == "http":
+        return await main_http(args)
     api = await SlackApiServer().start()
     with tempfile.TemporaryDirectory() as tmp:
         memory = await SQLiteMemory.open(Path(tmp) / "orchestra.db")

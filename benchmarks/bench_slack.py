@@ -7,7 +7,9 @@ Slack and the model server, `benchmarks/slack_standins.py`) run in another proce
 is not counted as the bot's. Per size, mode and burst it prints:
 
   ready      time from starting the process to "Slack: connected" (cold runs)
-  ack        envelope sent → ack (Socket Mode), request sent → 200 (HTTP): p50 / p99
+  ack        envelope sent → ack (Socket Mode), request sent → 200 (HTTP; from before its
+             connection is opened, each request on a new one, written on a bare socket so the
+             stand-in's own HTTP client costs little: `--http-client aiohttp` for the old one)
   answer     mention sent → her answer replacing "thinking…" (`chat.update`): p50 / p99
   answers/s  mentions / (last answer − first mention)
   cpu/mention the bot process's CPU (user+system, /proc) during the burst ÷ mentions
@@ -171,7 +173,7 @@ async def stop_profile(spy: asyncio.subprocess.Process) -> None:
 
 
 async def run_one(mode: str, n: int, urls: dict[str, str], tmp: Path, run: list[int], http: aiohttp.ClientSession,
-                  profile: str | None = None) -> list[str]:
+                  profile: str | None = None, client: str = "lean") -> list[str]:
     port = free_port()
     db = tmp / f"{mode}-{n}" / "orchestra.db"
     db.parent.mkdir(parents=True)
@@ -184,7 +186,8 @@ async def run_one(mode: str, n: int, urls: dict[str, str], tmp: Path, run: list[
             if spy is not None:
                 await asyncio.sleep(1.0)  # py-spy attaches
             before = cpu_seconds(bot.pid)
-            spec = {"mode": mode, "n": n, "run": str(run[0]), "target": f"http://127.0.0.1:{port}/slack/events", "secret": SECRET}
+            spec = {"mode": mode, "n": n, "run": str(run[0]), "target": f"http://127.0.0.1:{port}/slack/events", "secret": SECRET,
+                    "client": client}
             async with http.post(urls["control"] + "/bench/burst", json=spec, timeout=aiohttp.ClientTimeout(total=600)) as response:
                 result = await response.json()
             await asyncio.sleep(0.3)  # the last records after the last update
@@ -218,11 +221,15 @@ async def main() -> int:
     parser.add_argument("--quick", action="store_true", help="50 mentions only")
     parser.add_argument("--profile", metavar="PREFIX",
                         help="record each burst with py-spy (installed separately) into PREFIX-MODE-N-BURST.txt")
+    parser.add_argument("--http-client", choices=["lean", "aiohttp"], default="lean",
+                        help="how the stand-in sends HTTP mode's requests: a new connection each, written on asyncio "
+                             "streams (lean), or aiohttp's client, whose own CPU delays the later requests of a burst")
     args = parser.parse_args()
     sizes = [50] if args.quick else args.sizes
     load = os.getloadavg()
     print(f"Slack bursts, one mention per channel; model {args.model_delay:.1f} s over HTTP (OpenAI SDK); "
-          f"load before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
+          f"load before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores; "
+          f"HTTP requests sent with the {args.http_client} client")
     standins, urls = await start_standins(args.model_delay)
     run = [0]
     out: list[str] = []
@@ -232,7 +239,7 @@ async def main() -> int:
                 print(HEADER, flush=True)
                 for mode in args.modes:
                     for n in sizes:
-                        lines = await run_one(mode, n, urls, Path(tmp), run, http, args.profile)
+                        lines = await run_one(mode, n, urls, Path(tmp), run, http, args.profile, args.http_client)
                         for line in lines:
                             if line.startswith("  ") and ("met" in line or "MISSED" in line) and ": ack p99" in line:
                                 out.append(line)

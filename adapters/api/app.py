@@ -60,6 +60,25 @@ def api_outbox(app: "App") -> "ApiOutbox":
     return outbox
 
 
+class OrchestraApi(FastAPI):
+    """FastAPI, with Slack's `POST /slack/events` answered before the middleware stack when Slack
+    runs over HTTP (`adapters.slack.http.takes`: a burst's 200s must not wait for the API's
+    middleware and route matching). Everything else, `/slack/events` with a body of unknown or
+    excessive length included, goes through the stack as before."""
+
+    slack_events: Any = None  # adapters.slack.http.SlackEvents
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        events = self.slack_events
+        if events is not None:
+            from adapters.slack.http import takes
+
+            if takes(scope, self.state.max_body):
+                await events(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(app: "App", *, tokens: ApiTokens, slack: Any = None, readiness: Readiness | None = None,
                max_body: int = DEFAULT_MAX_BODY) -> FastAPI:
     """The ASGI app for `orchestra serve` and Slack's HTTP mode.
@@ -70,7 +89,7 @@ def create_app(app: "App", *, tokens: ApiTokens, slack: Any = None, readiness: R
     """
     from adapters.api import health, tasks
 
-    api = FastAPI(
+    api = OrchestraApi(
         title="Orchestra operator API",
         version="1",
         description="Submit tasks to Cherry, Sophia and Karen and follow them; manage personas; "
@@ -94,8 +113,9 @@ def create_app(app: "App", *, tokens: ApiTokens, slack: Any = None, readiness: R
     if slack is not None:
         from adapters.slack.http import slack_routes
 
-        for route in slack_routes(slack):
-            api.router.routes.append(route)
+        routes = slack_routes(slack)
+        api.router.routes.extend(routes)  # what the lean path leaves
+        api.slack_events = routes[0].endpoint
     document_errors(api)
     # the last added is outermost: the door first (no token, nothing is read), then the size
     api.add_middleware(BodyLimit, max_body=max_body)

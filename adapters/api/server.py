@@ -18,8 +18,10 @@ import uvicorn
 
 log = logging.getLogger(__name__)
 
-#: a deep accept backlog: a burst of Slack events must not wait for a SYN retransmit (1 s)
-BACKLOG = 1024
+#: a deep accept backlog: a burst of Slack events must not wait for a SYN retransmit (1 s); 1,000
+#: new connections at once would fill 1024 while the loop is busy with the first ones (Linux caps
+#: it at net.core.somaxconn, 4096 by default)
+BACKLOG = 4096
 
 
 class ListenError(OSError):
@@ -61,7 +63,8 @@ class HttpServer:
         sock = self._bind()
         bound = int(sock.getsockname()[1])
         config = uvicorn.Config(
-            self.app, log_config=None, access_log=False, lifespan="off", backlog=BACKLOG,
+            # http "auto": httptools (the `api` extra installs it), else h11
+            self.app, log_config=None, access_log=False, lifespan="off", backlog=BACKLOG, http="auto",
             timeout_graceful_shutdown=self.grace, server_header=False,
         )
         self._server = _Server(config)
