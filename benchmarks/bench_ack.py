@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from adapters.slack import SlackAdapter  # noqa: E402
 from adapters.slack.pacing import ChannelPacer  # noqa: E402
+from bot.heap import settle_heap, tune_collector  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from engine.engine import Engine, EngineConfig  # noqa: E402
 from engine.memory.store import SQLiteMemory  # noqa: E402
@@ -141,6 +142,7 @@ async def main_http(args: argparse.Namespace) -> int:
         port = await server.start()
         await app.engine.start()
         adapter.served_elsewhere()
+        settle_heap()
         client = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--client", str(port), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         )
@@ -176,6 +178,7 @@ async def main() -> int:
     if args.client:
         await http_client(args.client)
         return 0
+    tune_collector()  # the collector as the bot sets it (bot/heap.py); its heap is frozen below
     if args.mode == "http":
         return await main_http(args)
     api = await SlackApiServer().start()
@@ -189,6 +192,7 @@ async def main() -> int:
         await engine.start()
         await adapter.start_socket_mode()
         await api.wait_connected()
+        settle_heap()
         profiler: Any = None
         if args.profile:
             from pyinstrument import Profiler

@@ -250,8 +250,10 @@ async def _run(settings, args: argparse.Namespace, *, serving: bool = False) -> 
 
     from bot.banner import banner
     from bot.bootstrap import bootstrap, build_scheduler
+    from bot.heap import tune_collector
     from bot.platforms import build_platforms, verify_platforms
 
+    tune_collector()  # before start-up's own allocations: see bot/heap.py
     app = await bootstrap(settings)
     platforms: list = []
     scheduler = None

@@ -9,6 +9,7 @@ import asyncio
 from typing import Callable, Protocol, TextIO
 
 from bot.bootstrap import App, StartupError
+from bot.heap import settle_heap
 
 class Platform(Protocol):
     name: str
@@ -56,6 +57,7 @@ class SlackPlatform:
                 identity = self.adapter.identity
         except SlackStartError as e:
             raise StartupError(str(e), exit_code=2 if e.refused else 1) from None
+        settle_heap()
         self.announce(identity.connected(self.mode))
         await asyncio.Event().wait()  # the adapter serves in the background until cancelled
 
@@ -92,6 +94,7 @@ class DiscordPlatform:
             await asyncio.wait({running, ready}, return_when=asyncio.FIRST_COMPLETED)
             if ready.done() and not ready.cancelled() and ready.exception() is None:
                 identity = self.adapter.identity
+                settle_heap()
                 self.announce(identity.connected(
                     len(self.adapter.client.guilds), message_content=self.adapter.settings.discord_message_content
                 ))

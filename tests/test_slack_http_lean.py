@@ -146,18 +146,28 @@ async def test_the_engine_holds_back_work_until_the_200_is_written(slack_api, tm
         await rig.adapter.stop()
 
 
-async def test_start_up_freezes_its_heap_once_serving(slack_api, tmp_path) -> None:  # noqa: F811
+async def test_start_up_freezes_its_heap_as_the_platform_says_it_is_connected(slack_api, tmp_path) -> None:  # noqa: F811
     """What start-up built is out of the collector's sight before the first request: a cold
-    burst's first full collection walked it all (186 ms, every 200 waiting)."""
+    burst's first full collection walked it all (186 ms, every 200 waiting). The composition root
+    freezes it as a platform says it is connected (`bot.platforms`, `bot.heap`)."""
+    from bot.platforms import SlackPlatform
+
     rig = await build_rig(slack_api, tmp_path)
+    said: list[str] = []
+    platform = SlackPlatform(rig.adapter, http_port=0, announce=said.append)
     gc.unfreeze()  # whatever an earlier test in this process froze
+    running = asyncio.create_task(platform.run())
     try:
         assert gc.get_freeze_count() == 0
-        await rig.adapter.start_http(port=0, host="127.0.0.1")
-        frozen = gc.get_freeze_count()
-        assert frozen > 0
-        await asyncio.sleep(0)
+        for _ in range(500):
+            if said:
+                break
+            await asyncio.sleep(0.01)
+        assert said and said[0].startswith("Slack: connected")
+        assert gc.get_freeze_count() > 0
     finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
         gc.unfreeze()
         await rig.settle()
         await rig.adapter.stop()

@@ -10,7 +10,6 @@ Every Web API call goes to `SLACK_API_URL` when it is set, and a 429 is waited o
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -146,20 +145,6 @@ def _seed_bolt_authorization(app: AsyncApp, auth: Any) -> None:
     for middleware in getattr(app, "_async_middleware_list", ()):
         if isinstance(middleware, AsyncSingleTeamAuthorization) and getattr(middleware, "auth_test_result", 1) is None:
             middleware.auth_test_result = auth
-
-
-def settle_heap() -> None:
-    """Move what start-up built (imported modules, the SDKs' classes, the engine) out of the
-    garbage collector's sight (`gc.freeze`), once the bot is about to say it is connected.
-
-    Why: a cold burst allocates fast, and the first full collection after start-up walked the
-    ~150,000 objects start-up had left, with everything stopped: 186 ms in the middle of a burst
-    of 200 HTTP requests, every one of whose 200s waited for it. Frozen, they are never walked
-    again; what is allocated later is collected as before. Once per process (a later call, e.g. a
-    second adapter in the same process, leaves the heap as it is); no `gc.collect()` first: it
-    would add ~130 ms to start-up to free a few dozen objects."""
-    if gc.get_freeze_count() == 0:
-        gc.freeze()
 
 
 class SlackAdapter:
@@ -301,7 +286,6 @@ class SlackAdapter:
         # the URL `verify` was issued: the client uses it instead of asking again
         self.socket_handler.client.wss_uri, self._socket_url = self._socket_url, None
         await self.socket_handler.connect_async()
-        settle_heap()
         log.info("Slack: connected in Socket Mode")
         return identity
 
@@ -330,14 +314,12 @@ class SlackAdapter:
         except ListenError as e:
             raise SlackStartError(str(e), setting="--port", refused=True) from None
         self._server = server
-        settle_heap()
         log.info("Slack: listening for HTTP requests on %s:%s/slack/events", host, bound)
         return bound
 
     def served_elsewhere(self) -> None:
         """HTTP mode on a server someone else runs (the API's): only the session is opened here."""
         self._open_session()
-        settle_heap()
 
     # --- shutdown -------------------------------------------------------------------------------
 

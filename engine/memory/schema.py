@@ -276,7 +276,7 @@ def _ts(dt: datetime) -> str:
     """A fixed-width UTC timestamp, so that text order is time order (naive means UTC)."""
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    return dt.astimezone(UTC).isoformat(timespec="microseconds")  # what strftime gave, at a third of its cost
 
 
 def _dt(text: str) -> datetime:
