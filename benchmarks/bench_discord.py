@@ -99,6 +99,8 @@ class Stand:
         ))
         await s.wait_for(lambda: all(s.callbacks_for(p) for p in commands), timeout=timeout)
         return {"times": [s.callbacks_for(p)[0].latency or 0.0 for p in commands],
+                "dispatched": [s.dispatched_at[int(p["id"])] for p in commands],
+                "at": [s.callbacks_for(p)[0].at for p in commands],
                 "kinds": sorted({s.callbacks_for(p)[0].type for p in commands}), "calls": _count(s, started)}
 
     def health(self) -> dict[str, Any]:

@@ -339,7 +339,8 @@ def routes(s: DiscordServer) -> list[tuple[str, str, Any]]:
         }}
         if message is not None:
             answer["resource"] = {"type": kind, "message": message}
-        return answer
+        # Discord sends the callback resource back only when asked (`?with_response=true`)
+        return answer if request.query.get("with_response", "").lower() in ("1", "true") else None
 
     def interaction_message(request: web.Request) -> dict[str, Any]:
         token = p(request, "webhook_token")
