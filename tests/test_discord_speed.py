@@ -167,3 +167,34 @@ async def test_a_failed_reading_of_the_servers_webhooks_is_not_kept(bot) -> None
     assert adapter.outbox.webhooks.cached(s.general_id) and adapter.outbox.webhooks.cached(s.random_id)
     assert [r.path.split("/")[2] for r in s.of("GET /channels/{channel_id}/webhooks")] == [str(s.general_id)]
     assert len(s.of("GET /guilds/{guild_id}/webhooks", ok_only=False)) == 2  # read again after the failure
+
+
+CALLBACK = "POST /interactions/{webhook_id}/{webhook_token}/callback"
+
+
+async def test_investigate_is_acknowledged_in_one_post_that_asks_nothing_back(bot) -> None:
+    """The acknowledgement is one callback without `?with_response`: Discord answers 204, and the
+    bot parses no message it would not read (half of an acknowledgement's cost under a burst)."""
+    s, adapter, engine = bot
+    payload = await s.slash_command("investigate", {"problem": "why is checkout slow? @everyone"})
+    await s.wait_for(lambda: s.callbacks_for(payload))
+    [post] = s.of(CALLBACK, ok_only=False)
+    assert "with_response" not in post.query and post.status == 204
+    assert post.json["type"] == 4
+    assert post.json["data"]["flags"] == 64  # private to the person who asked
+    assert post.json["data"]["allowed_mentions"] == {"parse": []}  # notifies nobody
+    assert "Starting an investigation" in post.json["data"]["content"]
+    assert [t.kind.value for t in engine.tasks] == ["investigate"]  # stored (before: the fake stores at once)
+
+
+async def test_a_rate_limited_acknowledgement_is_retried_by_discord_py(bot) -> None:
+    """A 429 (or a 5xx) on the plain POST hands the answer to discord.py, which waits and retries:
+    the interaction is answered once."""
+    s, adapter, engine = bot
+    s.rate_limit(CALLBACK, times=1, retry_after=0.05)
+    payload = await s.slash_command("investigate", {"problem": "why are refunds slow?"})
+    await s.wait_for(lambda: s.callbacks_for(payload), timeout=10)
+    first, *rest = s.of(CALLBACK, ok_only=False)
+    assert first.status == 429 and "with_response" not in first.query  # the plain POST came first
+    assert [r.status for r in rest] == [200]  # then discord.py's own, once
+    assert len(s.callbacks_for(payload)) == 1 and s.callbacks_for(payload)[0].type == 4
