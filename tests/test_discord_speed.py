@@ -198,3 +198,19 @@ async def test_a_rate_limited_acknowledgement_is_retried_by_discord_py(bot) -> N
     assert first.status == 429 and "with_response" not in first.query  # the plain POST came first
     assert [r.status for r in rest] == [200]  # then discord.py's own, once
     assert len(s.callbacks_for(payload)) == 1 and s.callbacks_for(payload)[0].type == 4
+
+
+async def test_a_mentions_thread_waits_for_the_acknowledgements_owed_before_it(bot) -> None:
+    """Interactions are stored and answered first: while an acknowledgement is owed (an
+    interaction being stored), a mention is stored at once but its thread is made only after."""
+    from engine.intake import Intake
+
+    s, adapter, engine = bot
+    engine.intake = Intake(patience=5.0)
+    async with engine.intake.taking():  # an interaction being stored and acknowledged
+        m = await s.mention("sophia why did sign-ups drop on Monday?")
+        await s.wait_for(lambda: engine.tasks)  # the mention itself is stored meanwhile
+        await asyncio.sleep(0.2)
+        assert s.of(THREADS, ok_only=False) == []  # no REST call of its own before the ack
+    await settle(adapter)
+    assert [t.path.split("/")[4] for t in s.of(THREADS)] == [m["id"]]

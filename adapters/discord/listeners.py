@@ -78,7 +78,19 @@ class DiscordListeners:
         self.refused = _Recent()
         self.clicks = _Recent(CLICK_WINDOW)
         self._after = AfterAck("Discord", log, lambda e: getattr(e, "text", None))
-        self.later, self.idle = self._after.later, self._after.idle  # answers never delay an ack
+        self.idle = self._after.idle
+
+    def later(self, work: Awaitable[Any], what: str) -> None:
+        """Run `work` (a REST call: a thread to make, a refusal, buttons to remove) in the
+        background, once every acknowledgement owed now has gone out (`engine.intake`): under a
+        burst, interactions are stored and answered first, and these calls never delay that."""
+        self._after.later(self._after_acks(work), what)
+
+    async def _after_acks(self, work: Awaitable[Any]) -> Any:
+        intake = getattr(self.engine, "intake", None)
+        if intake is not None:
+            await intake.settled()
+        return await work
 
     # --- policy -------------------------------------------------------------------------------
 
