@@ -49,6 +49,9 @@ class StoringEngine:
     async def is_known_thread(self, *args: Any) -> bool:
         return False
 
+    async def memory_list(self, *args: Any) -> list[Any]:
+        return []
+
 
 @pytest_asyncio.fixture
 async def bot(discord_server: DiscordServer, tmp_path) -> AsyncIterator[tuple[DiscordServer, DiscordAdapter, StoringEngine]]:
@@ -214,3 +217,21 @@ async def test_a_mentions_thread_waits_for_the_acknowledgements_owed_before_it(b
         assert s.of(THREADS, ok_only=False) == []  # no REST call of its own before the ack
     await settle(adapter)
     assert [t.path.split("/")[4] for t in s.of(THREADS)] == [m["id"]]
+
+
+async def test_clicks_and_deferred_commands_are_acknowledged_in_one_plain_post(bot) -> None:
+    """A button click (type 6) and a deferred command (`/memory`: type 5, private) are answered
+    like `/investigate`: one callback that asks nothing back; the command's follow-up still works."""
+    s, adapter, engine = bot
+    button = {"type": 2, "style": 2, "label": "Challenge", "custom_id": "orchestra:challenge:payments-1"}
+    message = s.create_message(s.general_id, s.bot, {"content": "the plan", "components": [
+        {"type": 1, "components": [button]}]})
+    click = await s.click(int(message["id"]), button["custom_id"])
+    await s.wait_for(lambda: s.callbacks_for(click))
+    assert [t.kind.value for t in engine.tasks] == ["challenge"]
+    memory = await s.slash_command("memory")
+    await s.wait_for(lambda: s.callbacks_for(memory))
+    await s.wait_for(lambda: s.of("POST /webhooks/{webhook_id}/{webhook_token}"), timeout=5)  # the follow-up
+    posts = s.of(CALLBACK, ok_only=False)
+    assert [(p.json["type"], p.json.get("data"), p.status) for p in posts] == [(6, None, 204), (5, {"flags": 64}, 204)]
+    assert all("with_response" not in p.query for p in posts)

@@ -23,7 +23,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord import translate as tr
-from adapters.discord.callback import MESSAGE, message_data, respond
+from adapters.discord.callback import DEFERRED_MESSAGE, DEFERRED_UPDATE, EPHEMERAL, MESSAGE, message_data, respond
 from adapters.discord.outbox import DiscordOutbox
 from adapters.discord.render import ACTION_CUSTOM_ID_RE, action_custom_id, taken_line
 from adapters.listening import AfterAck, EnginePort, knows_persona
@@ -280,7 +280,7 @@ class DiscordListeners:
         # a hand-off stays in its thread; a new crew opens its own, as /investigate does
         task = task.model_copy(update={"thread": task.thread if handing else None,
                                        "options": {} if handing else request.options()})
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        await respond(interaction, DEFERRED_MESSAGE, {"flags": EPHEMERAL})
         if await self._store_command(interaction, task, "/crew", interaction.followup.send) is None:
             return
         await interaction.followup.send(self._crew_started(interaction, request, parent, handing), ephemeral=True,
@@ -314,7 +314,7 @@ class DiscordListeners:
         if not self.allowed(channel, str(interaction.user.id), thread):
             await interaction.response.send_message(tr.REFUSAL, ephemeral=True)
             return
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        await respond(interaction, DEFERRED_MESSAGE, {"flags": EPHEMERAL})
         summaries = await self.engine.memory_list(tr.PLATFORM, tr.workspace_of(interaction.guild_id), channel)
         await interaction.followup.send(tr.memory_text(summaries), ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
 
@@ -326,7 +326,7 @@ class DiscordListeners:
             await interaction.response.send_message(tr.FORGET_REFUSAL, ephemeral=True)
             return
         channel, _ = tr._where(interaction.guild_id, interaction.channel_id or 0, _parent_id(interaction.channel))
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        await respond(interaction, DEFERRED_MESSAGE, {"flags": EPHEMERAL})
         result = await self.engine.memory_forget(tr.PLATFORM, tr.workspace_of(interaction.guild_id), channel)
         await interaction.followup.send(tr.forget_text(result), ephemeral=True)
 
@@ -342,7 +342,7 @@ class DiscordListeners:
     async def on_click(self, interaction: discord.Interaction, kind: str, investigation: str, label: str | None) -> None:
         message = interaction.message
         if message is None:
-            await interaction.response.defer()
+            await respond(interaction, DEFERRED_UPDATE)
             return
         parent = _parent_id(interaction.channel)
         task = tr.click_task(
@@ -355,13 +355,13 @@ class DiscordListeners:
         claim = (message.id,)
         if not self.clicks.first_time(claim):
             log.info("Discord: %s click on %s ignored: its buttons were just used", kind, message.id)
-            await interaction.response.defer()
+            await respond(interaction, DEFERRED_UPDATE)
             return
         accepted = await self._store_command(interaction, task, f"{kind} click", interaction.response.send_message)
         if accepted is None:
             self.clicks.forget(claim)
             return
-        await interaction.response.defer()
+        await respond(interaction, DEFERRED_UPDATE)
         if not accepted.duplicate:
             thread = str(interaction.channel_id) if parent is not None else None
             channel = str(parent) if parent is not None else str(interaction.channel_id)
