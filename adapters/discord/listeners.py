@@ -2,8 +2,8 @@
 
 Gateway messages need no acknowledgement, but interactions (slash commands, buttons) must be
 answered within 3 seconds, and Discord does not send an answered interaction again: the task is
-in SQLite (`engine.submit`, a few milliseconds) before `interaction.response` goes out. Anything
-slower (removing clicked buttons, refusals) runs afterwards, in the background (`later`).
+in SQLite (`engine.submit`, a few milliseconds) before the answer goes out (one POST,
+`callback.py`). Anything slower (removing clicked buttons, refusals) runs afterwards, in the background (`later`).
 
 Who starts a turn: a person (never a bot or a webhook, our own persona posts included) who
 mentions the bot, writes to it in a DM, writes in a thread the engine knows, or replies to one of
