@@ -86,7 +86,9 @@ class Stand:
         s = self.server
         since = min(s.dispatched_at[int(m["id"])] for m in messages)
         await _wait_answered(s, messages, since, timeout)
-        return {"times": _answer_times(s, messages), "calls": _count(s, since), "steps": _steps(s, messages)}
+        return {"times": _answer_times(s, messages), "received": _answer_times(s, messages, received=True),
+                "calls": _count(s, since), "steps": _steps(s, messages),
+                "tail": _steps(s, _slowest(s, messages, 5), statistics.fmean)}
 
     async def investigate(self, channels: list[int], timeout: float) -> dict[str, Any]:
         """200 `/investigate` at once; dispatch → callback per command."""
@@ -99,6 +101,9 @@ class Stand:
         ))
         await s.wait_for(lambda: all(s.callbacks_for(p) for p in commands), timeout=timeout)
         return {"times": [s.callbacks_for(p)[0].latency or 0.0 for p in commands],
+                "received": [s.callbacks_for(p)[0].received_latency or 0.0 for p in commands],
+                "dispatched": [s.dispatched_at[int(p["id"])] for p in commands],
+                "at": [s.callbacks_for(p)[0].at for p in commands],
                 "kinds": sorted({s.callbacks_for(p)[0].type for p in commands}), "calls": _count(s, started)}
 
     def health(self) -> dict[str, Any]:
@@ -107,10 +112,11 @@ class Stand:
                 "cpu": usage.ru_utime + usage.ru_stime}
 
 
-def _answer_times(server: Any, messages: list[dict[str, str]]) -> list[float]:
+def _answer_times(server: Any, messages: list[dict[str, str]], received: bool = False) -> list[float]:
     """Per mention: the first request after its dispatch that shows her answer in its channel or
     thread: an edit of a placeholder, or a post that was never edited afterwards (a placeholder
-    that is later edited does not count)."""
+    that is later edited does not count). Until the local Discord handled it, or (`received`)
+    until its first bytes reached it (without the stand-in's own queue in a burst)."""
     ok = [r for r in server.requests if r.status == 200 and isinstance(r.response, dict)]
     edited = {str(r.response.get("id")) for r in ok if r.method == "PATCH" and r.route in (EDIT, BOT_EDIT)}
     shown = [r for r in ok
@@ -120,13 +126,21 @@ def _answer_times(server: Any, messages: list[dict[str, str]]) -> list[float]:
     for m in messages:
         places = {m["channel_id"], m["id"]}
         since = server.dispatched_at[int(m["id"])]
-        first = next((r.at for r in shown if r.at >= since and r.response.get("channel_id") in places), None)
+        first = next((r for r in shown if r.at >= since and r.response.get("channel_id") in places), None)
         if first is not None:
-            times.append(first - since)
+            times.append(((first.arrived or first.at) if received else first.at) - since)
     return times
 
 
-def _steps(server: Any, messages: list[dict[str, str]]) -> dict[str, float]:
+def _slowest(server: Any, messages: list[dict[str, str]], k: int) -> list[dict[str, str]]:
+    """The `k` mentions answered last (relative to their dispatch)."""
+    times = _answer_times(server, messages)
+    if len(times) != len(messages):
+        return messages[:0]
+    return [m for _, m in sorted(zip(times, messages), key=lambda tm: tm[0])[-k:]]
+
+
+def _steps(server: Any, messages: list[dict[str, str]], average: Any = statistics.median) -> dict[str, float]:
     """Per route, the median time from a mention's dispatch to the first request of that route
     made for it (sent when `r.at` says: the request's arrival), to see where an answer waits."""
     firsts: dict[str, list[float]] = {}
@@ -140,7 +154,7 @@ def _steps(server: Any, messages: list[dict[str, str]]) -> dict[str, float]:
             if ids & (set(r.path.split("/")) | set(r.query.values())):
                 seen.add(key)
                 firsts.setdefault(key, []).append(r.at - since)
-    return {k: statistics.median(v) for k, v in firsts.items()}
+    return {k: average(v) for k, v in firsts.items()}
 
 
 def _count(server: Any, since: float) -> dict[str, int]:
@@ -372,6 +386,7 @@ async def main() -> int:
     for phase, label in (("cold", "answered, cold (new thread + webhook)"), ("warm", "answered, warm (same threads)")):
         times = f[phase]["times"]
         print(line(label, times))
+        print(line("  same, until its bytes reached the local Discord", f[phase]["received"]))
         calls = f[phase]["calls"]
         print(f"    REST calls per mention: {sum(calls.values()) / n:.2f};  CPU per mention ({whose}): "
               f"{f[phase]['cpu'] * 1000 / n:.2f} ms")
@@ -380,6 +395,10 @@ async def main() -> int:
             for route, k in sorted(calls.items(), key=lambda rk: steps.get(rk[0], 1e9)):
                 at = f"first at {steps[route] * 1000:7.1f} ms (median)" if route in steps else ""
                 print(f"      {k / n:5.2f}  {route:<70} {at}")
+            tail = f[phase].get("tail", {})
+            if tail:
+                print("      the 5 answered last, first request of each route (mean): " + ", ".join(
+                    f"{route.split()[0]} {route.split()[1][:40]} {t * 1000:.0f} ms" for route, t in sorted(tail.items(), key=lambda rt: rt[1])))
         if len(times) < n:
             print(f"    !! {n - len(times)} mention(s) not answered", file=sys.stderr)
         met = len(times) == n and percentile(times, 99) <= target
@@ -387,6 +406,7 @@ async def main() -> int:
         ok = ok and met
     acks = f["interaction"]["times"]
     print(line("/investigate acknowledged (dispatch → callback)", acks))
+    print(line("  same, until its bytes reached the local Discord", f["interaction"]["received"]))
     print(f"    callback types {f['interaction']['kinds']};  CPU per command ({whose}, acks and the "
           f"investigations begun meanwhile): {f['interaction']['cpu'] * 1000 / n:.2f} ms")
     p100 = len(acks) == n and max(acks) <= 3.0

@@ -49,6 +49,9 @@ class StoringEngine:
     async def is_known_thread(self, *args: Any) -> bool:
         return False
 
+    async def memory_list(self, *args: Any) -> list[Any]:
+        return []
+
 
 @pytest_asyncio.fixture
 async def bot(discord_server: DiscordServer, tmp_path) -> AsyncIterator[tuple[DiscordServer, DiscordAdapter, StoringEngine]]:
@@ -167,3 +170,68 @@ async def test_a_failed_reading_of_the_servers_webhooks_is_not_kept(bot) -> None
     assert adapter.outbox.webhooks.cached(s.general_id) and adapter.outbox.webhooks.cached(s.random_id)
     assert [r.path.split("/")[2] for r in s.of("GET /channels/{channel_id}/webhooks")] == [str(s.general_id)]
     assert len(s.of("GET /guilds/{guild_id}/webhooks", ok_only=False)) == 2  # read again after the failure
+
+
+CALLBACK = "POST /interactions/{webhook_id}/{webhook_token}/callback"
+
+
+async def test_investigate_is_acknowledged_in_one_post_that_asks_nothing_back(bot) -> None:
+    """The acknowledgement is one callback without `?with_response`: Discord answers 204, and the
+    bot parses no message it would not read (half of an acknowledgement's cost under a burst)."""
+    s, adapter, engine = bot
+    payload = await s.slash_command("investigate", {"problem": "why is checkout slow? @everyone"})
+    await s.wait_for(lambda: s.callbacks_for(payload))
+    [post] = s.of(CALLBACK, ok_only=False)
+    assert "with_response" not in post.query and post.status == 204
+    assert post.json["type"] == 4
+    assert post.json["data"]["flags"] == 64  # private to the person who asked
+    assert post.json["data"]["allowed_mentions"] == {"parse": []}  # notifies nobody
+    assert "Starting an investigation" in post.json["data"]["content"]
+    assert [t.kind.value for t in engine.tasks] == ["investigate"]  # stored (before: the fake stores at once)
+
+
+async def test_a_rate_limited_acknowledgement_is_retried_by_discord_py(bot) -> None:
+    """A 429 (or a 5xx) on the plain POST hands the answer to discord.py, which waits and retries:
+    the interaction is answered once."""
+    s, adapter, engine = bot
+    s.rate_limit(CALLBACK, times=1, retry_after=0.05)
+    payload = await s.slash_command("investigate", {"problem": "why are refunds slow?"})
+    await s.wait_for(lambda: s.callbacks_for(payload), timeout=10)
+    first, *rest = s.of(CALLBACK, ok_only=False)
+    assert first.status == 429 and "with_response" not in first.query  # the plain POST came first
+    assert [r.status for r in rest] == [200]  # then discord.py's own, once
+    assert len(s.callbacks_for(payload)) == 1 and s.callbacks_for(payload)[0].type == 4
+
+
+async def test_a_mentions_thread_waits_for_the_acknowledgements_owed_before_it(bot) -> None:
+    """Interactions are stored and answered first: while an acknowledgement is owed (an
+    interaction being stored), a mention is stored at once but its thread is made only after."""
+    from engine.intake import Intake
+
+    s, adapter, engine = bot
+    engine.intake = Intake(patience=5.0)
+    async with engine.intake.taking():  # an interaction being stored and acknowledged
+        m = await s.mention("sophia why did sign-ups drop on Monday?")
+        await s.wait_for(lambda: engine.tasks)  # the mention itself is stored meanwhile
+        await asyncio.sleep(0.2)
+        assert s.of(THREADS, ok_only=False) == []  # no REST call of its own before the ack
+    await settle(adapter)
+    assert [t.path.split("/")[4] for t in s.of(THREADS)] == [m["id"]]
+
+
+async def test_clicks_and_deferred_commands_are_acknowledged_in_one_plain_post(bot) -> None:
+    """A button click (type 6) and a deferred command (`/memory`: type 5, private) are answered
+    like `/investigate`: one callback that asks nothing back; the command's follow-up still works."""
+    s, adapter, engine = bot
+    button = {"type": 2, "style": 2, "label": "Challenge", "custom_id": "orchestra:challenge:payments-1"}
+    message = s.create_message(s.general_id, s.bot, {"content": "the plan", "components": [
+        {"type": 1, "components": [button]}]})
+    click = await s.click(int(message["id"]), button["custom_id"])
+    await s.wait_for(lambda: s.callbacks_for(click))
+    assert [t.kind.value for t in engine.tasks] == ["challenge"]
+    memory = await s.slash_command("memory")
+    await s.wait_for(lambda: s.callbacks_for(memory))
+    await s.wait_for(lambda: s.of("POST /webhooks/{webhook_id}/{webhook_token}"), timeout=5)  # the follow-up
+    posts = s.of(CALLBACK, ok_only=False)
+    assert [(p.json["type"], p.json.get("data"), p.status) for p in posts] == [(6, None, 204), (5, {"flags": 64}, 204)]
+    assert all("with_response" not in p.query for p in posts)

@@ -2,8 +2,8 @@
 
 Gateway messages need no acknowledgement, but interactions (slash commands, buttons) must be
 answered within 3 seconds, and Discord does not send an answered interaction again: the task is
-in SQLite (`engine.submit`, a few milliseconds) before `interaction.response` goes out. Anything
-slower (removing clicked buttons, refusals) runs afterwards, in the background (`later`).
+in SQLite (`engine.submit`, a few milliseconds) before the answer goes out (one POST,
+`callback.py`). Anything slower (removing clicked buttons, refusals) runs afterwards, in the background (`later`).
 
 Who starts a turn: a person (never a bot or a webhook, our own persona posts included) who
 mentions the bot, writes to it in a DM, writes in a thread the engine knows, or replies to one of
@@ -23,6 +23,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord import translate as tr
+from adapters.discord.callback import DEFERRED_MESSAGE, DEFERRED_UPDATE, EPHEMERAL, MESSAGE, message_data, respond
 from adapters.discord.outbox import DiscordOutbox
 from adapters.discord.render import ACTION_CUSTOM_ID_RE, action_custom_id, taken_line
 from adapters.listening import AfterAck, EnginePort, knows_persona
@@ -77,7 +78,19 @@ class DiscordListeners:
         self.refused = _Recent()
         self.clicks = _Recent(CLICK_WINDOW)
         self._after = AfterAck("Discord", log, lambda e: getattr(e, "text", None))
-        self.later, self.idle = self._after.later, self._after.idle  # answers never delay an ack
+        self.idle = self._after.idle
+
+    def later(self, work: Awaitable[Any], what: str) -> None:
+        """Run `work` (a REST call: a thread to make, a refusal, buttons to remove) in the
+        background, once every acknowledgement owed now has gone out (`engine.intake`): under a
+        burst, interactions are stored and answered first, and these calls never delay that."""
+        self._after.later(self._after_acks(work), what)
+
+    async def _after_acks(self, work: Awaitable[Any]) -> Any:
+        intake = getattr(self.engine, "intake", None)
+        if intake is not None:
+            await intake.settled()
+        return await work
 
     # --- policy -------------------------------------------------------------------------------
 
@@ -229,10 +242,8 @@ class DiscordListeners:
         else:
             where = "in its own thread in this channel"
         title = discord.utils.escape_markdown(" ".join(text.split())[:200])
-        await interaction.response.send_message(
-            f"🔎 Starting an investigation {where}: *{title}*", ephemeral=True,
-            allowed_mentions=discord.AllowedMentions.none(),
-        )
+        # the acknowledgement, in one plain POST (callback.py: half of what discord.py's call costs)
+        await respond(interaction, MESSAGE, message_data(f"🔎 Starting an investigation {where}: *{title}*"))
 
     async def on_crew(self, interaction: discord.Interaction, text: str | None, domain: str | None,
                       complexity: str | None, persona: str | None) -> None:
@@ -269,7 +280,7 @@ class DiscordListeners:
         # a hand-off stays in its thread; a new crew opens its own, as /investigate does
         task = task.model_copy(update={"thread": task.thread if handing else None,
                                        "options": {} if handing else request.options()})
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        await respond(interaction, DEFERRED_MESSAGE, {"flags": EPHEMERAL})
         if await self._store_command(interaction, task, "/crew", interaction.followup.send) is None:
             return
         await interaction.followup.send(self._crew_started(interaction, request, parent, handing), ephemeral=True,
@@ -303,7 +314,7 @@ class DiscordListeners:
         if not self.allowed(channel, str(interaction.user.id), thread):
             await interaction.response.send_message(tr.REFUSAL, ephemeral=True)
             return
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        await respond(interaction, DEFERRED_MESSAGE, {"flags": EPHEMERAL})
         summaries = await self.engine.memory_list(tr.PLATFORM, tr.workspace_of(interaction.guild_id), channel)
         await interaction.followup.send(tr.memory_text(summaries), ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
 
@@ -315,7 +326,7 @@ class DiscordListeners:
             await interaction.response.send_message(tr.FORGET_REFUSAL, ephemeral=True)
             return
         channel, _ = tr._where(interaction.guild_id, interaction.channel_id or 0, _parent_id(interaction.channel))
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        await respond(interaction, DEFERRED_MESSAGE, {"flags": EPHEMERAL})
         result = await self.engine.memory_forget(tr.PLATFORM, tr.workspace_of(interaction.guild_id), channel)
         await interaction.followup.send(tr.forget_text(result), ephemeral=True)
 
@@ -331,7 +342,7 @@ class DiscordListeners:
     async def on_click(self, interaction: discord.Interaction, kind: str, investigation: str, label: str | None) -> None:
         message = interaction.message
         if message is None:
-            await interaction.response.defer()
+            await respond(interaction, DEFERRED_UPDATE)
             return
         parent = _parent_id(interaction.channel)
         task = tr.click_task(
@@ -344,13 +355,13 @@ class DiscordListeners:
         claim = (message.id,)
         if not self.clicks.first_time(claim):
             log.info("Discord: %s click on %s ignored: its buttons were just used", kind, message.id)
-            await interaction.response.defer()
+            await respond(interaction, DEFERRED_UPDATE)
             return
         accepted = await self._store_command(interaction, task, f"{kind} click", interaction.response.send_message)
         if accepted is None:
             self.clicks.forget(claim)
             return
-        await interaction.response.defer()
+        await respond(interaction, DEFERRED_UPDATE)
         if not accepted.duplicate:
             thread = str(interaction.channel_id) if parent is not None else None
             channel = str(parent) if parent is not None else str(interaction.channel_id)

@@ -38,6 +38,7 @@ from typing import Any
 
 import yarl
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
 from tests.servers import discord_payloads as wire
 from tests.servers.discord_gateway import Gateway
@@ -71,6 +72,7 @@ class Request:
     at: float = field(default_factory=time.monotonic)
     status: int = 0
     response: Any = None
+    arrived: float | None = None  # when its first bytes reached the server (before any queueing here)
 
     def __getitem__(self, key: str) -> Any:
         return self.json[key]
@@ -86,13 +88,55 @@ class Callback:
     interaction_id: int
     type: int
     data: dict[str, Any] | None
-    at: float  # time.monotonic() when it arrived
+    at: float  # time.monotonic() when it was handled
     dispatched_at: float | None  # when INTERACTION_CREATE went out, for response-time figures
+    arrived: float | None = None  # when its first bytes reached the server (`at` adds this server's queue)
 
     @property
     def latency(self) -> float | None:
         """Seconds from INTERACTION_CREATE to this callback (Discord allows 3)."""
         return None if self.dispatched_at is None else self.at - self.dispatched_at
+
+    @property
+    def received_latency(self) -> float | None:
+        """Seconds from INTERACTION_CREATE to the callback's first bytes reaching this server: the
+        bot's part alone, without the time this one-process stand-in takes to get to it in a burst."""
+        return None if self.dispatched_at is None or self.arrived is None else self.arrived - self.dispatched_at
+
+
+class _StampingHandler(RequestHandler):
+    """aiohttp's connection handler, noting when a request's first bytes arrive. The bot's clients
+    send one request at a time per connection (no pipelining), so the first bytes since the last
+    request was taken are the next request's."""
+
+    __slots__ = ("first_bytes_at",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.first_bytes_at: float | None = None
+
+    def data_received(self, data: bytes) -> None:
+        if self.first_bytes_at is None:
+            self.first_bytes_at = time.monotonic()
+        super().data_received(data)
+
+    def take_arrival(self) -> float | None:
+        at, self.first_bytes_at = self.first_bytes_at, None
+        return at
+
+
+class _StampingServer:
+    """aiohttp's protocol factory (`web.Server`) making `_StampingHandler`s."""
+
+    def __init__(self, server: web.Server) -> None:
+        self._server = server
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._server, name)
+
+    def __call__(self) -> RequestHandler:
+        server = self._server
+        return _StampingHandler(server, loop=server._loop, **server._kwargs)
 
 
 @dataclass
@@ -156,6 +200,7 @@ class DiscordServer(DiscordPeople):
             app.router.add_route(method, "/api/v10" + template, self._wrap(method, template, handler))
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5)
         await self._runner.setup()
+        self._runner._server = _StampingServer(self._runner._server)  # type: ignore[assignment]
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self.port = self._runner.addresses[0][1]
@@ -254,7 +299,9 @@ class DiscordServer(DiscordPeople):
         async def serve(request: web.Request) -> web.Response:
             path = request.path.removeprefix("/api/v10")
             body = await _read_body(request)
-            record = Request(method, path, template, dict(request.query), body, dict(request.headers))
+            take = getattr(request.protocol, "take_arrival", None)  # after the body: its bytes are this request's
+            request["arrived"] = arrived = take() if take is not None else None
+            record = Request(method, path, template, dict(request.query), body, dict(request.headers), arrived=arrived)
             self.requests.append(record)
             try:
                 delay = self._take(self._slow, method, template, path)

@@ -320,7 +320,8 @@ def routes(s: DiscordServer) -> list[tuple[str, str, Any]]:
         sent = s.dispatched_at.get(int(payload["id"]))
         if sent is not None and at - sent > s.interaction_deadline:
             raise unknown("interaction", 10062)  # Discord forgets an interaction not answered in 3 s
-        s.callbacks.append(Callback(int(payload["id"]), kind, body.get("data"), at, s.dispatched_at.get(int(payload["id"]))))
+        s.callbacks.append(Callback(int(payload["id"]), kind, body.get("data"), at, s.dispatched_at.get(int(payload["id"])),
+                                    request.get("arrived")))
         message: dict[str, Any] | None = None
         channel_id = int(payload["channel_id"])
         data = body.get("data") or {}
@@ -339,7 +340,8 @@ def routes(s: DiscordServer) -> list[tuple[str, str, Any]]:
         }}
         if message is not None:
             answer["resource"] = {"type": kind, "message": message}
-        return answer
+        # Discord sends the callback resource back only when asked (`?with_response=true`)
+        return answer if request.query.get("with_response", "").lower() in ("1", "true") else None
 
     def interaction_message(request: web.Request) -> dict[str, Any]:
         token = p(request, "webhook_token")
