@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -109,22 +108,6 @@ def invite_url(application_id: int | str) -> str:
     query = urlencode({"client_id": application_id, "scope": " ".join(INVITE_SCOPES),
                        "permissions": INVITE_PERMISSIONS.value})
     return f"https://discord.com/oauth2/authorize?{query}"
-
-
-def keep_startup_out_of_gc() -> None:
-    """Collect once, then keep what start-up made (modules, discord.py's client, personas, the
-    engine) out of later garbage collections (`gc.freeze`). Otherwise the first burst pays for it:
-    its first full collection walks those ~65,000 long-lived objects (measured: one 67 ms pause,
-    in the middle of 200 mentions). Once per process: what a later adapter (tests) makes is its own."""
-    global _startup_frozen
-    if _startup_frozen:
-        return
-    _startup_frozen = True
-    gc.collect()
-    gc.freeze()
-
-
-_startup_frozen = False
 
 
 class DiscordStartError(RuntimeError):
@@ -304,7 +287,6 @@ class DiscordAdapter:
             ) from None
         user = self.client.user
         assert user is not None  # set by login
-        keep_startup_out_of_gc()
         self.identity = DiscordIdentity(
             bot_name=user.name, bot_id=user.id, application_id=self.client.application_id or user.id
         )
