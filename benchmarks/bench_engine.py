@@ -14,7 +14,8 @@
      investigation turn  an investigation (root + researcher + critic + planner + notice),
                          divided by its 3 turns
 2. Concurrency: a model that takes 1 s a call. One investigation alone, then N at once, each
-   in its own channel; the ratio of the two wall times (target: ≤ 1.2 for N = 200).
+   in its own channel; the ratio of the two wall times (target: ≤ 1.2 for N = 200). Then 1,000
+   mentions at once: the engine's and the memory's CPU per mention under a burst.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_memory import PLACE, seed  # noqa: E402
 
+from bot.heap import tune_collector  # noqa: E402
 from engine.engine import Engine, EngineConfig  # noqa: E402
 from engine.memory import SQLiteMemory  # noqa: E402
 from engine.memory.open import open_memory  # noqa: E402
@@ -213,6 +215,23 @@ async def concurrency(backend: Backend, n: int, delay: float) -> tuple[float, fl
     return single, many, complete
 
 
+async def mention_burst(backend: Backend, n: int, delay: float) -> tuple[float, float]:
+    """`n` mentions at once, each in its own channel (a conversation turn: placeholder, recall,
+    prompt, the model, validation, records, the answer), with a model taking `delay` s and a no-op
+    platform: the engine's and SQLite's CPU per mention (this process, its threads included), and
+    the wall time. What the bot spends on top of this is its platform and model calls
+    (`bench_calls.py`) and taking the events (`bench_ack.py`)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        engine, memory = await engine_on(await backend.fresh(tmp), SlowModel(delay))
+        try:
+            await engine.run(task(QUESTIONS[0], TaskKind.MESSAGE, channel="warm"))
+            cpu, t0 = time.process_time(), time.perf_counter()
+            await asyncio.gather(*(engine.run(task(QUESTIONS[i % 4], TaskKind.MESSAGE, channel=f"M{i}")) for i in range(n)))
+            return (time.process_time() - cpu) / n * 1000, time.perf_counter() - t0
+        finally:
+            await memory.close()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="0,10000,100000")
@@ -225,6 +244,7 @@ async def main() -> None:
                         "that may create databases) instead of starting a throw-away one")
     parser.add_argument("--skip-concurrency", action="store_true", help="only the overhead per turn")
     args = parser.parse_args()
+    tune_collector()  # the collector as the bot runs it (bot/heap.py)
     names = [b.strip().lower() for b in args.backend.split(",") if b.strip()]
     if not names or any(b not in ("sqlite", "postgresql") for b in names):
         parser.error("--backend takes sqlite, postgresql, or sqlite,postgresql")
@@ -256,6 +276,9 @@ async def run_backend(backend: Backend, args: argparse.Namespace) -> None:
     print(f"  {args.concurrent} at once:                {many:6.2f} s  ({complete} complete)")
     print(f"  ratio:                         {many / single:6.2f}x  (target ≤ 1.2)")
     print(f"  throughput:                    {complete / many:6.1f} investigations/s")
+    cpu, wall = await mention_burst(backend, 1000, args.delay)
+    print(f"\n1,000 mentions at once ({args.delay:g} s model, no-op platform): {cpu:.2f} ms of CPU a mention "
+          f"(engine and {backend.name}), all answered in {wall:.2f} s")
 
 
 if __name__ == "__main__":
