@@ -11,6 +11,11 @@
     orchestra jobs [list] | jobs run NAME         scheduled jobs: when they run, how they ended; run one now
     orchestra db status | db migrate --to postgresql://...   the memory's database; SQLite -> PostgreSQL
 
+This module parses the arguments and hands each command to its own module: `bot.run_command`
+(orchestra, serve), `bot.investigation_commands` (investigate, reply, challenge, plan, close),
+`bot.crew_commands`, `bot.persona_commands`, `bot.memory_commands`, `bot.job_commands`,
+`bot.db_commands`. Configuration mistakes end here with their message and exit code 2.
+
 Only the standard library is imported at module level, so `orchestra --help` answers at once;
 pydantic, SQLite, the model SDKs and slack_bolt load inside the command that needs them.
 """
@@ -21,7 +26,9 @@ import argparse
 import sys
 from typing import Any
 
-from bot import crew_commands, db_commands, job_commands, persona_commands  # standard library only at import, like this module
+from bot import (  # standard library only at import, like this module
+    crew_commands, db_commands, investigation_commands, job_commands, memory_commands, persona_commands, run_command,
+)
 
 EXIT_USAGE = 2  # bad settings, unknown persona, wrong flags: the same code argparse uses
 EXIT_INTERRUPTED = 130
@@ -172,12 +179,13 @@ def main(argv: list[str] | None = None) -> int:
             stream.reconfigure(errors="replace")  # an emoji must never crash an ASCII terminal
         except (AttributeError, ValueError):
             pass
+    one_shot = investigation_commands.cmd_continue
     handler = {
-        "investigate": cmd_investigate, "reply": cmd_continue, "challenge": cmd_continue, "plan": cmd_continue,
-        "close": cmd_continue, "personas": persona_commands.cmd_personas, "memory": cmd_memory,
-        "jobs": job_commands.cmd_jobs, "serve": cmd_serve, "db": db_commands.cmd_db,
-        "crew": lambda a: crew_commands.cmd_crew(a, channel_of(a), _settings),
-    }.get(args.command, cmd_run)
+        "investigate": investigation_commands.cmd_investigate, "reply": one_shot, "challenge": one_shot,
+        "plan": one_shot, "close": one_shot, "personas": persona_commands.cmd_personas,
+        "memory": memory_commands.cmd_memory, "jobs": job_commands.cmd_jobs, "serve": run_command.cmd_serve,
+        "db": db_commands.cmd_db, "crew": lambda a: crew_commands.cmd_crew(a, channel_of(a), _settings),
+    }.get(args.command, run_command.cmd_run)
     try:
         return _guarded(handler, args)
     except KeyboardInterrupt:
@@ -217,223 +225,11 @@ def _settings():
     return settings
 
 
-# --- orchestra (run) --------------------------------------------------------------------------
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from bot.preflight import check_can_start
-
-    settings = _settings()
-    check_can_start(settings, slack_http=args.slack_http)  # before anything is opened
-    return asyncio.run(_run(settings, args))
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    """`orchestra serve`: the platforms as `orchestra` runs them (Slack over HTTP when its
-    signing secret is set), no terminal, and one HTTP server for the API and Slack's events."""
-    import asyncio
-
-    from bot.serve import check_can_serve
-
-    settings = _settings()
-    check_can_serve(settings)
-    args.slack_http = settings.slack_http_mode
-    args.port = args.serve_port or args.port
-    return asyncio.run(_run(settings, args, serving=True))
-
-
-async def _run(settings, args: argparse.Namespace, *, serving: bool = False) -> int:
-    import asyncio
-    import signal
-
-    from bot.banner import banner
-    from bot.bootstrap import bootstrap, build_scheduler
-    from bot.heap import tune_collector
-    from bot.platforms import build_platforms, verify_platforms
-
-    tune_collector()  # before start-up's own allocations: see bot/heap.py
-    app = await bootstrap(settings)
-    platforms: list = []
-    scheduler = None
-    server = None
-    finished = False
-    try:
-        platforms = build_platforms(app, slack_http=args.slack_http, port=args.port, channel=args.terminal_channel,
-                                    terminal=not serving)
-        if serving or args.slack_http:  # Slack's events and the API share one server and port
-            from bot.serve import http_server
-
-            server = http_server(app, platforms, host=getattr(args, "host", "0.0.0.0"), port=args.port)
-        await verify_platforms(platforms)  # a refused token stops here: no banner, no work resumed
-        print(banner(settings, version=project_version(), platforms=[p.description for p in platforms],
-                     personas=[f"{p.avatar.emoji_char} {p.display_name}" for p in app.personas],
-                     personas_note=app.personas_note) + "\n", flush=True)
-        if server is not None:
-            from bot.serve import start_server
-
-            bound = await start_server(server)
-            if serving:
-                print(f"Serving on http://{server.host}:{bound}: /api/ (the operator API"
-                      f"{'' if settings.api_token else ': off, ORCHESTRA_API_TOKEN is not set'}), /health, /ready",
-                      flush=True)
-        resumed = await app.engine.start()
-        if resumed:
-            print(f"Resuming {resumed} unfinished task(s).", flush=True)
-        scheduler = build_scheduler(app)
-        scheduler.start()  # scheduled jobs, in this loop, posting through the platforms' outboxes
-        stop = asyncio.Event()
-        try:
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        except (NotImplementedError, RuntimeError):  # not on this platform or thread
-            pass
-        waiters = [asyncio.create_task(p.run(), name=f"platform-{p.name}") for p in platforms]
-        waiters.append(asyncio.create_task(stop.wait(), name="sigterm"))
-        if serving:  # Ctrl-C (KeyboardInterrupt) or SIGTERM end it; no platform's end does
-            waiters.append(asyncio.create_task(asyncio.Event().wait(), name="serve"))
-        try:
-            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waiters:
-                w.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
-        for w in done:
-            if not w.cancelled() and w.exception() is not None:
-                raise w.exception()
-        finished = True
-        return 0
-    finally:
-        if server is not None:  # stop taking requests first
-            await server.stop()
-        if scheduler is not None:
-            await scheduler.stop(grace=30.0 if finished else 5.0)  # a hung job must not hold the exit
-        for p in platforms:
-            try:
-                await p.stop()
-            except Exception as e:  # noqa: BLE001 - shutting down: report and go on
-                print(f"orchestra: stopping {p.name}: {e.__class__.__name__}", file=sys.stderr)
-        await app.aclose(grace=None if finished else 5.0)
-
-
-# --- orchestra investigate | reply | challenge | plan | close -----------------------------------
-
-
-def cmd_investigate(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from engine.text import is_blank
-
-    text = " ".join(args.text).strip()
-    if is_blank(text):  # before settings and memory: nothing to do, say what to pass
-        return _usage(args.command, 'say what to investigate, e.g. orchestra investigate "intermittent 401s on checkout"')
-    settings = _settings()
-    return asyncio.run(_investigate(settings, args))
-
-
-async def _investigate(settings, args: argparse.Namespace) -> int:
-    from bot.oneshot import Request
-    from engine.models import TaskKind
-
-    return await _one_shot(settings, args, Request(
-        kind=TaskKind.INVESTIGATE, text=" ".join(args.text).strip(), persona=args.persona,
-        channel=channel_of(args), as_json=args.json,
-    ))
-
-
-def cmd_continue(args: argparse.Namespace) -> int:
-    """`orchestra reply ID TEXT`, `challenge ID`, `plan ID`, `close ID`: the investigation goes on."""
-    import asyncio
-
-    from bot.oneshot import ACTIONS, Request
-    from engine.models import TaskKind
-    from engine.text import is_blank
-
-    if args.command == "reply":
-        text = " ".join(args.text).strip()
-        if is_blank(text):
-            return _usage("reply", f'say what is new, e.g. orchestra reply {args.id} "it only happens in the EU" '
-                                   f"(or: orchestra reply {args.id} continue)")
-        request = Request(kind=TaskKind.MESSAGE, text=text, thread_id=args.id, as_json=args.json)
-    else:
-        request = Request(kind=ACTIONS[args.command], thread_id=args.id, as_json=args.json)
-    settings = _settings()
-    return asyncio.run(_one_shot(settings, args, request))
-
-
-async def _one_shot(settings, args: argparse.Namespace, request) -> int:
-    from bot.bootstrap import bootstrap
-    from bot.oneshot import UsageError, run_request
-
-    app = await bootstrap(settings)
-    try:
-        return await run_request(app, request)
-    except UsageError as e:
-        return _usage(args.command, str(e))
-    finally:
-        await app.aclose()
-
-
-def _usage(command: str, message: str) -> int:
-    print(f"orchestra {command}: {message}", file=sys.stderr)
-    return EXIT_USAGE
-
-
 def investigation_report(rec, turns, posts) -> dict:
     """The investigation as one JSON object (see `bot.oneshot.investigation_report`)."""
     from bot.oneshot import investigation_report as report
 
     return report(rec, turns, posts)
-
-
-# --- orchestra memory -------------------------------------------------------------------------
-
-
-def cmd_memory(args: argparse.Namespace) -> int:
-    import asyncio
-
-    args.channel = channel_of(args)
-    settings = _settings()
-    if args.action == "forget" and not args.yes and not _confirm(
-        f"Forget everything #{args.channel} ({args.platform}/{args.workspace}) remembers? [y/N] "
-    ):
-        print("Nothing forgotten.", file=sys.stderr)
-        return 1
-    return asyncio.run(_memory(settings, args))
-
-
-def _confirm(question: str) -> bool:
-    sys.stderr.write(question)
-    sys.stderr.flush()
-    answer = sys.stdin.readline()
-    return answer.strip().lower() in ("y", "yes")
-
-
-async def _memory(settings, args: argparse.Namespace) -> int:
-    import json
-
-    from bot.bootstrap import bootstrap, offline_provider
-
-    app = await bootstrap(settings, provider=offline_provider())  # no model is called here
-    place = (args.platform, args.workspace, args.channel)
-    try:
-        if args.action == "list":
-            threads = await app.engine.memory_list(*place)
-            if not threads:
-                print(f"#{args.channel} remembers nothing.")
-                if args.channel == DEFAULT_CHANNEL:
-                    print(f"(#{DEFAULT_CHANNEL} is the default; --channel NAME lists another channel.)", file=sys.stderr)
-            for t in threads:
-                print(f"{t.id}\t{t.kind.value}\t{t.status.value}\t{t.phase.value}\t{t.lead or '-'}\t"
-                      f"{t.turns} turn(s)\t{t.updated_at:%Y-%m-%d %H:%M}\t{t.title[:100]}")
-        elif args.action == "export":
-            print(json.dumps(await app.engine.memory_export(*place), ensure_ascii=False, indent=2, default=str))
-        else:
-            result = await app.engine.memory_forget(*place)
-            print(f"#{args.channel} forgot {result.threads} thread(s), {result.turns} turn(s) and {result.tasks} task(s).")
-        return 0
-    finally:
-        await app.aclose()
 
 
 if __name__ == "__main__":

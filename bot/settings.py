@@ -4,11 +4,14 @@ Orchestra's own keys start with `ORCHESTRA_`; the SDKs' and platforms' keep thei
 (`ANTHROPIC_API_KEY`, `SLACK_BOT_TOKEN`, ...). A misspelt `ORCHESTRA_` key, an unknown key in the
 YAML file or a bad value stops start-up with the key's name and what is allowed. Secrets are
 `SecretStr`: they print as `**********`.
+
+This module holds the model: each setting, its validators, where values come from. The checks
+across settings (a misspelt `ORCHESTRA_` key, credentials set by halves or swapped) are in
+`bot.settings_checks`; `load_settings`, here, runs both and lists every problem at once.
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from datetime import timedelta
@@ -139,7 +142,7 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         # a .env shared with other tools is fine: only our keys are read from it (misspelt
-        # ORCHESTRA_ keys are still caught by `_stray_env_keys`); the YAML file stays strict
+        # ORCHESTRA_ keys are still caught by `bot.settings_checks.stray_env_keys`); the YAML file stays strict
         dotenv_filtering="only_existing",
         extra="forbid",
         populate_by_name=True,
@@ -526,7 +529,7 @@ class Settings(BaseSettings):
 
     @property
     def notion_personas(self) -> bool:
-        """Personas come from Notion (both settings given; `credential_problems` refuses one alone)."""
+        """Personas come from Notion (both settings given; `bot.settings_checks.credential_problems` refuses one alone)."""
         return bool(self.notion_api_key and self.notion_personas_db_id)
 
     @property
@@ -540,115 +543,21 @@ class Settings(BaseSettings):
         return {"researcher": self.researcher, "critic": self.critic, "planner": self.planner}
 
 
-def _known_env_names() -> set[str]:
-    names: set[str] = {"ORCHESTRA_CONFIG"}
-    for field in Settings.model_fields.values():
-        alias = field.validation_alias
-        if isinstance(alias, AliasChoices):
-            names.update(c for c in alias.choices if isinstance(c, str) and c.isupper())
-    return names
-
-
-def _stray_env_keys(environ: dict[str, str]) -> list[str]:
-    """ORCHESTRA_* variables that are not settings: almost always a typo."""
-    known = _known_env_names()
-    problems = []
-    for key in sorted(k for k in environ if k.startswith("ORCHESTRA_") and k not in known):
-        close = difflib.get_close_matches(key, sorted(known), n=1)
-        hint = f"; did you mean {close[0]}?" if close else f"; known: {', '.join(sorted(known))}"
-        problems.append(f"{key}: not a setting{hint}")
-    return problems
-
-
 def _dotenv_keys() -> dict[str, str]:
+    """The `.env` file's keys: ORCHESTRA_CONFIG may be set there, and `load_settings` checks its
+    ORCHESTRA_ keys for typos too."""
     from dotenv import dotenv_values
 
     return {k: v or "" for k, v in dotenv_values(".env").items()} if Path(".env").is_file() else {}
-
-
-BOT_TOKEN_HELP = "the Bot User OAuth Token (xoxb-…, under OAuth & Permissions)"
-APP_TOKEN_HELP = "an app-level token (xapp-…, with connections:write, under Basic Information → App-Level Tokens)"
-
-
-def _starts(secret: SecretStr | None, *prefixes: str) -> bool:
-    return secret is not None and secret.get_secret_value().startswith(prefixes)
-
-
-def credential_problems(s: Settings) -> list[str]:
-    """Credentials that come in pairs, set by halves, or in each other's place: each one would
-    otherwise be ignored in silence (the terminal opens instead) or fail later with a bare
-    `invalid_auth`. Only checks that are certain: Slack's token prefixes are documented."""
-    problems: list[str] = []
-    bot, app, secret = s.slack_bot_token, s.slack_app_token, s.slack_signing_secret
-    if _starts(bot, "xapp-") and _starts(app, "xoxb-"):
-        problems.append("SLACK_BOT_TOKEN and SLACK_APP_TOKEN are swapped: the bot token starts with xoxb-, "
-                        "the app-level token with xapp-")
-    else:
-        if _starts(bot, "xapp-"):
-            problems.append(f"SLACK_BOT_TOKEN holds an app-level token (xapp-…): it takes {BOT_TOKEN_HELP}")
-        if _starts(app, "xox"):
-            problems.append(f"SLACK_APP_TOKEN holds a {'bot' if _starts(app, 'xoxb-') else 'user'} token: "
-                            f"it takes {APP_TOKEN_HELP}")
-    if _starts(secret, "xox", "xapp-"):
-        problems.append("SLACK_SIGNING_SECRET holds a token: it takes the Signing Secret under "
-                        "Basic Information → App Credentials")
-    if not bot and (app or secret):
-        given = " and ".join(n for n, v in (("SLACK_APP_TOKEN", app), ("SLACK_SIGNING_SECRET", secret)) if v)
-        problems.append(f"{given} {'are' if app and secret else 'is'} set but SLACK_BOT_TOKEN is not: set it to "
-                        f"{BOT_TOKEN_HELP}, or unset {given} to run without Slack")
-    elif bot and not (app or secret):
-        problems.append("SLACK_BOT_TOKEN is set alone: Slack also needs SLACK_APP_TOKEN for Socket Mode, "
-                        f"{APP_TOKEN_HELP}, or SLACK_SIGNING_SECRET for HTTP mode (--slack-http); "
-                        "or unset SLACK_BOT_TOKEN to run without Slack")
-    if _starts(s.discord_token, "xox", "xapp-"):
-        problems.append("DISCORD_TOKEN holds a Slack token: it takes the bot token from the Discord developer portal "
-                        "(your application → Bot → Reset Token); Slack's tokens go in SLACK_BOT_TOKEN / SLACK_APP_TOKEN")
-    problems.extend(notion_problems(s))
-    problems.extend(api_problems(s))
-    if s.provider == "offline" and not s._provider_chosen and s.anthropic_base_url:
-        problems.append("ANTHROPIC_BASE_URL is set but ANTHROPIC_API_KEY is not, so no model would be used: set the "
-                        "key (a local server may take any value), or set ORCHESTRA_PROVIDER=offline to rehearse")
-    return problems
-
-
-#: A Notion id: 32 hex digits, with or without the dashes of a UUID (alone or inside a URL).
-NOTION_ID_RE = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}", re.IGNORECASE)
-
-
-def notion_problems(s: Settings) -> list[str]:
-    """Notion's two settings come together; the database is an id or a URL holding one."""
-    key, db = s.notion_api_key, s.notion_personas_db_id
-    if key and not db:
-        return ["NOTION_API_KEY is set but NOTION_PERSONAS_DB_ID is not: set it to the personas database's id "
-                "(or its URL, copied from Notion), or unset NOTION_API_KEY to keep the personas in YAML"]
-    if db and not key:
-        return ["NOTION_PERSONAS_DB_ID is set but NOTION_API_KEY is not: set it to your integration's secret "
-                "(notion.so/profile/integrations), or unset NOTION_PERSONAS_DB_ID to keep the personas in YAML"]
-    if db and not NOTION_ID_RE.search(db):
-        return [f"NOTION_PERSONAS_DB_ID: {db[:80]!r} is not a Notion database id or URL: copy the database's URL "
-                "from Notion (Share → Copy link), or the 32 characters before ?v= in it"]
-    if s.notion_api_url and not s.notion_api_url.startswith(("http://", "https://")):
-        return ["NOTION_API_URL must start with http:// or https:// (unset it to use api.notion.com)"]
-    return []
-
-
-def api_problems(s: Settings) -> list[str]:
-    """A read token alone would leave the API off (404) while someone believes it is on."""
-    write, read = s.api_token, s.api_read_token
-    if read and not write:
-        return ["ORCHESTRA_API_READ_TOKEN is set but ORCHESTRA_API_TOKEN is not: the API is on only with the "
-                "read-write token; set ORCHESTRA_API_TOKEN too (e.g. `openssl rand -hex 32`), or unset "
-                "ORCHESTRA_API_READ_TOKEN"]
-    if read and write and read.get_secret_value() == write.get_secret_value():
-        return ["ORCHESTRA_API_READ_TOKEN is the same as ORCHESTRA_API_TOKEN: give the read-only token its own value"]
-    return []
 
 
 def load_settings(*, notion_key_alone: bool = False, **overrides: Any) -> Settings:
     """Read and validate everything; raise `SettingsError` listing every problem at once.
     `notion_key_alone`: NOTION_API_KEY without a database is fine (`orchestra personas init-notion`
     is what creates the database)."""
-    problems = _stray_env_keys({**_dotenv_keys(), **os.environ})
+    from bot.settings_checks import credential_problems, stray_env_keys  # they read `Settings`: imported here, not above
+
+    problems = stray_env_keys({**_dotenv_keys(), **os.environ})
     settings: Settings | None = None
     try:
         settings = Settings(**overrides)
