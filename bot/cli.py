@@ -225,12 +225,5 @@ def _settings():
     return settings
 
 
-def investigation_report(rec, turns, posts) -> dict:
-    """The investigation as one JSON object (see `bot.oneshot.investigation_report`)."""
-    from bot.oneshot import investigation_report as report
-
-    return report(rec, turns, posts)
-
-
 if __name__ == "__main__":
     sys.exit(main())
