@@ -281,11 +281,13 @@ def cpu_seconds() -> float:
 
 async def run(stand: Any, delay: float, tmp: Path, verbose: bool) -> dict[str, Any]:
     from adapters.discord.app import DiscordAdapter
+    from bot.heap import settle_heap, tune_collector
     from bot.settings import load_settings
     from engine.engine import Engine, EngineConfig
     from engine.memory.store import SQLiteMemory
     from engine.personas import PersonaRegistry
 
+    tune_collector()  # the collector as the bot runs it (bot/heap.py); its heap is frozen once connected
     info = stand.info()
     channels: list[int] = info["channels"]
     n = len(channels)
@@ -309,6 +311,7 @@ async def run(stand: Any, delay: float, tmp: Path, verbose: bool) -> dict[str, A
             if time.monotonic() > deadline:
                 raise SystemExit("the bot did not connect to the local Discord")
             await asyncio.sleep(0.01)
+        settle_heap()  # as bot.platforms does when Discord says it is connected
 
         async def phase(name: str, work: Any) -> dict[str, Any]:
             cpu = cpu_seconds()
