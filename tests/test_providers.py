@@ -761,3 +761,27 @@ async def test_openai_reply_of_an_unexpected_shape_is_a_clear_provider_error(gpt
     with pytest.raises(ProviderError) as caught:
         await gpt.generate(request())
     assert caught.value.reason in ("The model sent an empty answer.", "The model sent no answer.")
+
+
+@pytest.mark.parametrize("reply", [
+    {"type": "message", "content": "not a list of blocks", "stop_reason": "end_turn"},
+    {"type": "message", "content": ["not a block", {"type": "text", "text": ["not", "text"]}], "stop_reason": "end_turn"},
+    {"type": "message", "content": [{"type": "tool_use", "name": "finding"}], "stop_reason": "tool_use"},
+    ["not", "a", "message"],
+])
+async def test_anthropic_reply_of_an_unexpected_shape_is_a_clear_provider_error(claude, anthropic_server, reply):
+    """The reply is read field by field as the JSON sent (a proxy may send anything): a part in
+    another shape counts as missing, and what is left is an empty answer, never a crash."""
+    anthropic_server.push(Scripted(body=reply))
+    with pytest.raises(ProviderError) as caught:
+        await claude.generate(request(Mode.RESEARCHER))
+    assert caught.value.reason == "The model sent an empty answer."
+
+
+async def test_anthropic_usage_counts_cached_input_and_the_model_named_by_the_reply(claude, anthropic_server):
+    body = anth.message([{"type": "text", "text": "Signups are down."}], model="claude-served")
+    body["usage"].update(cache_creation_input_tokens=5, cache_read_input_tokens=7)
+    anthropic_server.push(Scripted(body=body))
+    response = await claude.generate(request())
+    assert (response.text, response.model) == ("Signups are down.", "claude-served")
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (31 + 5 + 7, 12)

@@ -198,6 +198,14 @@ def _warm_up_requests() -> list:
 WARM_UP_REQUESTS = _warm_up_requests()
 
 
+def field_of(value: Any, key: str, kind: type) -> Any:
+    """`value[key]` when `value` is a dict and that is a `kind`; None otherwise. Replies are read
+    as the JSON the server sent (`cast_to=object`), and a compatible server or proxy may leave
+    anything out, or send it in another shape."""
+    got = value.get(key) if isinstance(value, dict) else None
+    return got if isinstance(got, kind) else None
+
+
 def http_library(factory: Any) -> Any:
     """The httpx the SDK is built on (openai: `httpx`; anthropic: its fork `httpx2`), found from
     the SDK's default client class: each SDK refuses the other library's objects."""

@@ -2,7 +2,13 @@
 
 Structured output is a forced tool call: the mode's JSON Schema is the tool's input schema and
 `tool_choice` names that tool, so the model must answer with an object; we hand it on as JSON
-text and the engine validates it. Retries (408, 409, 429, 5xx, connection errors) and timeouts are
+text and the engine validates it.
+
+The call is `client.post("/v1/messages", body=..., cast_to=object)`: the same request through
+the same client as `messages.create` (headers, retries, timeouts, errors), without the SDK
+checking our parameters against its TypedDicts and building its pydantic models from the reply,
+which `_response` reads field by field instead: about a quarter of the call's CPU (1.3 → 1.0 ms a
+call in a burst), as for OpenAI. Retries (408, 409, 429, 5xx, connection errors) and timeouts are
 the SDK's own (`max_retries`, `timeout`); we only translate what is left into `ProviderError`s.
 
 The SDK takes about 2 s to import, so it is imported when a provider is built, not with this
@@ -26,6 +32,7 @@ from engine.ports import (
 from engine.findings import extract_json
 from engine.providers._shared import (
     WARM_UP_REQUESTS,
+    field_of,
     host_of,
     map_sdk_error,
     pooled_client,
@@ -36,7 +43,6 @@ from engine.providers._shared import (
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
-    from anthropic.types import Message
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +115,7 @@ class AnthropicProvider:
             ]
             kwargs["tool_choice"] = {"type": "tool", "name": name}
         try:
-            message = await self._client.messages.create(**kwargs)
+            message = await self._client.post("/v1/messages", body=kwargs, cast_to=object)
         except Exception as err:  # SDK errors, and anything else: never let one escape
             raise self._translate(err, model) from None
         return self._response(message, request, name)
@@ -141,41 +147,41 @@ class AnthropicProvider:
             finally:
                 self._client = real
 
-    def _response(self, message: Message, request: ModelRequest, name: str) -> ModelResponse:
-        if message.stop_reason == "refusal":
-            category = getattr(message.stop_details, "category", None) if message.stop_details else None
+    def _response(self, message: Any, request: ModelRequest, name: str) -> ModelResponse:
+        """`message` is the reply's JSON (a Message object), read field by field."""
+        stop_reason = field_of(message, "stop_reason", str)
+        if stop_reason == "refusal":
+            category = field_of(field_of(message, "stop_details", dict), "category", str)
             about = f" (policy category: {category.replace('_', ' ')})" if category else ""
             raise ProviderRefused(f"The model declined to answer this request{about}.")
-        if message.stop_reason == "model_context_window_exceeded":
+        if stop_reason == "model_context_window_exceeded":
             raise ProviderError("The conversation is too long for the model's context window.")
 
-        texts = [b.text for b in message.content if b.type == "text"]
+        blocks = [b for b in field_of(message, "content", list) or [] if isinstance(b, dict)]
+        texts = [field_of(b, "text", str) for b in blocks if b.get("type") == "text"]
         text = "\n".join(t for t in texts if t).strip()
         if request.json_schema is not None:
-            tool = next((b for b in message.content if b.type == "tool_use" and b.name == name), None)
-            tool = tool or next((b for b in message.content if b.type == "tool_use"), None)
+            tools = [b for b in blocks if b.get("type") == "tool_use" and "input" in b]
+            tool = next((b for b in tools if b.get("name") == name), None) or next(iter(tools), None)
             if tool is not None:
-                text = json.dumps(tool.input, ensure_ascii=False)
+                text = json.dumps(tool["input"], ensure_ascii=False)
             else:
                 # No tool call (a proxy that ignores tools, a cut-off answer): pass on whatever
                 # JSON the text holds; the engine's repair loop deals with the rest.
                 text = extract_json(text)
         if not text:
-            if message.stop_reason == "max_tokens":
+            if stop_reason == "max_tokens":
                 raise ProviderError(
                     f"The model used up its {request.max_tokens}-token budget before answering."
                 )
             raise ProviderError("The model sent an empty answer.")
-        usage = message.usage
-        input_tokens = (
-            (usage.input_tokens or 0)
-            + (usage.cache_creation_input_tokens or 0)
-            + (usage.cache_read_input_tokens or 0)
-        )
+        usage = field_of(message, "usage", dict) or {}
+        input_tokens = sum(field_of(usage, key, int) or 0 for key in (
+            "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
         return ModelResponse(
             text=text,
-            usage=Usage(input_tokens=input_tokens, output_tokens=usage.output_tokens or 0),
-            model=message.model or request.model or self.model,
+            usage=Usage(input_tokens=input_tokens, output_tokens=field_of(usage, "output_tokens", int) or 0),
+            model=field_of(message, "model", str) or request.model or self.model,
         )
 
     def _translate(self, err: Exception, model: str) -> Exception:

@@ -28,6 +28,7 @@ from engine.findings import extract_json
 from engine.providers._shared import (
     WARM_UP_REQUESTS,
     error_message,
+    field_of,
     pooled_client,
     rehearsal_client,
     host_of,
@@ -72,13 +73,6 @@ async def _create(client: AsyncOpenAI, params: dict[str, Any]) -> Any:
     is the SDK's documented way to call a route directly), with the same retries, timeouts and
     errors."""
     return await client.post("/chat/completions", body=params, cast_to=object)
-
-
-def _field(value: Any, key: str, kind: type) -> Any:
-    """`value[key]` when `value` is a dict and that is a `kind`; None otherwise (a reply from a
-    compatible server may leave anything out, or send it in another shape)."""
-    got = value.get(key) if isinstance(value, dict) else None
-    return got if isinstance(got, kind) else None
 
 
 class StructuredLevel(IntEnum):
@@ -238,20 +232,20 @@ class OpenAIProvider:
         level: StructuredLevel | None,
     ) -> ModelResponse:
         """`completion` is the reply's JSON (`_create`), read field by field."""
-        choices = _field(completion, "choices", list)
+        choices = field_of(completion, "choices", list)
         if not choices:
             raise ProviderError("The model sent no answer.")
         choice = choices[0] if isinstance(choices[0], dict) else {}
-        message = _field(choice, "message", dict) or {}
-        refusal = _field(message, "refusal", str)
+        message = field_of(choice, "message", dict) or {}
+        refusal = field_of(message, "refusal", str)
         if refusal:
             raise ProviderRefused(
                 f"The model declined to answer: {short_detail(refusal, [self._api_key])}"
             )
-        finish_reason = _field(choice, "finish_reason", str)
+        finish_reason = field_of(choice, "finish_reason", str)
         if finish_reason == "content_filter":
             raise ProviderRefused("The model provider's content filter stopped the answer.")
-        text = (_field(message, "content", str) or "").strip()
+        text = (field_of(message, "content", str) or "").strip()
         if level is not None:
             text = extract_json(text)
         if not text:
@@ -260,14 +254,14 @@ class OpenAIProvider:
                     f"The model used up its {request.max_tokens}-token budget before answering."
                 )
             raise ProviderError("The model sent an empty answer.")
-        usage = _field(completion, "usage", dict) or {}
+        usage = field_of(completion, "usage", dict) or {}
         return ModelResponse(
             text=text,
             usage=Usage(
-                input_tokens=_field(usage, "prompt_tokens", int) or 0,
-                output_tokens=_field(usage, "completion_tokens", int) or 0,
+                input_tokens=field_of(usage, "prompt_tokens", int) or 0,
+                output_tokens=field_of(usage, "completion_tokens", int) or 0,
             ),
-            model=_field(completion, "model", str) or model,
+            model=field_of(completion, "model", str) or model,
         )
 
     def _translate(self, err: Exception, model: str) -> Exception:
