@@ -307,7 +307,7 @@ class DiscordOutbox:
         }
         view = action_view(post.actions) if post.actions else None
         if view is not None:
-            view.stop()  # the buttons are answered by the listeners' DynamicItem, not by this object
+            view.stop()  # the buttons are answered by the listeners' DynamicItem (interactions.py), not by this object
             kwargs["view"] = view
         try:
             if where.webhook is not None:
