@@ -1,6 +1,6 @@
 """Text a persona posts notifies nobody and relabels no link, whatever the model wrote.
 
-Platform-neutral rules every adapter applies to what it posts (Slack's `render.escape` uses them;
+Platform-neutral rules every adapter applies to what it posts (Slack's `blocks.escape` uses them;
 the Discord adapter should too):
 
 - `@here`, `@channel`, `@everyone` written plainly get an invisible WORD JOINER after the `@`, so

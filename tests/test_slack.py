@@ -24,8 +24,8 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
 from adapters.slack import SlackAdapter
+from adapters.slack.blocks import MAX_BLOCKS, MAX_SECTION_CHARS, MAX_TEXT_CHARS
 from adapters.slack.pacing import ChannelPacer
-from adapters.slack.render import MAX_BLOCKS, MAX_SECTION_CHARS, MAX_TEXT_CHARS
 from adapters.slack.translate import RecentClicks
 from bot.settings import Settings
 from engine.memory.records import ForgetResult, Phase, ThreadKind, ThreadStatus, ThreadSummary

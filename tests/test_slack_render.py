@@ -10,15 +10,8 @@ from typing import Any
 import yaml
 
 from adapters.slack.pacing import ChannelPacer
-from adapters.slack.render import (
-    MAX_BLOCKS,
-    MAX_SECTION_CHARS,
-    MAX_TEXT_CHARS,
-    escape,
-    render_reply,
-    replace_actions,
-    split_text,
-)
+from adapters.slack.blocks import MAX_BLOCKS, MAX_SECTION_CHARS, MAX_TEXT_CHARS, escape, replace_actions, split_text
+from adapters.slack.render import render_reply
 from engine.models import Action, Reply, ReplyKind, TaskKind
 from engine.personas import PersonaRegistry
 from tests.fakes import critique, plan, research

@@ -3,8 +3,13 @@
 Discord lets a bot post under another name only through a webhook, so every guild channel gets
 one webhook of ours ("Orchestra"), made once (a lock per channel: fifty replies arriving at once
 make one webhook), cached, found again after a restart (`channel.webhooks()`), and used for the
-channel's threads too (`thread=`). Without the Manage Webhooks permission, and in DMs (no
-webhooks there), posts go out under the bot's own name with the persona's name in bold.
+channel's threads too (`thread=`): `webhooks.py` keeps them. Without the Manage Webhooks
+permission, and in DMs (no webhooks there), posts go out under the bot's own name with the
+persona's name in bold. The threads replies go in are made and reopened by `threads.py` (a mixin).
+
+This module sends: a reply's parts in order, the placeholder edited into the first, a deleted
+webhook made again, an archived thread reopened or posted around, the bot's own name when the
+webhook cannot be used.
 
 Discord has no message metadata: the part key of every message we post rides in its last
 embed's footer (`render.key_of` reads it back), which is how `find_posted` recognises a post
@@ -17,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from dataclasses import replace as with_fields
@@ -32,30 +36,23 @@ from adapters.discord.render import (
     render_placeholder,
     render_reply,
 )
+from adapters.discord.threads import OutboxThreads, thread_name
 from adapters.discord.webhooks import WEBHOOK_NAME, ChannelWebhooks
 from adapters.discord.webhooks import describe as _describe
 from engine.models import PostedMessage, Reply, ReplyKind, Voice
 
 log = logging.getLogger(__name__)
 
-#: The name of our webhook in each channel (1-80 characters, never "clyde" or "discord").
 #: How many recent messages `find_posted` reads (Discord's page size).
 FIND_LIMIT = 100
-#: Threads we make from a mention stay visible a day without activity.
-AUTO_ARCHIVE = 1440
-THREAD_NAME_MAX = 100
 CONTENT_MAX = 2000
 
 # Discord's JSON error codes (https://discord.com/developers/docs/topics/opcodes-and-status-codes)
 UNKNOWN_CHANNEL = 10003
-UNKNOWN_MESSAGE = 10008
 UNKNOWN_WEBHOOK = 10015
 MISSING_ACCESS = 50001
 MISSING_PERMISSIONS = 50013
 THREAD_ARCHIVED = 50083
-THREAD_EXISTS = 160004
-#: "Cannot execute action on this channel type": e.g. a voice channel's text chat has no threads.
-WRONG_CHANNEL_TYPE = 50024
 
 
 def allowed_mentions(asker: str | None) -> discord.AllowedMentions:
@@ -63,14 +60,6 @@ def allowed_mentions(asker: str | None) -> discord.AllowedMentions:
     if not asker or not asker.isdigit():
         return discord.AllowedMentions.none()
     return discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(int(asker))], replied_user=False)
-
-
-def thread_name(text: str | None) -> str:
-    """A thread name from a question: one line, 1-100 characters ("" when nothing is left)."""
-    name = re.sub(r"\s+", " ", text or "").strip()
-    if len(name) > THREAD_NAME_MAX:
-        name = name[: THREAD_NAME_MAX - 1].rstrip() + "…"
-    return name
 
 
 def _code(exc: BaseException) -> int:
@@ -96,7 +85,7 @@ class _UseBot(Exception):
     """The webhook cannot be used in this channel any more: post (the rest) as the bot."""
 
 
-class DiscordOutbox:
+class DiscordOutbox(OutboxThreads):
     """Implements `engine.ports.Outbox` for Discord."""
 
     def __init__(self, client: discord.Client, *, webhook_name: str = WEBHOOK_NAME):
@@ -166,64 +155,6 @@ class DiscordOutbox:
             if key_of(message) == key:
                 return PostedMessage(message_id=str(message.id), thread=thread or str(message.id))
         return None
-
-    # --- threads ------------------------------------------------------------------------------
-
-    def name_thread(self, channel: str, message_id: str, name: str) -> None:
-        """What to call the thread the first post under `message_id` will create (the question)."""
-        self._names[message_id] = thread_name(name)
-        while len(self._names) > 10_000:
-            self._names.popitem(last=False)
-
-    async def prepare(self, channel: str, message_id: str) -> None:
-        """Make a top-level mention's thread and find (or make) the channel's webhook as soon as
-        the mention is stored, while the engine is still at its own work: her placeholder can
-        then go out at once. Best effort: the first post makes whatever is missing and reports
-        what fails."""
-        try:
-            await asyncio.gather(self.ensure_thread(channel, message_id, None), self._webhook(int(channel)))
-        except Exception as e:  # noqa: BLE001 - the first post tries again and says what is wrong
-            log.debug("Discord: could not prepare the thread of %s in %s: %s", message_id, channel, _describe(e))
-
-    async def ensure_thread(self, channel: str, message_id: str, name: str | None) -> bool:
-        """Create the thread from the message once (it gets the message's id). True when the
-        thread is there; False when it cannot be made (no permission, a DM)."""
-        thread_id = int(message_id)
-        if thread_id in self._threads:
-            return True
-        async with self._lock(("thread", thread_id)):
-            if thread_id in self._threads:
-                return True
-            if isinstance(self.client.get_channel(thread_id), discord.Thread):
-                self._threads.add(thread_id)
-                return True
-            title = thread_name(name) or self._names.get(message_id) or "Conversation"
-            try:
-                parent = await self._channel(int(channel))
-                if isinstance(parent, discord.abc.PrivateChannel) or not hasattr(parent, "get_partial_message"):
-                    return False  # DMs have no threads
-                await parent.get_partial_message(thread_id).create_thread(name=title, auto_archive_duration=AUTO_ARCHIVE)
-            except discord.HTTPException as e:
-                if _code(e) == THREAD_EXISTS:
-                    pass  # made already (another process, or before a restart)
-                elif _code(e) == UNKNOWN_MESSAGE:
-                    log.info("Discord: %s is not a message in %s; taking it for a thread", thread_id, channel)
-                elif _code(e) == WRONG_CHANNEL_TYPE:
-                    log.info("Discord: channel %s has no threads; answering in the channel", channel)
-                    return False
-                elif isinstance(e, discord.Forbidden):
-                    log.warning(
-                        "Discord: cannot create a thread in channel %s (grant the bot Create Public Threads "
-                        "there); answering in the channel instead", channel,
-                    )
-                    return False
-                else:
-                    raise
-            except ValueError:  # a message without a guild: no threads here
-                return False
-            self._threads.add(thread_id)
-            self._names.pop(message_id, None)
-            return True
 
     # --- buttons ------------------------------------------------------------------------------
 
@@ -307,7 +238,7 @@ class DiscordOutbox:
         }
         view = action_view(post.actions) if post.actions else None
         if view is not None:
-            view.stop()  # the buttons are answered by the listeners' DynamicItem, not by this object
+            view.stop()  # the buttons are answered by the listeners' DynamicItem (interactions.py), not by this object
             kwargs["view"] = view
         try:
             if where.webhook is not None:
@@ -375,16 +306,6 @@ class DiscordOutbox:
             log.info("Discord: could not edit placeholder %s (%s); posting anew", message_id, _describe(e))
             return None
         return message_id
-
-    async def _unarchive(self, thread_id: int) -> bool:
-        try:
-            thread = await self._channel(thread_id)
-            await thread.edit(archived=False)
-        except Exception as e:  # noqa: BLE001 - refused: the caller posts where people see it
-            log.warning("Discord: thread %s is archived and could not be reopened: %s", thread_id, _describe(e))
-            return False
-        log.info("Discord: reopened archived thread %s", thread_id)
-        return True
 
     # --- reading back -------------------------------------------------------------------------
 

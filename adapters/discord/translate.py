@@ -205,6 +205,8 @@ UNREADABLE = (
     "Please send it again, retyped rather than pasted."
 )
 
+NOT_TAKEN = "Sorry, I couldn't take that just now. Nothing was started; please try again in a moment."
+
 FORGET_REFUSAL = (
     "Sorry, only admins can use `/forget`: members with the **Manage Server** permission or a "
     "role listed in DISCORD_ADMIN_ROLES. Ask one of them."

@@ -1,8 +1,8 @@
 """The crew's posts as Block Kit: the orchestrator's review of the crew's plan (who works on
 what), its progress lines, its result with the tokens it used, and her review of the result.
 
-Kept apart from `render.py`, which renders investigations; the helpers (escaping, sections) are
-shared. Every renderer reads the engine's content defensively: a field missing or of another
+Kept apart from `render.py`, which renders investigations and whose findings helpers this shares;
+the escaping and the blocks come from `blocks.py`. Every renderer reads the engine's content defensively: a field missing or of another
 shape is skipped, and `render.body_blocks` falls back to the reply's own text when nothing is left.
 """
 
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.slack.render import FINDING_RENDERERS, _bullets, _dict, _list, _s, context, section, titled
+from adapters.slack.blocks import context, section, titled
+from adapters.slack.render import FINDING_RENDERERS, _bullets, _dict, _list, _s
 
 #: How a progress status is shown; anything else is shown as the engine wrote it.
 STATUS_MARKS = {"started": ":hourglass_flowing_sand:", "done": ":white_check_mark:", "failed": ":x:"}

@@ -26,8 +26,8 @@ from slack_bolt.response import BoltResponse
 
 from adapters.listening import AfterAck, EnginePort, knows_persona
 from adapters.slack import translate as tr
+from adapters.slack.blocks import ACTION_ID_RE, escape, replace_actions
 from adapters.slack.outbox import SlackOutbox, slack_error
-from adapters.slack.render import ACTION_ID_RE, escape, replace_actions
 from engine.crews.request import CrewRequestError, parse_crew_text
 from engine.memory.errors import is_transient
 from engine.models import Task, TaskKind, TaskRefused

@@ -195,7 +195,7 @@ class SlackOutbox:
         self, channel: str, thread: str | None, message: SlackMessage, voice: Voice, metadata: dict[str, Any] | None = None
     ) -> str:
         await self.pacer.acquire(channel)
-        # link_names off, parse none: a plain "@here" in a post stays text (render.escape also defuses it)
+        # link_names off, parse none: a plain "@here" in a post stays text (blocks.escape also defuses it)
         kwargs: dict[str, Any] = {
             "channel": channel, "text": message.text, "blocks": message.blocks, "link_names": False, "parse": "none", **identity(voice),
         }

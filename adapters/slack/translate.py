@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from adapters.slack.render import escape, mention, truncate
+from adapters.slack.blocks import escape, mention, truncate
 from engine.crews.request import COMPLEXITIES, DOMAINS, CrewRequest
 from engine.memory.records import ForgetResult, ThreadSummary
 from engine.models import Task, TaskKind
