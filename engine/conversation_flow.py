@@ -4,7 +4,7 @@ with the thread's history and what the channel remembers."""
 from __future__ import annotations
 
 from engine.context import clip_for_model, estimate_tokens, memory_text
-from engine.flows import FlowPart, Flows, Job, recalled_summary
+from engine.flows import FlowPart, Job, recalled_summary
 from engine.memory.records import ThreadKind, ThreadRecord, TurnRecord, TurnRole
 from engine.models import ReplyKind
 from engine.personas import Persona

@@ -17,7 +17,6 @@ import os
 import re
 import sys
 import uuid
-from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from adapters.terminal.console import LineReader, TerminalModes
