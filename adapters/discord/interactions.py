@@ -41,6 +41,15 @@ ACTION_WORDS = {"challenge": "Challenge", "plan": "Move to planning", "close": "
 CLICK_WINDOW = 60.0
 
 
+def _opens_where(interaction: discord.Interaction, parent: int | None) -> str:
+    """Where a new investigation or crew opens its thread, as the acknowledgement says it."""
+    if interaction.guild_id is None:
+        return "here"
+    if parent is not None:
+        return f"in its own thread in <#{parent}>"
+    return "in its own thread in this channel"
+
+
 def _parent_id(channel: Any) -> int | None:
     return getattr(channel, "parent_id", None) if isinstance(channel, discord.Thread) else None
 
@@ -100,12 +109,7 @@ class InteractionListeners:
         task = task.model_copy(update={"thread": None})
         if await self._store_command(interaction, task, "/investigate", interaction.response.send_message) is None:
             return
-        if interaction.guild_id is None:
-            where = "here"
-        elif parent is not None:
-            where = f"in its own thread in <#{parent}>"
-        else:
-            where = "in its own thread in this channel"
+        where = _opens_where(interaction, parent)
         title = discord.utils.escape_markdown(" ".join(text.split())[:200])
         # the acknowledgement, in one plain POST (callback.py: half of what discord.py's call costs)
         await respond(interaction, MESSAGE, message_data(f"🔎 Starting an investigation {where}: *{title}*"))
@@ -155,12 +159,7 @@ class InteractionListeners:
     def _crew_started(interaction: discord.Interaction, request: CrewRequest, parent: int | None, handing: bool) -> str:
         if handing:
             return "👥 Handing this thread's plan to a crew: the posts follow here."
-        if interaction.guild_id is None:
-            where = "here"
-        elif parent is not None:
-            where = f"in its own thread in <#{parent}>"
-        else:
-            where = "in its own thread in this channel"
+        where = _opens_where(interaction, parent)
         what = ", ".join(v for v in (request.domain, f"{request.complexity} complexity") if v)
         title = discord.utils.escape_markdown(" ".join(request.text.split())[:200])
         return f"👥 Assembling a crew ({what}) {where}: *{title}*"
