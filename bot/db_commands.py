@@ -50,7 +50,7 @@ async def _migrate(settings, args: argparse.Namespace) -> int:
 
     from bot.db_migrate import CountsDiffer, MigrationFailed, migrate
     from bot.memory_open import require_asyncpg
-    from bot.settings import PostgresURL
+    from bot.setting_values import PostgresURL
     from engine.memory.url import safe_url
 
     require_asyncpg("--to")

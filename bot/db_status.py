@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.settings import PostgresURL, SettingsError
+from bot.setting_values import PostgresURL
+from bot.settings import SettingsError
 
 
 @dataclass

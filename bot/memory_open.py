@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from bot.settings import PostgresURL, SettingsError
+from bot.setting_values import PostgresURL
+from bot.settings import SettingsError
 from engine.memory.url import safe_url
 
 log = logging.getLogger(__name__)

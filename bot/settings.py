@@ -5,7 +5,8 @@ Orchestra's own keys start with `ORCHESTRA_`; the SDKs' and platforms' keep thei
 YAML file or a bad value stops start-up with the key's name and what is allowed. Secrets are
 `SecretStr`: they print as `**********`.
 
-This module holds the model: each setting, its validators, where values come from. The checks
+This module holds the model: each setting, its validators, where values come from; how one value's
+text is parsed is in `bot.setting_values` (and `bot.job_settings` for the jobs'). The checks
 across settings (a misspelt `ORCHESTRA_` key, credentials set by halves or swapped) are in
 `bot.settings_checks`; `load_settings`, here, runs both and lists every problem at once.
 """
@@ -13,17 +14,25 @@ across settings (a misspelt `ORCHESTRA_` key, credentials set by halves or swapp
 from __future__ import annotations
 
 import os
-import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import InitSettingsSource, NoDecode
 
 from bot.job_settings import DailyTime
+from bot.setting_values import (
+    PostgresURL,
+    comma_list,
+    db_location,
+    discord_url,
+    guild_ids,
+    secret_text,
+    shard_ids,
+    switch,
+)
 
 ProviderName = Literal["anthropic", "openai", "offline"]
 #: Model calls in flight at once, unless ORCHESTRA_MAX_MODEL_CALLS says otherwise.
@@ -38,54 +47,6 @@ def default_db_path() -> Path:
     from platformdirs import user_data_path
 
     return user_data_path("orchestra", appauthor=False) / "orchestra.db"
-
-
-class PostgresURL:
-    """ORCHESTRA_DB naming a PostgreSQL database. The URL may carry a password, so `str()` and
-    `repr()` (the banner, logs, errors, a settings dump) show it without one
-    (`engine.memory.url.safe_url`); only `get_secret_value()`, for connecting, returns it whole."""
-
-    __slots__ = ("_url",)
-
-    def __init__(self, url: str):
-        self._url = url.strip()
-
-    def get_secret_value(self) -> str:
-        return self._url
-
-    @property
-    def password(self) -> str | None:
-        """For the log's scrubber: the password, if the URL carries one."""
-        try:
-            return urlsplit(self._url).password
-        except ValueError:
-            return None
-
-    def __str__(self) -> str:
-        from engine.memory.url import safe_url
-
-        return safe_url(self._url)
-
-    def __repr__(self) -> str:
-        return f"PostgresURL({str(self)!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, PostgresURL) and other._url == self._url
-
-    def __hash__(self) -> int:
-        return hash(self._url)
-
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
-        from pydantic_core import core_schema
-
-        def only_instances(v: Any) -> "PostgresURL":
-            if not isinstance(v, PostgresURL):
-                raise ValueError("not a PostgreSQL URL")
-            return v
-
-        return core_schema.no_info_plain_validator_function(
-            only_instances, serialization=core_schema.plain_serializer_function_ser_schema(str))
 
 
 def _alias(name: str, *more: str) -> Any:
@@ -283,48 +244,17 @@ class Settings(BaseSettings):
     @field_validator("slack_admins", "allowed_channels", "allowed_users", "discord_admin_roles", mode="before")
     @classmethod
     def _comma_list(cls, v: Any) -> Any:
-        """Environment variables give "U1,U2"; YAML gives a list. Accept both."""
-        if isinstance(v, str):
-            return [item.strip() for item in v.split(",") if item.strip()]
-        if isinstance(v, list):  # YAML: `discord_admin_roles: [1234, Moderators]` has numbers too
-            return [str(item).strip() for item in v if str(item).strip()]
-        return v
+        return comma_list(v)
 
     @field_validator("discord_guild_ids", mode="before")
     @classmethod
     def _guild_ids(cls, v: Any) -> Any:
-        """Server ids are numbers (snowflakes); a name or a pasted URL here would only show up as
-        commands that never appear, so it stops start-up with what to copy instead."""
-        items = cls._comma_list(v)
-        if not isinstance(items, list):
-            return v
-        ids: list[int] = []
-        for item in items:
-            text = str(item).strip()
-            if not text.isascii() or not text.isdecimal() or not 0 < int(text) < 2**64:
-                raise ValueError(
-                    f"{text[:40]!r} is not a server id: give numbers separated by commas "
-                    "(Discord: User Settings → Advanced → Developer Mode, then right-click the server → Copy Server ID)"
-                )
-            if int(text) not in ids:  # the same server twice would only be synced twice
-                ids.append(int(text))
-        return ids
+        return guild_ids(v)
 
     @field_validator("discord_shard_ids", mode="before")
     @classmethod
     def _shard_ids(cls, v: Any) -> Any:
-        """Shard numbers, counted from 0: "0,1" (environment) or [0, 1] (YAML)."""
-        items = cls._comma_list(v)
-        if not isinstance(items, list):
-            return v
-        ids: list[int] = []
-        for item in items:
-            text = str(item).strip()
-            if not text.isascii() or not text.isdecimal():
-                raise ValueError(f"{text[:40]!r} is not a shard number: give numbers from 0 separated by commas, e.g. 0,1")
-            if int(text) not in ids:
-                ids.append(int(text))
-        return ids
+        return shard_ids(v)
 
     @model_validator(mode="after")
     def _shards(self) -> "Settings":
@@ -345,64 +275,17 @@ class Settings(BaseSettings):
     @field_validator("db", mode="before")
     @classmethod
     def _db_location(cls, v: Any) -> Any:
-        """A file path or `sqlite:///path` (`sqlite:////abs/path`): SQLite. `postgresql://…` or
-        `postgres://…`: PostgreSQL. Any other URL is a mistake to stop at, never a file to create
-        with that name. The value is never echoed: a database URL may hold a password."""
-        if isinstance(v, PostgresURL) or not isinstance(v, str):
-            return v
-        m = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", v.strip())
-        if m is None:
-            return v
-        scheme = m.group(1).lower()
-        if scheme == "sqlite":
-            path = v.strip()[m.end():]
-            if not path.startswith("/") or path == "/":
-                raise ValueError("write a SQLite URL as sqlite:///relative/file.db or sqlite:////absolute/file.db, or give the file's path")
-            return path[1:]
-        if scheme in ("postgres", "postgresql"):
-            try:
-                urlsplit(v.strip()).port  # noqa: B018 - a port that is not a number raises here
-            except ValueError:
-                raise ValueError("the port in this PostgreSQL URL is not a number: write "
-                                 "postgresql://user:password@host:5432/database") from None
-            return PostgresURL(v)
-        raise ValueError(f"the URL scheme {scheme[:20]!r} is not one Orchestra knows: give a SQLite file path "
-                         "(or sqlite:///path), or a PostgreSQL URL (postgresql://user:password@host:5432/database)")
+        return db_location(v)
 
     @field_validator("discord_api_url", "discord_gateway_url", mode="before")
     @classmethod
     def _discord_url(cls, v: Any, info: ValidationInfo) -> Any:
-        """A typo here sends every call somewhere else: only an absolute http(s) (REST) or ws(s)
-        (gateway) URL is accepted. Empty means Discord's own."""
-        if not isinstance(v, str):
-            return v
-        url = v.strip()
-        if not url:
-            return None
-        schemes = ("http", "https") if info.field_name == "discord_api_url" else ("ws", "wss")
-        try:
-            parts = urlsplit(url)
-            valid = parts.scheme.lower() in schemes and bool(parts.hostname) and (parts.port or 1) > 0
-        except ValueError:  # e.g. a port that is not a number
-            valid = False
-        if not valid:
-            what = ("an http:// or https:// URL, e.g. https://discord.example.com/api/v10" if schemes[0] == "http"
-                    else "a ws:// or wss:// URL, e.g. wss://gateway.example.com/")
-            raise ValueError(f"must be {what}; unset it to use Discord's own")
-        return url
+        return discord_url(v, gateway=info.field_name == "discord_gateway_url")
 
     @field_validator("discord_message_content", mode="before")
     @classmethod
     def _switch(cls, v: Any) -> Any:
-        """On/off in the words people use; anything else is named, with what was given."""
-        if isinstance(v, str):
-            word = v.strip().lower()
-            if word in ("1", "true", "yes", "on"):
-                return True
-            if word in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(f"must be true or false (got {v.strip()[:40]!r})")
-        return v
+        return switch(v)
 
     @field_validator("notion_personas_db_id", "notion_api_url", mode="before")
     @classmethod
@@ -470,15 +353,7 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _secret_text(cls, v: Any, info: ValidationInfo) -> Any:
-        """A pasted token often brings a space or a newline along; an empty one is no token.
-        A Discord token copied from an `Authorization: Bot …` header loses its "Bot " (discord.py
-        adds it again)."""
-        if isinstance(v, str):
-            v = v.strip()
-            if info.field_name == "discord_token" and v[:4].lower() == "bot ":
-                v = v[4:].strip()
-            return v or None
-        return v
+        return secret_text(v, discord_token=info.field_name == "discord_token")
 
     @model_validator(mode="after")
     def _choose_provider(self) -> "Settings":

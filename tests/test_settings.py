@@ -188,7 +188,7 @@ def test_a_postgresql_url_selects_postgresql_and_its_password_never_shows(monkey
     import logging
 
     from bot.logs import configure_logging
-    from bot.settings import PostgresURL
+    from bot.setting_values import PostgresURL
 
     url = f"{scheme}://orchestra:{DB_PASSWORD}@db.example:5432/memory?sslmode=require"
     monkeypatch.setenv("ORCHESTRA_DB", url)
