@@ -17,12 +17,18 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Optional, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import discord
 from discord import app_commands
 
-from adapters.discord.callback import DEFERRED_MESSAGE, EPHEMERAL, MESSAGE, message_data, respond
+from adapters.discord.callback import (
+    DEFERRED_MESSAGE,
+    EPHEMERAL,
+    MESSAGE,
+    message_data,
+    respond,
+)
 from adapters.discord.render import MAX_CONTENT, cut, plain, size
 from engine.personas.admin import split_command
 from engine.personas.edit import FIELDS, PersonaEditError
@@ -125,11 +131,14 @@ class PersonaCommand:
             text = await call(admin, f"discord:{interaction.user.id}")
         except PersonaEditError as e:
             text = str(e)
-        except Exception:  # noqa: BLE001 - the person gets a line, the log the details
+        except Exception:  # the person gets a line, the log the details
             log.exception("Discord: /persona %s by %s failed", what, interaction.user.id)
             text = FAILED
-        for part in render_answer(text):
-            await interaction.followup.send(part, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
+        try:
+            for part in render_answer(text):
+                await interaction.followup.send(part, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
+        except discord.HTTPException as e:  # the change (if any) is made: only its answer is lost
+            log.warning("Discord: /persona %s answer not sent (HTTP %s): %s", what, e.status, e.text)
 
     def group(self) -> app_commands.Group:
         """The command group as Discord shows it: every option described, names completed."""
@@ -156,8 +165,8 @@ class PersonaCommand:
                                template="Optional: an existing persona to copy")
         @app_commands.rename(template="from")
         @app_commands.autocomplete(template=complete)
-        async def create(interaction: discord.Interaction, name: Name, changes: Optional[Changes] = None,
-                         template: Optional[Name] = None) -> None:
+        async def create(interaction: discord.Interaction, name: Name, changes: Changes | None = None,
+                         template: Name | None = None) -> None:
             await command.answer(interaction, "create", lambda admin, actor: admin.create(
                 name, assignments_of(changes), actor=actor, template=template))
 
