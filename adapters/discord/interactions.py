@@ -1,5 +1,6 @@
 """Discord interactions: the slash commands (/investigate, /crew, /personas, /memory, /forget;
-/persona is registered here from its own module, `persona_command.py`) and the buttons under a persona's findings, with the code that registers them.
+/persona is registered here from its own module, `persona_command.py`) and the buttons under a
+persona's findings, with the code that registers them.
 
 An interaction must be answered within 3 seconds, and Discord does not send an answered
 interaction again: the task is in SQLite (`engine.submit`, a few milliseconds) before the answer
