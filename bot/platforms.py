@@ -162,7 +162,7 @@ def build_platforms(
                 f"Discord is configured but its libraries are missing ({e.name}): "
                 "pip install 'orchestra-personas[discord]' (from a clone: pip install -e '.[discord]')"
             ) from None
-        discord_adapter = DiscordAdapter(settings, engine)
+        discord_adapter = DiscordAdapter(settings, engine, persona_admin=app.persona_admin)
         engine.register_outbox("discord", discord_adapter.outbox)
         app.on_close.append(discord_adapter.stop)
         platforms.append(DiscordPlatform(discord_adapter, announce=announce))

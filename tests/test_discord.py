@@ -435,7 +435,7 @@ async def test_investigate_completes_persona_names_from_the_live_registry(rig: R
     offered at once; a name typed past the list gets a clear private answer and starts nothing."""
     s = rig.server
     commands = {c["name"]: c for c in s.commands[None]}
-    assert set(commands) == {"investigate", "crew", "personas", "memory", "forget"}
+    assert set(commands) == {"investigate", "crew", "personas", "memory", "forget", "persona"}
     persona = next(o for o in commands["investigate"]["options"] if o["name"] == "persona")
     assert persona.get("autocomplete") and not persona.get("required")
 

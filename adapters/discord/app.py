@@ -241,7 +241,9 @@ class DiscordAdapter:
 
     platform = "discord"
 
-    def __init__(self, settings: "Settings", engine: Any, **client_options: Any):
+    def __init__(self, settings: "Settings", engine: Any, *, persona_admin: Any = None, **client_options: Any):
+        """`persona_admin`: the service behind `/persona` (`PersonaAdminPort`); without it the
+        command answers that persona admin is not available."""
         if settings.discord_token is None:
             raise ValueError("the Discord adapter needs DISCORD_TOKEN")
         self.settings = settings
@@ -249,7 +251,7 @@ class DiscordAdapter:
         point_at(settings)
         self.client = client_for(settings, **client_options)
         self.outbox = DiscordOutbox(self.client)
-        self.listeners = DiscordListeners(engine, settings, self.outbox)
+        self.listeners = DiscordListeners(engine, settings, self.outbox, persona_admin=persona_admin)
         self.client.listeners = self.listeners
         self.identity: DiscordIdentity | None = None
         self._receiving: asyncio.Task | None = None

@@ -1,5 +1,6 @@
-"""Discord interactions: the slash commands (/investigate, /crew, /personas, /memory, /forget)
-and the buttons under a persona's findings, with the code that registers them.
+"""Discord interactions: the slash commands (/investigate, /crew, /personas, /memory, /forget;
+/persona is registered here from its own module, `persona_command.py`) and the buttons under a
+persona's findings, with the code that registers them.
 
 An interaction must be answered within 3 seconds, and Discord does not send an answered
 interaction again: the task is in SQLite (`engine.submit`, a few milliseconds) before the answer
@@ -24,6 +25,7 @@ from discord import app_commands
 
 from adapters.discord import translate as tr
 from adapters.discord.callback import DEFERRED_MESSAGE, DEFERRED_UPDATE, EPHEMERAL, MESSAGE, message_data, respond
+from adapters.discord.persona_command import PersonaAdminPort, PersonaCommand
 from adapters.discord.render import ACTION_CUSTOM_ID_RE, action_custom_id, taken_line
 from adapters.listening import EnginePort, knows_persona
 from engine.crews.request import COMPLEXITIES, DOMAINS, CrewRequest, CrewRequestError, crew_request, parse_crew_text
@@ -61,6 +63,7 @@ class InteractionListeners:
     outbox: DiscordOutbox
     client: discord.Client | None
     admin_roles: set[str]
+    persona_admin: PersonaAdminPort | None
     clicks: _Recent
     allowed: Callable[..., bool]
     later: Callable[[Awaitable[Any], str], None]
@@ -326,6 +329,6 @@ class InteractionListeners:
         async def forget(interaction: discord.Interaction) -> None:
             await listeners.on_forget(interaction)
 
-        for command in (investigate, crew, personas, memory, forget):
+        for command in (investigate, crew, personas, memory, forget, PersonaCommand(self).group()):
             tree.add_command(command, override=True)
         client.add_dynamic_items(self.button_class())

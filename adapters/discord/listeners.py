@@ -29,6 +29,7 @@ from engine.memory.errors import is_transient
 from engine.models import Accepted, Task, TaskRefused
 
 if TYPE_CHECKING:
+    from adapters.discord.persona_command import PersonaAdminPort
     from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,10 @@ class _Recent:
 
 
 class DiscordListeners(InteractionListeners):
-    def __init__(self, engine: EnginePort, settings: Settings, outbox: DiscordOutbox):
+    def __init__(self, engine: EnginePort, settings: Settings, outbox: DiscordOutbox, *,
+                 persona_admin: PersonaAdminPort | None = None):
         self.engine = engine
+        self.persona_admin = persona_admin  # /persona (persona_command.py)
         self.outbox = outbox
         self.allowed_channels = set(getattr(settings, "allowed_channels", []) or [])
         self.allowed_users = set(getattr(settings, "allowed_users", []) or [])

@@ -100,11 +100,15 @@ class DiscordPeople(DiscordWorld):
         return str(wire.snowflake())
 
     async def slash_command(self, name: str, options: dict[str, Any] | None = None, *, channel_id: int | None = None,
-                            user: dict[str, Any] | None = None, focused: str | None = None) -> dict[str, Any]:
+                            user: dict[str, Any] | None = None, focused: str | None = None,
+                            subcommand: str | None = None) -> dict[str, Any]:
         """A person runs `/name` with `options` ({name: value}); with `focused` (an option name) it is
-        the autocomplete request (type 4) for that option instead. Returns the interaction payload."""
+        the autocomplete request (type 4) for that option instead. With `subcommand`, `/name
+        subcommand` (the options nested in it, as Discord sends a group's). Returns the payload."""
         opts = [{"name": k, "type": wire.option_type(v), "value": v, **({"focused": True} if k == focused else {})}
                 for k, v in (options or {}).items()]
+        if subcommand is not None:
+            opts = [{"name": subcommand, "type": 1, "options": opts}]
         channel = self.channel(channel_id or self.general_id)
         data: dict[str, Any] = {"id": self._command_id(name), "name": name, "type": 1, "options": opts}
         if channel.get("guild_id"):
