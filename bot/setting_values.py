@@ -9,6 +9,7 @@ setting's name in front. A value that may hold a secret (a database URL, a token
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -70,38 +71,34 @@ def comma_list(v: Any) -> Any:
     return v
 
 
-def guild_ids(v: Any) -> Any:
-    """Server ids are numbers (snowflakes); a name or a pasted URL here would only show up as
-    commands that never appear, so it stops start-up with what to copy instead."""
+def _numbers(v: Any, valid: Callable[[int], bool], problem: str) -> Any:
+    """Numbers given as "1,2" (environment) or [1, 2] (YAML), each kept once, in order; anything
+    else stops start-up with `problem` (`{!r}`: what was given)."""
     items = comma_list(v)
     if not isinstance(items, list):
         return v
-    ids: list[int] = []
+    numbers: list[int] = []
     for item in items:
         text = str(item).strip()
-        if not text.isascii() or not text.isdecimal() or not 0 < int(text) < 2**64:
-            raise ValueError(
-                f"{text[:40]!r} is not a server id: give numbers separated by commas "
-                "(Discord: User Settings → Advanced → Developer Mode, then right-click the server → Copy Server ID)"
-            )
-        if int(text) not in ids:  # the same server twice would only be synced twice
-            ids.append(int(text))
-    return ids
+        if not text.isascii() or not text.isdecimal() or not valid(int(text)):
+            raise ValueError(problem.format(text[:40]))
+        if int(text) not in numbers:  # the same server twice would only be synced twice, a shard run twice
+            numbers.append(int(text))
+    return numbers
+
+
+def guild_ids(v: Any) -> Any:
+    """Server ids are numbers (snowflakes); a name or a pasted URL here would only show up as
+    commands that never appear, so it stops start-up with what to copy instead."""
+    return _numbers(v, lambda n: 0 < n < 2**64,
+                    "{!r} is not a server id: give numbers separated by commas (Discord: User Settings → "
+                    "Advanced → Developer Mode, then right-click the server → Copy Server ID)")
 
 
 def shard_ids(v: Any) -> Any:
     """Shard numbers, counted from 0: "0,1" (environment) or [0, 1] (YAML)."""
-    items = comma_list(v)
-    if not isinstance(items, list):
-        return v
-    ids: list[int] = []
-    for item in items:
-        text = str(item).strip()
-        if not text.isascii() or not text.isdecimal():
-            raise ValueError(f"{text[:40]!r} is not a shard number: give numbers from 0 separated by commas, e.g. 0,1")
-        if int(text) not in ids:
-            ids.append(int(text))
-    return ids
+    return _numbers(v, lambda n: True,
+                    "{!r} is not a shard number: give numbers from 0 separated by commas, e.g. 0,1")
 
 
 def db_location(v: Any) -> Any:
