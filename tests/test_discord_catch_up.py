@@ -1,0 +1,239 @@
+"""Discord catches up on what was posted while the bot was down (adapters/discord/catch_up.py).
+
+discord.py's real client against the local Discord, the real engine on one SQLite file across
+"restarts": each `running(...)` block is one process's life (a new gateway session: IDENTIFY,
+READY; nothing replayed to it). Messages posted in between are put in the channels' history with
+`create_message(..., dispatch=False)`: stored, never sent on the gateway, as Discord does with
+what a bot misses while it has no session. The process-level test (a real `orchestra` killed
+with SIGKILL) is in tests/test_discord_crash.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import discord
+
+from adapters.discord.app import DiscordAdapter
+from adapters.discord.translate import NOT_TAKEN
+from bot.settings import load_settings
+from engine.engine import Engine, EngineConfig
+from engine.memory.store import SQLiteMemory
+from engine.personas import PersonaRegistry
+from engine.providers import OfflineProvider
+from tests.discord_crash_rig import key_of
+from tests.servers import discord_payloads as wire
+from tests.servers.discord_api import TOKEN, DiscordServer, connected
+
+pytest_plugins = ["tests.servers.fixtures"]
+
+HISTORY = "GET /channels/{channel_id}/messages"
+
+
+@dataclass
+class Bot:
+    server: DiscordServer
+    adapter: DiscordAdapter
+    engine: Engine
+
+    async def settle(self) -> None:
+        for _ in range(3):
+            await asyncio.sleep(0.05)
+            await self.adapter.listeners.idle()
+            await self.engine.wait_idle()
+
+    async def caught_up(self) -> None:
+        """Until the catch-up READY started is done (discord.py holds `on_ready` back ~2 s), and
+        what it took has been answered."""
+        await self.server.wait_for(lambda: self.adapter.catch_up.passes, timeout=15)
+        await self.settle()
+
+
+@contextlib.asynccontextmanager
+async def running(server: DiscordServer, db: Path, **settings: Any) -> AsyncIterator[Bot]:
+    """One life of the bot on `db`: a new gateway session; stopped (settled first) at the end."""
+    memory = await SQLiteMemory.open(db)
+    engine = Engine(memory, OfflineProvider(), PersonaRegistry.defaults(), EngineConfig(max_auto_turns=1))
+    adapter = DiscordAdapter(load_settings(
+        db=db, discord_token=TOKEN, discord_api_url=server.url, discord_gateway_url=server.gateway_url, **settings,
+    ), engine)
+    engine.register_outbox("discord", adapter.outbox)
+    await adapter.verify()
+    try:
+        async with connected(adapter.client, server, start=adapter.run):
+            bot = Bot(server, adapter, engine)
+            yield bot
+            await bot.settle()
+    finally:
+        await adapter.stop()
+        await memory.close()
+
+
+def missed(s: DiscordServer, text: str, *, channel_id: int | None = None, author: dict[str, Any] | None = None,
+           mention: bool = True, **kw: Any) -> dict[str, Any]:
+    """Posted while the bot is down: in the history, never dispatched."""
+    content = f"<@{s.bot_id}> {text}" if mention else text
+    return s.create_message(channel_id or s.general_id, author or s.alice, {"content": content}, dispatch=False, **kw)
+
+
+def answers(s: DiscordServer, place: str | int) -> list[str]:
+    """The keys of the turns shown in a thread (or DM channel)."""
+    return [k for m in s.messages.values() if m["channel_id"] == str(place) and (k := key_of(m) or "").startswith("turn:")]
+
+
+def tasks(db: Path) -> list[tuple[str, str | None]]:
+    with sqlite3.connect(db) as con:
+        return con.execute("SELECT event_id, json_extract(body, '$.thread') FROM tasks ORDER BY id").fetchall()
+
+
+def refusals(s: DiscordServer) -> list[dict[str, Any]]:
+    return [r.json for r in s.channel_posts() if (r.json or {}).get("message_reference")]
+
+
+async def test_a_mention_posted_while_down_is_answered_once_after_the_start(discord_server, tmp_path) -> None:
+    s, db = discord_server, tmp_path / "orchestra.db"
+    async with running(s, db) as bot:
+        first = await s.mention("sophia why did signups drop last week?")
+        await bot.settle()
+    answered_first = answers(s, first["id"])
+    assert answered_first
+
+    while_down = missed(s, "karen is the pricing page ready?")
+    async with running(s, db) as bot:
+        await bot.caught_up()
+    assert answers(s, while_down["id"])  # its thread was made from it, and she answered there
+    assert answers(s, first["id"]) == answered_first  # answered before the restart: not again
+    assert [e for e, _ in tasks(db)] == [f"message:{first['id']}", f"message:{while_down['id']}"]
+
+    answered_then = {m: answers(s, m) for m in (first["id"], while_down["id"])}
+    async with running(s, db) as bot:  # once more: read again, nothing new
+        await bot.caught_up()
+    assert {m: answers(s, m) for m in answered_then} == answered_then
+    assert len(tasks(db)) == 2
+
+
+async def test_a_reply_in_a_known_conversation_thread_while_down_continues_it(discord_server, tmp_path) -> None:
+    s, db = discord_server, tmp_path / "orchestra.db"
+    async with running(s, db) as bot:
+        first = await s.mention("cherry what should we do first?")
+        await bot.settle()
+    before = answers(s, first["id"])
+
+    reply = missed(s, "and what about the FAQ?", channel_id=int(first["id"]), mention=False)
+    async with running(s, db) as bot:
+        await bot.caught_up()
+    assert (f"message:{reply['id']}", first["id"]) in tasks(db)
+    assert len(answers(s, first["id"])) > len(before)
+
+
+async def test_a_reply_in_a_known_investigation_thread_while_down_continues_it(discord_server, tmp_path) -> None:
+    s, db = discord_server, tmp_path / "orchestra.db"
+    async with running(s, db) as bot:
+        await s.slash_command("investigate", {"problem": "intermittent 401s on checkout"})
+        await bot.settle()
+    with sqlite3.connect(db) as con:
+        [(thread,)] = con.execute("SELECT thread FROM threads WHERE kind = 'investigation'").fetchall()
+    before = answers(s, thread)
+    assert before
+
+    reply = missed(s, "the 401s all come from the mobile app", channel_id=int(thread), mention=False)
+    async with running(s, db) as bot:
+        await bot.caught_up()
+    assert (f"message:{reply['id']}", thread) in tasks(db)
+    assert len(answers(s, thread)) > len(before)
+
+
+async def test_a_message_also_arriving_live_during_catch_up_is_answered_once(discord_server, tmp_path) -> None:
+    s, db = discord_server, tmp_path / "orchestra.db"
+    async with running(s, db) as bot:
+        await s.mention("sophia what is our churn?")
+        await bot.settle()
+
+    late = missed(s, "karen what changed in billing?")
+    async with running(s, db) as bot:
+        # Discord delivers it to the new session as well (before discord.py's on_ready, so before
+        # the catch-up reads it): the two paths meet in the engine's dedupe
+        await s.gateway.dispatch("MESSAGE_CREATE", late)
+        await bot.caught_up()
+    keys = answers(s, late["id"])
+    assert keys and len(keys) == len(set(keys))
+    assert [e for e, _ in tasks(db)].count(f"message:{late['id']}") == 1
+    assert len(s.of("POST /channels/{channel_id}/messages/{message_id}/threads")) == 2  # one thread each
+
+
+async def test_refused_messages_get_no_second_refusal_and_bots_never_start_turns(discord_server, tmp_path) -> None:
+    s, db = discord_server, tmp_path / "orchestra.db"
+    allowed = {"allowed_users": [s.alice["id"]]}
+    async with running(s, db, **allowed) as bot:
+        await s.mention("sophia what is our churn?")
+        refused_live = await s.mention("sophia can I ask too?", author=s.bob)
+        await bot.settle()
+    assert [r["message_reference"]["message_id"] for r in refusals(s)] in ([refused_live["id"]], [int(refused_live["id"])])
+
+    missed(s, "and me, while you were away?", author=s.bob)  # refused: logged, not said
+    missed(s, "helperbot asks too", author=s.other_bot)
+    hook_id = wire.snowflake()
+    hook = s.create_message(s.general_id, wire.user(hook_id, "Some Hook", bot=True),
+                            {"content": f"<@{s.bot_id}> from a webhook"}, webhook_id=hook_id, dispatch=False)
+    # the last life told alice "nothing was started, try again" (its database was away): she was
+    # answered, and may have asked again; the restart does not start it behind her back
+    told = missed(s, "sophia is the export fixed?")
+    s.create_message(s.general_id, s.bot, {"content": NOT_TAKEN, "message_reference": {"message_id": told["id"]}},
+                     dispatch=False)
+    async with running(s, db, **allowed) as bot:
+        await bot.caught_up()
+    assert len(refusals(s)) == 1  # the live one, nothing more
+    assert len(tasks(db)) == 1
+    assert not answers(s, hook["id"]) and not answers(s, told["id"])
+
+
+async def test_older_than_the_window_is_not_read_and_zero_reads_nothing(discord_server, tmp_path) -> None:
+    s, db = discord_server, tmp_path / "orchestra.db"
+    async with running(s, db) as bot:
+        # a command, not a message: the channel is known, nothing in it is stored as read
+        await s.slash_command("investigate", {"problem": "why do exports time out?"}, channel_id=s.random_id)
+        await bot.settle()
+
+    two_hours_ago = discord.utils.time_snowflake(discord.utils.utcnow() - timedelta(hours=2))
+    old = missed(s, "sophia, from long ago", channel_id=s.random_id, extra={"id": str(two_hours_ago)})
+    recent = missed(s, "sophia, from a minute ago", channel_id=s.random_id)
+    async with running(s, db, discord_catch_up="0") as bot:
+        await s.wait_for(lambda: bot.adapter.client.is_ready(), timeout=15)
+        await asyncio.sleep(0.3)
+        assert not s.of(HISTORY) and bot.adapter.catch_up.passes == 0
+    assert len(tasks(db)) == 1
+
+    async with running(s, db) as bot:
+        await bot.caught_up()
+    event_ids = [e for e, _ in tasks(db)]
+    assert f"message:{recent['id']}" in event_ids and f"message:{old['id']}" not in event_ids
+    assert answers(s, recent["id"]) and not answers(s, old["id"])
+
+
+async def test_a_place_refusing_its_history_is_logged_and_the_others_are_still_caught_up(
+        discord_server, tmp_path, caplog) -> None:
+    s, db = discord_server, tmp_path / "orchestra.db"
+    async with running(s, db) as bot:
+        here = await s.mention("sophia what is our churn?")
+        there = await s.mention("karen is the pricing page ready?", channel_id=s.random_id)
+        await bot.settle()
+
+    in_thread = missed(s, "and last month?", channel_id=int(here["id"]), mention=False)
+    in_random = missed(s, "cherry what next?", channel_id=s.random_id)
+    s.fail(f"GET /channels/{here['id']}/messages", 403, 50001, "Missing Access", times=None)
+    with caplog.at_level(logging.INFO, logger="adapters.discord.catch_up"):
+        async with running(s, db) as bot:
+            await bot.caught_up()
+    event_ids = [e for e, _ in tasks(db)]
+    assert f"message:{in_random['id']}" in event_ids and answers(s, in_random["id"])
+    assert f"message:{in_thread['id']}" not in event_ids
+    assert f"cannot catch up in thread {here['id']}" in caplog.text and "Read Message History" in caplog.text
+    assert there["id"]  # its channel was read after the refused thread
