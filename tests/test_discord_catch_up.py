@@ -235,5 +235,28 @@ async def test_a_place_refusing_its_history_is_logged_and_the_others_are_still_c
     event_ids = [e for e, _ in tasks(db)]
     assert f"message:{in_random['id']}" in event_ids and answers(s, in_random["id"])
     assert f"message:{in_thread['id']}" not in event_ids
-    assert f"cannot catch up in thread {here['id']}" in caplog.text and "Read Message History" in caplog.text
+    assert f"cannot catch up in thread {here['id']}" in caplog.text and "View Channel" in caplog.text
     assert there["id"]  # its channel was read after the refused thread
+
+
+async def test_a_channel_without_read_message_history_is_named_and_the_others_are_still_caught_up(
+        discord_server, tmp_path, caplog) -> None:
+    """Without Read Message History Discord answers a history read with no messages, not an error:
+    the bot checks its permission first and says which one is missing."""
+    s, db = discord_server, tmp_path / "orchestra.db"
+    async with running(s, db) as bot:
+        await s.mention("sophia what is our churn?")
+        await s.mention("karen is the pricing page ready?", channel_id=s.random_id)
+        await bot.settle()
+
+    in_general = missed(s, "cherry what next?")
+    in_random = missed(s, "sophia and the other page?", channel_id=s.random_id)
+    s.deny_read_history(s.random_id)
+    with caplog.at_level(logging.INFO, logger="adapters.discord.catch_up"):
+        async with running(s, db) as bot:
+            await bot.caught_up()
+    event_ids = [e for e, _ in tasks(db)]
+    assert f"message:{in_general['id']}" in event_ids and answers(s, in_general["id"])
+    assert f"message:{in_random['id']}" not in event_ids
+    assert f"cannot catch up in channel {s.random_id} (server {s.guild_id}): give the bot Read Message History" \
+        in caplog.text

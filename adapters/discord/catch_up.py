@@ -21,9 +21,10 @@ What it reads, and from where:
 Said once: a message the bot already replied to (a refusal, "not taken") is skipped, and while
 catching up a refusal is logged, never said, so a restart never repeats one.
 
-Failures (no Read Message History: 403; a deleted channel or thread: 404; a rate limit discord.py
-gave up on; a database that does not answer) are one log line, and the next place is read:
-catching up never stops the adapter.
+Failures are one log line each, and the next place is read: catching up never stops the adapter.
+No Read Message History (Discord would answer with no messages, not an error: checked first), a
+403 (no View Channel, a private thread), a deleted channel or thread (404), a rate limit
+discord.py gave up on, a database that does not answer.
 
 Accepted edges: a live message arriving in a place while it is being read may be submitted
 before an older one read here (their turns then run in that order); and a process killed while
@@ -75,6 +76,16 @@ def where(place: RecentPlace) -> str:
     if place.thread is None:
         return f"channel {place.channel} (server {place.workspace})"
     return f"thread {place.thread} of channel {place.channel} (server {place.workspace})"
+
+
+def may_read_history(channel: Any) -> bool:
+    """Whether the bot has Read Message History in a server channel or thread: without it Discord
+    answers a history read with no messages, not with an error. True when not known (a DM)."""
+    guild = getattr(channel, "guild", None)
+    me = guild.me if guild is not None else None
+    if me is None or not hasattr(channel, "permissions_for"):
+        return True
+    return channel.permissions_for(me).read_message_history
 
 
 class CatchUp:
@@ -156,6 +167,10 @@ class CatchUp:
     async def _read(self, place: RecentPlace, after: int) -> tuple[int, int]:
         """Read `place` after message `after`, oldest first; (messages read, new tasks)."""
         channel = await self._channel(int(place.thread or place.channel))
+        if not may_read_history(channel):
+            log.warning("Discord: cannot catch up in %s: give the bot Read Message History there (without it "
+                        "Discord shows it no messages)", where(place))
+            return 0, 0
         messages = [m async for m in channel.history(after=discord.Object(after), oldest_first=True,
                                                      limit=PER_PLACE + 1)]
         if len(messages) > PER_PLACE:
@@ -185,8 +200,8 @@ class CatchUp:
     @staticmethod
     def _gave_up(place: RecentPlace, e: Exception) -> None:
         if isinstance(e, discord.Forbidden):
-            log.warning("Discord: cannot catch up in %s: the bot may not read its history (give it Read Message "
-                        "History there): %s", where(place), describe(e))
+            log.warning("Discord: cannot catch up in %s: Discord refused (give the bot View Channel there; a "
+                        "private thread: add the bot to it): %s", where(place), describe(e))
         elif isinstance(e, discord.NotFound):
             log.info("Discord: nothing to catch up in %s: it is gone (or never was a thread): %s",
                      where(place), describe(e))
