@@ -22,11 +22,14 @@ from typing import Any
 
 import discord
 
-from adapters.discord.app import DiscordAdapter
+from adapters.discord.app import DiscordAdapter, client_for
+from adapters.discord.catch_up import CatchUp
 from adapters.discord.translate import NOT_TAKEN
 from bot.settings import load_settings
 from engine.engine import Engine, EngineConfig
+from engine.memory.records import RecentPlace
 from engine.memory.store import SQLiteMemory
+from engine.models import Task
 from engine.personas import PersonaRegistry
 from engine.providers import OfflineProvider
 from tests.discord_crash_rig import key_of
@@ -260,3 +263,40 @@ async def test_a_channel_without_read_message_history_is_named_and_the_others_ar
     assert f"message:{in_random['id']}" not in event_ids
     assert f"cannot catch up in channel {s.random_id} (server {s.guild_id}): give the bot Read Message History" \
         in caplog.text
+
+
+async def test_a_dm_posted_while_down_is_answered_and_other_servers_places_are_not_read(discord_server, tmp_path) -> None:
+    """A DM channel the bot was talking in is read again (DMs reach an unsharded client); a place
+    in a server this client is not in (another replica's shard, a server that removed the bot)
+    is not asked about at all."""
+    s, db = discord_server, tmp_path / "orchestra.db"
+    async with running(s, db) as bot:
+        first = await s.dm("sophia what is a cohort?")
+        await bot.settle()
+    dm_channel = first["channel_id"]
+    before = answers(s, dm_channel)
+    assert before
+
+    memory = await SQLiteMemory.open(db)  # work another replica took, in a server not ours
+    try:
+        await memory.accept_task(Task(platform="discord", workspace="424242", channel="515151", thread="515152",
+                                      user="1", text="hi", event_id="message:515152", message_id="515152"))
+    finally:
+        await memory.close()
+    later = s.create_message(int(dm_channel), s.alice, {"content": "and a retention curve?"}, dispatch=False)
+    async with running(s, db) as bot:
+        await bot.caught_up()
+    assert f"message:{later['id']}" in [e for e, _ in tasks(db)]
+    assert len(answers(s, dm_channel)) > len(before)
+    assert not [r for r in s.requests if "515151" in r.path or "515152" in r.path]
+
+
+def test_dms_are_caught_up_by_the_replica_that_runs_shard_0_only(tmp_path) -> None:
+    """Discord sends DMs to shard 0: the replica running it reads DM channels again, the others not."""
+    dm = RecentPlace(workspace="dm", channel="5", thread="5", last_active=discord.utils.utcnow())
+    for shards, sees in (("0", True), ("1", False), ("0,1", True)):
+        client = client_for(load_settings(db=tmp_path / "o.db", discord_token=TOKEN, discord_shard_ids=shards,
+                                          discord_shard_count=2))
+        assert CatchUp(client, None, None, timedelta(hours=1)).visible(dm) is sees  # type: ignore[arg-type]
+    assert CatchUp(client_for(load_settings(db=tmp_path / "o.db", discord_token=TOKEN)), None, None,  # type: ignore[arg-type]
+                   timedelta(hours=1)).visible(dm)

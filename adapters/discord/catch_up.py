@@ -45,6 +45,7 @@ import discord
 
 from adapters.discord import translate as tr
 from adapters.discord.webhooks import describe
+from engine.memory.errors import is_transient
 from engine.memory.records import RecentPlace
 
 if TYPE_CHECKING:
@@ -55,8 +56,8 @@ log = logging.getLogger(__name__)
 
 #: The most recently active places read after a restart.
 PLACES = 100
-#: Messages read per place at most (one request).
-PER_PLACE = 50
+#: Messages read per place at most (one request; a second, of one message, tells whether more were left).
+PER_PLACE = 100
 #: How many places the memory is asked for (before those of other replicas are set aside).
 ASKED = 1000
 
@@ -108,11 +109,6 @@ class CatchUp:
             return
         self._task = asyncio.create_task(self._run(), name="discord-catch-up")
 
-    async def wait(self) -> None:
-        """Until the catch-up started last is done (tests, shutdown)."""
-        while self._task is not None and not self._task.done():
-            await asyncio.gather(self._task, return_exceptions=True)
-
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None and not task.done():
@@ -124,7 +120,7 @@ class CatchUp:
             self._again = False
             try:
                 await self.once()
-            except Exception:  # noqa: BLE001 - never the adapter's end; the log has it
+            except Exception:  # never the adapter's end; the log has it
                 log.exception("Discord: catching up on missed messages failed")
             self.passes += 1
             if not self._again:
@@ -136,9 +132,9 @@ class CatchUp:
         floor = discord.utils.time_snowflake(since)
         try:
             places = await self.engine.recent_places(tr.PLATFORM, since, limit=ASKED)
-        except Exception as e:  # noqa: BLE001 - a database away: said, and nothing else is wrong
+        except Exception as e:  # a database away: said; the next start tries again
             log.warning("Discord: could not catch up on messages posted while the bot was down: the memory did not "
-                        "answer (%s)", type(e).__name__)
+                        "answer (%s)", type(e).__name__, exc_info=None if is_transient(e) else e)
             return
         places = [p for p in places if self.visible(p)]
         if len(places) > PLACES:
@@ -208,4 +204,4 @@ class CatchUp:
         elif isinstance(e, discord.HTTPException):
             log.warning("Discord: could not catch up in %s: %s", where(place), describe(e))
         else:
-            log.warning("Discord: could not catch up in %s: %s", where(place), type(e).__name__, exc_info=True)
+            log.warning("Discord: could not catch up in %s: %s", where(place), type(e).__name__, exc_info=e)
