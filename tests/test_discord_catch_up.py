@@ -300,3 +300,26 @@ def test_dms_are_caught_up_by_the_replica_that_runs_shard_0_only(tmp_path) -> No
         assert CatchUp(client, None, None, timedelta(hours=1)).visible(dm) is sees  # type: ignore[arg-type]
     assert CatchUp(client_for(load_settings(db=tmp_path / "o.db", discord_token=TOKEN)), None, None,  # type: ignore[arg-type]
                    timedelta(hours=1)).visible(dm)
+
+
+async def test_a_resumed_session_is_not_caught_up_but_an_invalidated_one_is(discord_server, tmp_path) -> None:
+    """A RESUME has the missed events replayed: nothing is read. A session Discord no longer
+    knows makes discord.py IDENTIFY again: a READY, and the history is read as after a start."""
+    s, db = discord_server, tmp_path / "orchestra.db"
+    async with running(s, db) as bot:
+        await s.mention("sophia what is our churn?")
+        await bot.caught_up()
+        reads = len(s.of(HISTORY))
+
+        await s.gateway.drop()  # resumable: discord.py RESUMEs and gets what it missed replayed
+        await s.wait_for(lambda: s.gateway.resumes and s.gateway.ws is not None and not s.gateway.ws.closed)
+        await asyncio.sleep(2.5)  # longer than discord.py holds on_ready back after a READY
+        assert bot.adapter.catch_up.passes == 1 and len(s.of(HISTORY)) == reads
+
+        s.gateway.session.session_id = "expired"  # the next RESUME is refused: INVALID_SESSION
+        while_invalid = missed(s, "karen is the pricing page ready?")
+        await s.gateway.drop()
+        await s.wait_for(lambda: bot.adapter.catch_up.passes == 2, timeout=15)
+        await bot.settle()
+    assert len(s.gateway.identifies) == 2
+    assert answers(s, while_invalid["id"])
