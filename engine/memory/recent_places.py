@@ -23,14 +23,16 @@ from engine.memory.schema import _dt, _ts
 SCANNED_TASKS = 20_000
 
 #: Shared with the PostgreSQL version: `{thread}`, `{message_id}`, `{kind}` read the task's JSON,
-#: `{p}`/`{since}`/`{scan}`/`{limit}` are the parameters.
+#: `{platform}` is the column (SQLite: `+platform`, so that the planner walks the primary key's
+#: range rather than every task of the platform in an index), `{p}`/`{since}`/`{scan}`/`{limit}`
+#: are the parameters.
 RECENT_PLACES_SQL = """
 WITH recent AS (
     SELECT id, workspace, channel, {thread} AS thread, {message_id} AS message_id,
            CASE WHEN {kind} = 'message' THEN id END AS message_task, created_at
     FROM tasks
     WHERE id > (SELECT coalesce(max(id), 0) FROM tasks) - {scan}
-      AND platform = {p} AND created_at >= {since}
+      AND {platform} = {p} AND created_at >= {since}
 ),
 places AS (
     -- where each message was posted: a message that opened its own thread, at the top level
@@ -56,6 +58,12 @@ LIMIT {limit}
 """
 
 
+_SQL = RECENT_PLACES_SQL.format(
+    thread="json_extract(body, '$.thread')", message_id="json_extract(body, '$.message_id')",
+    kind="json_extract(body, '$.kind')", platform="+platform", p=":p", since=":since", scan=":scan", limit=":limit",
+)
+
+
 def recent_place(row: Any) -> RecentPlace:
     workspace, channel, thread, last_active, event_id = row
     return RecentPlace(workspace=workspace, channel=channel, thread=thread, last_active=_dt(last_active),
@@ -67,9 +75,5 @@ class RecentPlaces(MemoryConnection):
         """The places of `platform` with a task (or a thread's work) since `since`, most
         recently active first, at most `limit`; each with the event id of the message task
         stored last there."""
-        sql = RECENT_PLACES_SQL.format(
-            thread="json_extract(body, '$.thread')", message_id="json_extract(body, '$.message_id')",
-            kind="json_extract(body, '$.kind')", p=":p", since=":since", scan=":scan", limit=":limit",
-        )
-        rows = await self._rows(sql, {"p": platform, "since": _ts(since), "scan": SCANNED_TASKS, "limit": limit})
+        rows = await self._rows(_SQL, {"p": platform, "since": _ts(since), "scan": SCANNED_TASKS, "limit": limit})
         return [recent_place(r) for r in rows]

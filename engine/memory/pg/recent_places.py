@@ -12,7 +12,7 @@ from engine.memory.schema import _ts
 
 _SQL = RECENT_PLACES_SQL.format(
     thread="(body::jsonb ->> 'thread')", message_id="(body::jsonb ->> 'message_id')",
-    kind="(body::jsonb ->> 'kind')", p="$1", since="$2", scan="$3", limit="$4",
+    kind="(body::jsonb ->> 'kind')", platform="platform", p="$1", since="$2", scan="$3", limit="$4",
 )
 
 
