@@ -221,7 +221,7 @@ async def test_older_than_the_window_is_not_read_and_zero_reads_nothing(discord_
     assert answers(s, recent["id"]) and not answers(s, old["id"])
 
 
-async def test_a_place_refusing_its_history_is_logged_and_the_others_are_still_caught_up(
+async def test_places_refusing_or_gone_are_logged_and_the_others_are_still_caught_up(
         discord_server, tmp_path, caplog) -> None:
     s, db = discord_server, tmp_path / "orchestra.db"
     async with running(s, db) as bot:
@@ -232,6 +232,7 @@ async def test_a_place_refusing_its_history_is_logged_and_the_others_are_still_c
     in_thread = missed(s, "and last month?", channel_id=int(here["id"]), mention=False)
     in_random = missed(s, "cherry what next?", channel_id=s.random_id)
     s.fail(f"GET /channels/{here['id']}/messages", 403, 50001, "Missing Access", times=None)
+    del s.channels[int(there["id"])]  # someone deleted karen's thread: 404 Unknown Channel
     with caplog.at_level(logging.INFO, logger="adapters.discord.catch_up"):
         async with running(s, db) as bot:
             await bot.caught_up()
@@ -239,7 +240,8 @@ async def test_a_place_refusing_its_history_is_logged_and_the_others_are_still_c
     assert f"message:{in_random['id']}" in event_ids and answers(s, in_random["id"])
     assert f"message:{in_thread['id']}" not in event_ids
     assert f"cannot catch up in thread {here['id']}" in caplog.text and "View Channel" in caplog.text
-    assert there["id"]  # its channel was read after the refused thread
+    assert f"nothing to catch up in thread {there['id']} of channel {s.random_id}" in caplog.text
+    assert "caught up on 4 place(s)" in caplog.text  # both channels, both threads: none of it stopped the rest
 
 
 async def test_a_channel_without_read_message_history_is_named_and_the_others_are_still_caught_up(

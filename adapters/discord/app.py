@@ -3,7 +3,8 @@
 `DiscordAdapter(settings, engine)` builds an `OrchestraClient` (a `discord.Client` with an
 app-command tree), the outbox and the listeners. `verify()` logs in before anything else starts
 (a refused token stops start-up with its name); `run()` holds the gateway connection, which
-discord.py resumes by itself after a drop (a fresh session reads what it missed: `catch_up.py`); `stop_receiving()` ends the connection but keeps the
+discord.py resumes by itself after a drop (a fresh session, which Discord sends nothing it missed,
+reads the history instead: `catch_up.py`); `stop_receiving()` ends the connection but keeps the
 REST session, so turns still running during shutdown can post; `stop()` closes everything.
 
 Where calls go: `DISCORD_API_URL` becomes `discord.http.Route.BASE` (every REST call, webhooks
