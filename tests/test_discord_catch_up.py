@@ -325,3 +325,27 @@ async def test_a_resumed_session_is_not_caught_up_but_an_invalidated_one_is(disc
         await bot.settle()
     assert len(s.gateway.identifies) == 2
     assert answers(s, while_invalid["id"])
+
+
+async def test_the_most_recent_places_and_the_oldest_messages_first_within_the_caps(discord_server, tmp_path,
+                                                                                    caplog) -> None:
+    """Bounded work after a long outage: the most recently active places only, and a bounded
+    count per place, oldest first; the log says what was left."""
+    s, db = discord_server, tmp_path / "orchestra.db"
+    async with running(s, db) as bot:
+        await s.mention("sophia what is our churn?", channel_id=s.random_id)
+        await bot.settle()
+        await s.mention("karen is the pricing page ready?")  # the most recent place: #general
+        await bot.settle()
+
+    in_general = [missed(s, f"cherry question {n}?") for n in range(3)]
+    in_random = missed(s, "sophia and last month?", channel_id=s.random_id)
+    with caplog.at_level(logging.INFO, logger="adapters.discord.catch_up"):
+        async with running(s, db) as bot:
+            bot.adapter.catch_up.places, bot.adapter.catch_up.per_place = 2, 2  # before discord.py's on_ready
+            await bot.caught_up()
+    event_ids = [e for e, _ in tasks(db)]
+    assert [m["id"] for m in in_general if f"message:{m['id']}" in event_ids] == [m["id"] for m in in_general[:2]]
+    assert f"message:{in_random['id']}" not in event_ids  # #random's places are older: skipped
+    assert "catching up on the 2 most recently active places; 2 older one(s) skipped" in caplog.text
+    assert f"more than 2 messages were posted in channel {s.general_id}" in caplog.text

@@ -92,8 +92,10 @@ def may_read_history(channel: Any) -> bool:
 class CatchUp:
     """Started by `OrchestraClient.on_ready`; `stop()` when the adapter stops receiving."""
 
-    def __init__(self, client: discord.Client, listeners: DiscordListeners, engine: EnginePort, window: timedelta):
+    def __init__(self, client: discord.Client, listeners: DiscordListeners, engine: EnginePort, window: timedelta,
+                 *, places: int = PLACES, per_place: int = PER_PLACE):
         self.client, self.listeners, self.engine, self.window = client, listeners, engine, window
+        self.places, self.per_place = places, per_place
         self._task: asyncio.Task[None] | None = None
         self._again = False
         #: Passes finished (read every place, or gave up): for the log, and for tests to wait on.
@@ -137,10 +139,10 @@ class CatchUp:
                         "answer (%s)", type(e).__name__, exc_info=None if is_transient(e) else e)
             return
         places = [p for p in places if self.visible(p)]
-        if len(places) > PLACES:
+        if len(places) > self.places:
             log.warning("Discord: catching up on the %d most recently active places; %d older one(s) skipped",
-                        PLACES, len(places) - PLACES)
-            places = places[:PLACES]
+                        self.places, len(places) - self.places)
+            places = places[:self.places]
         read = taken = 0
         for place in places:
             try:
@@ -167,12 +169,12 @@ class CatchUp:
             log.warning("Discord: cannot catch up in %s: give the bot Read Message History there (without it "
                         "Discord shows it no messages)", where(place))
             return 0, 0
-        messages = [m async for m in channel.history(after=discord.Object(after), oldest_first=True,
-                                                     limit=PER_PLACE + 1)]
-        if len(messages) > PER_PLACE:
+        most = self.per_place
+        messages = [m async for m in channel.history(after=discord.Object(after), oldest_first=True, limit=most + 1)]
+        if len(messages) > most:
             log.warning("Discord: more than %d messages were posted in %s while the bot was down; the first %d "
-                        "are read", PER_PLACE, where(place), PER_PLACE)
-            messages = messages[:PER_PLACE]
+                        "are read", most, where(place), most)
+            messages = messages[:most]
         new = 0
         for message in self.unanswered(messages):
             if await self.listeners.on_message(message, catching_up=True):
