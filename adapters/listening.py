@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, Protocol
 
-from engine.memory.records import ForgetResult, ThreadSummary
+from engine.memory.records import ForgetResult, RecentPlace, ThreadSummary
 from engine.models import Accepted, Task
 
 
@@ -26,6 +27,7 @@ class EnginePort(Protocol):
 
     async def submit(self, task: Task) -> Accepted: ...
     async def is_known_thread(self, platform: str, workspace: str, channel: str, thread: str) -> bool: ...
+    async def recent_places(self, platform: str, since: datetime, *, limit: int = 1000) -> list[RecentPlace]: ...
     async def memory_list(self, platform: str, workspace: str, channel: str) -> list[ThreadSummary]: ...
     async def memory_forget(self, platform: str, workspace: str, channel: str) -> ForgetResult: ...
     def persona_card(self, name: str) -> str | None: ...

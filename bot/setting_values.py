@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -169,4 +170,16 @@ def secret_text(v: Any, *, discord_token: bool = False) -> Any:
         if discord_token and v[:4].lower() == "bot ":
             v = v[4:].strip()
         return v or None
+    return v
+
+
+def duration_or_off(v: Any) -> Any:
+    """A duration like the others (`bot.job_settings.parse_duration`), or `0` (also `0s`, `off`):
+    none at all, which turns the feature off."""
+    from bot.job_settings import parse_duration
+
+    if isinstance(v, (str, int)) and not isinstance(v, bool):
+        if str(v).strip().lower() in ("0", "0s", "0m", "0h", "off"):
+            return timedelta()
+        return parse_duration(str(v))
     return v

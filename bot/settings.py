@@ -28,6 +28,7 @@ from bot.setting_values import (
     comma_list,
     db_location,
     discord_url,
+    duration_or_off,
     guild_ids,
     secret_text,
     shard_ids,
@@ -212,6 +213,11 @@ class Settings(BaseSettings):
     discord_shard_count: int | None = Field(
         None, ge=1, le=10_000, validation_alias=AliasChoices("DISCORD_SHARD_COUNT", "discord_shard_count")
     )
+    # after a restart, read what was posted this long back in the places the memory knows (Discord
+    # never sends it again: adapters.discord.catch_up); 0 turns it off
+    discord_catch_up: timedelta = Field(
+        timedelta(hours=1), validation_alias=AliasChoices("DISCORD_CATCH_UP", "discord_catch_up")
+    )
 
     # --- several replicas on one PostgreSQL: seconds without a heartbeat before a replica counts
     # as dead and the others take over its unfinished tasks and its lanes
@@ -298,6 +304,11 @@ class Settings(BaseSettings):
         from bot.job_settings import parse_duration
 
         return parse_duration(str(v)) if isinstance(v, (str, int)) else v
+
+    @field_validator("discord_catch_up", mode="before")
+    @classmethod
+    def _duration_or_off(cls, v: Any) -> Any:
+        return duration_or_off(v)
 
     @field_validator("digest_at", mode="before")
     @classmethod

@@ -1,5 +1,6 @@
-"""What adapters and the CLI ask the engine outside of tasks: is this a thread we know, what
-does this channel remember (list, export, forget), who are the personas.
+"""What adapters and the CLI ask the engine outside of tasks: is this a thread we know, where
+was there work lately (to catch up after a restart), what does this channel remember (list,
+export, forget), who are the personas.
 
 `Engine` inherits these, so adapters keep talking to one object; the task runner itself is in
 `engine.engine`.
@@ -7,8 +8,10 @@ does this channel remember (list, export, forget), who are the personas.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from engine.flows import EngineConfig
-from engine.memory.records import ForgetResult, ThreadSummary
+from engine.memory.records import ForgetResult, RecentPlace, ThreadSummary
 from engine.personas import PersonaRegistry, describe_style, describe_traits
 
 
@@ -29,6 +32,11 @@ class EngineQueries:
             self._known_threads.pop(next(iter(self._known_threads)))
         self._known_threads[key] = None
         return True
+
+    async def recent_places(self, platform: str, since: datetime, *, limit: int = 1000) -> list[RecentPlace]:
+        """Where `platform` had work since `since`, most recently active first: what an adapter
+        reads again after a restart when its platform does not resend what was missed."""
+        return await self.memory.recent_places(platform, since, limit=limit)
 
     def expire_caches(self) -> int:
         """Forget which threads are known (retention may have removed some); how many were held."""

@@ -3,8 +3,9 @@ DISCORD_GATEWAY_URL pointed at the local Discord running in this test process) i
 SIGKILL at chosen moments and started again on the same database.
 
 Discord never sends a message again to a new gateway session, so whatever was accepted before the
-kill must come back from SQLite. After the restart, what the local Discord shows people must be
-right: every mention answered exactly once (recognised by the key in the last embed's footer), no
+kill must come back from SQLite, and what was posted while the process was down is read from the
+channels' history after the restart (adapters/discord/catch_up.py). After the restart, what the
+local Discord shows people must be right: every mention answered exactly once (recognised by the key in the last embed's footer), no
 "is thinking" placeholder left standing, no investigation paused without its notice, the
 person's message stored once, no task left unfinished.
 """
@@ -17,7 +18,7 @@ import sqlite3
 import pytest
 import pytest_asyncio
 
-from tests.crash_rig import Model, Orchestra
+from tests.crash_rig import Model, Orchestra, Sent
 from tests.discord_crash_rig import DiscordOrchestra, key_of, last_buttons, thinking
 from tests.servers.discord_api import DiscordServer
 
@@ -241,3 +242,45 @@ async def test_killed_between_the_root_post_and_its_thread_the_restart_makes_the
     made = [r for r in discord.of(threads) if r.path.split("/")[4] == root["id"] and r.status == 200]
     assert len(made) == 1 and int(root["id"]) in discord.channels
     assert [m for m in rig.shown() if m["channel_id"] == root["id"] and (key_of(m) or "").startswith("turn:")]
+
+
+async def test_a_mention_and_a_thread_reply_posted_while_it_was_down_are_answered_once_after_the_restart(
+        stand_ins, tmp_path) -> None:
+    """Killed while the model works on a second mention; while it is down, someone mentions it
+    and someone replies in the first mention's thread (Discord keeps both in the history, and
+    sends neither to the next session). The restart finishes the interrupted one and reads the
+    two from the history: each answered once, nothing doubled, nothing left thinking."""
+    discord, model = stand_ins
+    rig = DiscordOrchestra(tmp_path, discord, model)
+    await rig.start()
+    first = await rig.mention("sophia, why did signups drop last week?")
+    await rig.settle(expected_tasks=1)
+    model.hang_on = {len(model.requests) + 1}
+    await rig.mention("karen, is the pricing page ready?")
+    await discord.wait_for(lambda: len(model.requests) == model.hang_on.copy().pop(), timeout=30)
+    await rig.kill()
+    answered_first = [m for m in rig.shown() if m["channel_id"] == first.ts and (key_of(m) or "").startswith("turn:")]
+
+    model.hang_on = set()
+    text = "cherry, what should we do first?"
+    down = discord.create_message(discord.general_id, discord.alice, {"content": f"<@{discord.bot_id}> {text}"},
+                                  dispatch=False)
+    rig.sent.append(Sent("mention", text, down["id"]))  # the audit wants it answered in its thread, once
+    reply = discord.create_message(int(first.ts), discord.alice, {"content": "and what about last month?"},
+                                   dispatch=False)
+    await rig.start()
+    await rig.settle(expected_tasks=4)
+    await rig.stop()
+    assert len(discord.gateway.identifies) == 2  # a new session, nothing replayed to it
+    assert_clean(rig)
+    assert "Discord: caught up on" in rig.logs[-1] and "2 new task(s)" in rig.logs[-1]
+    with sqlite3.connect(rig.db) as con:
+        events = [e for (e,) in con.execute("SELECT event_id FROM tasks ORDER BY id")]
+        [(reply_task,)] = con.execute("SELECT id FROM tasks WHERE event_id = ?", (f"message:{reply['id']}",)).fetchall()
+        [(answered_reply,)] = con.execute("SELECT count(*) FROM turns AS t JOIN threads AS th ON th.id = t.thread_id "
+                                          "WHERE t.task_id = ? AND t.role = 'persona' AND th.thread = ?",
+                                          (reply_task, first.ts)).fetchall()
+    assert len(events) == len(set(events)) == 4
+    assert answered_reply == 1  # the reply continued the first conversation, once
+    in_first = [m for m in rig.shown() if m["channel_id"] == first.ts and (key_of(m) or "").startswith("turn:")]
+    assert len(in_first) == len(answered_first) + 1

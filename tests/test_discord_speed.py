@@ -52,6 +52,9 @@ class StoringEngine:
     async def memory_list(self, *args: Any) -> list[Any]:
         return []
 
+    async def recent_places(self, *args: Any, **kw: Any) -> list[Any]:
+        return []
+
 
 @pytest_asyncio.fixture
 async def bot(discord_server: DiscordServer, tmp_path) -> AsyncIterator[tuple[DiscordServer, DiscordAdapter, StoringEngine]]:

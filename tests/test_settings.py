@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -403,6 +404,9 @@ def test_discord_settings_from_a_yaml_file(monkeypatch, tmp_path):
         ("DISCORD_GATEWAY_URL", "https://gateway.discord.gg", "must be a ws:// or wss:// URL"),
         ("DISCORD_GATEWAY_URL", "wss://", "must be a ws:// or wss:// URL"),
         ("DISCORD_MESSAGE_CONTENT", "maybe", "must be true or false (got 'maybe')"),
+        ("DISCORD_CATCH_UP", "an hour", "'an hour' is not a duration: write a number and a unit"),
+        ("DISCORD_CATCH_UP", "-1h", "'-1h' is not a duration"),
+        ("DISCORD_CATCH_UP", "3600", "'3600' is not a duration"),
     ],
 )
 def test_a_bad_discord_setting_is_named(monkeypatch, key, value, said):
@@ -410,6 +414,16 @@ def test_a_bad_discord_setting_is_named(monkeypatch, key, value, said):
     with pytest.raises(SettingsError) as excinfo:
         load_settings()
     assert problems_of(excinfo).startswith(f"{key}: ") and said in problems_of(excinfo)
+
+
+@pytest.mark.parametrize(("value", "window"), [
+    (None, timedelta(hours=1)), ("90m", timedelta(minutes=90)), ("1d", timedelta(days=1)),
+    ("0", timedelta()), ("off", timedelta()), ("0s", timedelta()),
+])
+def test_how_far_back_discord_catches_up_after_a_restart(monkeypatch, value, window):
+    if value is not None:
+        monkeypatch.setenv("DISCORD_CATCH_UP", value)
+    assert load_settings().discord_catch_up == window
 
 
 def test_an_empty_discord_url_means_discords_own(monkeypatch):

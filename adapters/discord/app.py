@@ -3,7 +3,8 @@
 `DiscordAdapter(settings, engine)` builds an `OrchestraClient` (a `discord.Client` with an
 app-command tree), the outbox and the listeners. `verify()` logs in before anything else starts
 (a refused token stops start-up with its name); `run()` holds the gateway connection, which
-discord.py resumes by itself after a drop; `stop_receiving()` ends the connection but keeps the
+discord.py resumes by itself after a drop (a fresh session, which Discord sends nothing it missed,
+reads the history instead: `catch_up.py`); `stop_receiving()` ends the connection but keeps the
 REST session, so turns still running during shutdown can post; `stop()` closes everything.
 
 Where calls go: `DISCORD_API_URL` becomes `discord.http.Route.BASE` (every REST call, webhooks
@@ -27,6 +28,7 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket
 
 from adapters.discord.buckets import sweep_rarely
+from adapters.discord.catch_up import CatchUp
 from adapters.discord.listeners import DiscordListeners
 from adapters.discord.outbox import DiscordOutbox
 
@@ -155,6 +157,7 @@ class OrchestraClient(discord.Client):
         self.settings = settings
         self.tree = app_commands.CommandTree(self)
         self.listeners: DiscordListeners | None = None  # set by DiscordAdapter before login
+        self.catch_up: CatchUp | None = None  # likewise: what a fresh session missed (on_ready)
         self._connected_once = False
         #: Set when the gateway connection fails before it was ever ready.
         self.first_connection_failed = asyncio.Event()
@@ -219,8 +222,12 @@ class OrchestraClient(discord.Client):
         log.info("Discord: gateway session resumed")
 
     async def on_ready(self) -> None:
+        # a fresh session (start-up, or one Discord invalidated): nothing posted meanwhile will
+        # be sent to it, so the history is read (catch_up.py); a resumed one had it replayed
         self._connected_once = True
         log.info("Discord: gateway ready (%d server(s))", len(self.guilds))
+        if self.catch_up is not None:
+            self.catch_up.start()
 
 
 class ShardedOrchestraClient(OrchestraClient, discord.AutoShardedClient):
@@ -253,6 +260,7 @@ class DiscordAdapter:
         self.outbox = DiscordOutbox(self.client)
         self.listeners = DiscordListeners(engine, settings, self.outbox, persona_admin=persona_admin)
         self.client.listeners = self.listeners
+        self.catch_up = self.client.catch_up = CatchUp(self.client, self.listeners, engine, settings.discord_catch_up)
         self.identity: DiscordIdentity | None = None
         self._receiving: asyncio.Task | None = None
 
@@ -336,7 +344,9 @@ class DiscordAdapter:
                 + (" and DISCORD_GATEWAY_URL" if self.settings.discord_gateway_url else ""))
 
     async def stop_receiving(self) -> None:
-        """No more events; the REST session stays open, so work finishing now can still post."""
+        """No more events (nor catching up); the REST session stays open, so work finishing now
+        can still post."""
+        await self.catch_up.stop()
         if self._receiving is not None and not self._receiving.done():
             self._receiving.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -97,17 +97,24 @@ class DiscordListeners(InteractionListeners):
             log.info("Discord: duplicate %s event %s ignored", task.kind.value, task.event_id)
         return accepted
 
-    def _say(self, message: discord.Message, text: str, what: str) -> None:
-        """A short reply from the bot that notifies nobody, once per message."""
+    def _say(self, message: discord.Message, text: str, what: str, *, quiet: bool = False) -> None:
+        """A short reply from the bot that notifies nobody, once per message. `quiet` (catching
+        up after a restart, `catch_up.py`): only logged, since the live bot may have said it."""
+        if quiet:
+            log.info("Discord: catching up, did not %s %s (logged, not said)", what, message.id)
+            return
         if self.refused.first_time((what, message.id)):
             self.later(message.reply(text, allowed_mentions=discord.AllowedMentions.none(), mention_author=False), what)
 
     # --- messages -----------------------------------------------------------------------------
 
-    async def on_message(self, message: discord.Message) -> None:
+    async def on_message(self, message: discord.Message, *, catching_up: bool = False) -> bool:
+        """A message from the gateway, or read from a channel's history after a restart
+        (`catching_up`: what would be said to refuse it is only logged). True when it was
+        stored as a new task."""
         client = self.client
         if client is None or client.user is None or not tr.from_person(message):
-            return  # bots and webhooks (our own persona posts too) never start turns
+            return False  # bots and webhooks (our own persona posts too) never start turns
         me = client.user.id
         if message.guild is not None and isinstance(message.channel, discord.PartialMessageable):
             await self._resolve_channel(message)
@@ -116,24 +123,25 @@ class DiscordListeners(InteractionListeners):
         dm = message.guild is None
         if dm or tr.mentions_bot(message, me):
             if not self.allowed(channel, user, thread):
-                self._say(message, tr.REFUSAL, "refuse a message")
-                return
+                self._say(message, tr.REFUSAL, "refuse a message", quiet=catching_up)
+                return False
             task = tr.message_task(message, bot_id=me)
             top_level = thread is None and not dm
             if top_level:  # a top-level mention: its thread is made from it, named by the question
                 self.outbox.name_thread(channel, str(message.id), task.text)
-            if await self._take(message, task) and top_level:
+            taken = await self._take(message, task, quiet=catching_up)
+            if taken and top_level:
                 self.later(self.outbox.prepare(channel, str(message.id)), "prepare the thread")
-            return
+            return taken
         if not self.allowed(channel, user, thread):
-            return  # passive messages from people not allowed: silence
+            return False  # passive messages from people not allowed: silence
         workspace = tr.workspace_of(message.guild.id if message.guild else None)
         if thread is not None and await self.engine.is_known_thread(tr.PLATFORM, workspace, channel, thread):
-            await self._take(message, tr.message_task(message, bot_id=me))
-            return
+            return await self._take(message, tr.message_task(message, bot_id=me), quiet=catching_up)
         replied = await self._replied_to(message)
         if replied is not None and await self.outbox.is_ours(replied):
-            await self._take(message, tr.message_task(message, bot_id=me))
+            return await self._take(message, tr.message_task(message, bot_id=me), quiet=catching_up)
+        return False
 
     async def _replied_to(self, message: discord.Message) -> discord.Message | None:
         """The message `message` replies to. Discord usually sends it along; when it did not
@@ -170,17 +178,17 @@ class DiscordListeners(InteractionListeners):
             log.info("Discord: could not look up channel %s (%s); taking it as a channel", message.channel.id,
                      getattr(e, "text", None) or type(e).__name__)
 
-    async def _take(self, message: discord.Message, task: Task) -> bool:
-        """Submit; Discord will not send the message again, so a failure is said to its author.
-        True when a new task was stored (not a duplicate)."""
+    async def _take(self, message: discord.Message, task: Task, *, quiet: bool = False) -> bool:
+        """Submit; Discord will not send the message again, so a failure is said to its author
+        (`quiet`: logged only). True when a new task was stored (not a duplicate)."""
         try:
             return not (await self._submit(task)).duplicate
         except TaskRefused as e:
             log.warning("Discord: message %s refused, it can never be stored: %s", message.id, e)
-            self._say(message, tr.UNREADABLE, "say a message was unreadable")
+            self._say(message, tr.UNREADABLE, "say a message was unreadable", quiet=quiet)
         except Exception as e:
             if not is_transient(e):  # a locked database, a slow disk, a server restarting
                 raise
             log.warning("Discord: message %s not taken: %s", message.id, type(e).__name__)
-            self._say(message, tr.NOT_TAKEN, "say a message was not taken")
+            self._say(message, tr.NOT_TAKEN, "say a message was not taken", quiet=quiet)
         return False

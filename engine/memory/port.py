@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from engine.memory.records import (
         ForgetResult,
         Placeholder,
+        RecentPlace,
         Recollection,
         StoredTask,
         TaskStatus,
@@ -70,6 +71,12 @@ class Memory(Protocol):
     async def list_threads(
         self, platform: str, workspace: str, channel: str, *, statuses: set[ThreadStatus] | None = None
     ) -> list[ThreadSummary]: ...
+
+    async def recent_places(self, platform: str, since: datetime, *, limit: int = 1000) -> list[RecentPlace]:
+        """Where `platform` had work since `since` (a channel's top level, or a thread), most
+        recently active first, each with the event id of the message task stored last there:
+        what an adapter whose platform never sends missed messages again reads after a restart."""
+        ...
 
     async def stalled_threads(self, older_than: datetime) -> list[ThreadRecord]: ...
 

@@ -149,3 +149,21 @@ class Placeholder(BaseModel):
     thread: str | None
     persona: str
     message_id: str | None = None
+
+
+class RecentPlace(BaseModel):
+    """A place on a platform where work arrived lately (`Memory.recent_places`): a chat adapter
+    whose platform does not send again what it missed while down reads these places' history.
+
+    `thread` None is the channel itself (its top level: where a message opening its own thread,
+    such as a mention, was posted); otherwise the platform's thread (a DM: the DM channel).
+    `last_message_event` is the event id of the message task stored last there (None: no message
+    task in the window, e.g. only a command, or a thread known from its investigation)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    workspace: str
+    channel: str
+    thread: str | None
+    last_active: datetime
+    last_message_event: str | None = None

@@ -15,6 +15,7 @@ the connection it shares:
 - `engine.memory.jobs`: scheduled jobs' runs (claimed once per due time).
 - `engine.memory.api_queries`: what only the operator API asks (task lists, a task's turns).
 - `engine.memory.investigation_queries`: investigations across channels, for the operator API.
+- `engine.memory.recent_places`: where work arrived lately (what Discord reads again after a restart).
 
 The schema and the row <-> record conversion live in `engine.memory.schema`; recall's terms, SQL
 and ranking in `engine.memory.recall`.
@@ -30,6 +31,7 @@ from engine.memory.jobs import JobRunStore
 from engine.memory.maintenance import Maintenance
 from engine.memory.personas import PersonaMemory
 from engine.memory.posts import PostStore
+from engine.memory.recent_places import RecentPlaces
 from engine.memory.tasks import TaskStore
 from engine.memory.threads import ThreadStore
 
@@ -38,6 +40,6 @@ __all__ = ["MemoryVersionError", "SQLiteMemory"]
 
 class SQLiteMemory(
     TaskStore, ThreadStore, PostStore, ChannelMemory, PersonaMemory, Maintenance, JobRunStore, ApiQueries,
-    InvestigationQueries,
+    InvestigationQueries, RecentPlaces,
 ):
     """The engine's memory. Open with `await SQLiteMemory.open(path)`; `close()` when done."""

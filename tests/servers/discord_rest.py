@@ -147,7 +147,8 @@ def routes(s: DiscordServer) -> list[tuple[str, str, Any]]:
         return None
 
     def history(request: web.Request, body: Any) -> Any:
-        s.channel(p(request, "channel_id"))
+        if s.history_denied(s.channel(p(request, "channel_id"))):
+            return []  # Discord: "missing READ_MESSAGE_HISTORY ... then no messages will be returned"
         q = request.query
         limit = max(1, min(100, int(q.get("limit", 50))))
         found = s.messages_in(int(p(request, "channel_id")))

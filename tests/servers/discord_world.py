@@ -57,6 +57,7 @@ class DiscordWorld:
         self.webhooks: dict[int, dict[str, Any]] = {}
         self.deleted_webhooks: set[int] = set()
         self._webhook_denied: set[int] = set()
+        self._history_denied: set[int] = set()
         self._build_world()
 
     # --- the world --------------------------------------------------------------------------
@@ -188,6 +189,21 @@ class DiscordWorld:
         ]
         if self.gateway.ready:
             self.gateway.dispatch_nowait("CHANNEL_UPDATE", channel)
+
+    def deny_read_history(self, channel_id: int) -> None:
+        """The bot loses Read Message History in the channel (an overwrite on its role, CHANNEL_UPDATE
+        sent): as on Discord, reading its history (or a thread's in it) then answers 200 with no
+        messages, not an error."""
+        self._history_denied.add(int(channel_id))
+        channel = self.channels[int(channel_id)]
+        channel["permission_overwrites"] = [
+            {"id": str(self.bot_role_id), "type": 0, "allow": "0", "deny": str(wire.READ_MESSAGE_HISTORY)}
+        ]
+        if self.gateway.ready:
+            self.gateway.dispatch_nowait("CHANNEL_UPDATE", channel)
+
+    def history_denied(self, channel: dict[str, Any]) -> bool:
+        return int(channel["id"]) in self._history_denied or int(channel.get("parent_id") or 0) in self._history_denied
 
     def delete_message(self, message_id: int) -> None:
         """Someone deleted the message (MESSAGE_DELETE sent): fetching or editing it answers 404 10008."""

@@ -10,6 +10,7 @@ from engine.memory.pg.jobs import PgJobRunStore
 from engine.memory.pg.maintenance import PgMaintenance
 from engine.memory.pg.personas import PgPersonaMemory
 from engine.memory.pg.posts import PgPostStore
+from engine.memory.pg.recent_places import PgRecentPlaces
 from engine.memory.pg.tasks import PgTaskStore
 from engine.memory.pg.threads import PgThreadStore
 
@@ -18,6 +19,6 @@ __all__ = ["PostgresMemory"]
 
 class PostgresMemory(
     PgTaskStore, PgThreadStore, PgPostStore, PgChannelMemory, PgPersonaMemory, PgMaintenance, PgJobRunStore,
-    PgApiQueries, PgInvestigationQueries, PgCoordination,
+    PgApiQueries, PgInvestigationQueries, PgRecentPlaces, PgCoordination,
 ):
     """The engine's memory on PostgreSQL. Open with `await PostgresMemory.open(url)`; `close()` when done."""
