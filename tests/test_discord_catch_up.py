@@ -61,10 +61,11 @@ class Bot:
 
 
 @contextlib.asynccontextmanager
-async def running(server: DiscordServer, db: Path, **settings: Any) -> AsyncIterator[Bot]:
+async def running(server: DiscordServer, db: Path, *, engine_type: type[Engine] = Engine,
+                  **settings: Any) -> AsyncIterator[Bot]:
     """One life of the bot on `db`: a new gateway session; stopped (settled first) at the end."""
     memory = await SQLiteMemory.open(db)
-    engine = Engine(memory, OfflineProvider(), PersonaRegistry.defaults(), EngineConfig(max_auto_turns=1))
+    engine = engine_type(memory, OfflineProvider(), PersonaRegistry.defaults(), EngineConfig(max_auto_turns=1))
     adapter = DiscordAdapter(load_settings(
         db=db, discord_token=TOKEN, discord_api_url=server.url, discord_gateway_url=server.gateway_url, **settings,
     ), engine)
@@ -242,6 +243,55 @@ async def test_places_refusing_or_gone_are_logged_and_the_others_are_still_caugh
     assert f"cannot catch up in thread {here['id']}" in caplog.text and "View Channel" in caplog.text
     assert f"nothing to catch up in thread {there['id']} of channel {s.random_id}" in caplog.text
     assert "caught up on 4 place(s)" in caplog.text  # both channels, both threads: none of it stopped the rest
+
+
+async def test_a_rate_limited_history_read_is_retried_and_still_caught_up(discord_server, tmp_path) -> None:
+    """A 429 on a history read is discord.py's to wait out (Retry-After) and retry: the message is
+    still answered."""
+    s, db = discord_server, tmp_path / "orchestra.db"
+    async with running(s, db) as bot:
+        await s.mention("sophia what is our churn?")
+        await bot.settle()
+
+    while_down = missed(s, "karen is the pricing page ready?")
+    s.rate_limit(f"GET /channels/{s.general_id}/messages", times=1, retry_after=0.2)
+    async with running(s, db) as bot:
+        await bot.caught_up()
+    reads = s.of(f"GET /channels/{s.general_id}/messages", ok_only=False)
+    assert [r.status for r in reads][:2] == [429, 200]
+    assert answers(s, while_down["id"])
+
+
+class MemoryAway(Engine):
+    """The memory does not answer the catch-up's question (a locked SQLite file, a PostgreSQL
+    server restarting); everything else works."""
+
+    async def recent_places(self, platform: str, since: Any, *, limit: int = 1000) -> list[RecentPlace]:
+        raise sqlite3.OperationalError("database is locked")
+
+
+async def test_a_memory_that_does_not_answer_is_logged_and_live_messages_are_still_answered(
+        discord_server, tmp_path, caplog) -> None:
+    s, db = discord_server, tmp_path / "orchestra.db"
+    async with running(s, db) as bot:
+        await s.mention("sophia what is our churn?")
+        await bot.settle()
+
+    while_down = missed(s, "karen is the pricing page ready?")
+    with caplog.at_level(logging.INFO, logger="adapters.discord.catch_up"):
+        async with running(s, db, engine_type=MemoryAway) as bot:
+            await bot.caught_up()
+            live = await s.mention("cherry what should we do first?", channel_id=s.random_id)
+            await bot.settle()
+    assert "could not catch up on messages posted while the bot was down: the memory did not answer" in caplog.text
+    said = [r for r in caplog.records if r.name == "adapters.discord.catch_up" and r.levelno >= logging.WARNING]
+    assert [r.exc_info for r in said] == [None]  # a transient error: one line, no stack
+    assert answers(s, live["id"])  # the adapter went on
+    assert not answers(s, while_down["id"])
+
+    async with running(s, db) as bot:  # the next start reads it
+        await bot.caught_up()
+    assert answers(s, while_down["id"])
 
 
 async def test_a_channel_without_read_message_history_is_named_and_the_others_are_still_caught_up(

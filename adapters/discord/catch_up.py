@@ -27,9 +27,10 @@ No Read Message History (Discord would answer with no messages, not an error: ch
 discord.py gave up on, a database that does not answer.
 
 Accepted edges: a live message arriving in a place while it is being read may be submitted
-before an older one read here (their turns then run in that order); and a process killed while
-catching up, after a live message was stored in a place but before an older missed one there
-was, starts the next catch-up after the live one.
+before an older one read here (their turns then run in that order); and a place whose missed
+messages were not read this time (the process killed while catching up, a 403, the memory not
+answering) is read on the next start only after the newest message stored there by then: a live
+message stored in the same place meanwhile hides the older missed ones.
 """
 
 from __future__ import annotations
