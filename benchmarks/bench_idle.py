@@ -1,7 +1,7 @@
 """What idle `orchestra serve` replicas cost their PostgreSQL: transactions a second, and which
 statements make them.
 
-It starts a throw-away PostgreSQL (`tests/pg_server.py`, with `pg_stat_statements` loaded), N real
+It starts a throw-away PostgreSQL (`tests/pg_server.py`, with `pg_stat_statements` loaded and autovacuum off), N real
 replicas (Slack HTTP mode against the local Slack of `slack_standins.py`, as `bench_replicas.py`
 does), waits until all are ready and PostgreSQL's statistics have caught up (a backend reports its
 counts up to 10 s after it goes idle: counted sooner, a burst's transactions look like idle ones),
@@ -35,7 +35,9 @@ from benchmarks.bench_replicas import STATS_DELAY, pg_transactions, wait_ready  
 from benchmarks.bench_slack import SECRET, free_port, start_bot, start_standins, stop_bot  # noqa: E402
 from tests.pg_server import PgServer, start_server  # noqa: E402
 
-STATEMENTS = "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+#: pg_stat_statements to name the statements; autovacuum off: after a burst it runs its own transactions
+#: in the database (dozens at a time), which are the server's housekeeping, not the replicas' doing.
+STATEMENTS = "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all -c autovacuum=off"
 
 
 def reset_statements(pg: PgServer) -> None:
