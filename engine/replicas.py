@@ -25,6 +25,7 @@ Two implementations:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection, Hashable
 from contextlib import AbstractAsyncContextManager
@@ -48,6 +49,11 @@ class Replica(Protocol):
 
     #: Seconds between two looks for orphaned tasks; None: only at start (one process).
     sweep_every: float | None
+
+    async def orphans_waiting(self) -> None:
+        """Returns when unfinished tasks may wait for a new owner (a replica died): time to
+        `claim_orphans`. Shared replicas learn it from their heartbeat, every `sweep_every` s."""
+        ...
 
     def hold_task(self, stored: StoredTask) -> AbstractAsyncContextManager[None]: ...
 
@@ -87,6 +93,10 @@ class LocalReplica:
         """Nothing to record: no other process could take it."""
         return True
 
+    async def orphans_waiting(self) -> None:
+        """Never: one process has no other replica to die (its orphans are found at start)."""
+        await asyncio.Event().wait()
+
     async def claim_orphans(self, platforms: Collection[str]) -> list[StoredTask]:
         return [s for s in await self.memory.unfinished_tasks() if s.task.platform in platforms]
 
@@ -108,8 +118,10 @@ class Coordination(Protocol):
     """What a memory shared by several replicas offers them (`engine.memory.pg.coordination`).
     Every method is one statement, atomic against the other replicas; `lease` is in seconds."""
 
-    async def replica_alive(self, replica: str) -> None:
-        """Heartbeat: this replica is alive now."""
+    async def replica_alive(self, replica: str, lease: float | None = None, platforms: Collection[str] = ()) -> bool:
+        """Heartbeat: this replica is alive now. With `lease` and `platforms`, in the same
+        statement: True when an unfinished task of those platforms waits for a new owner (what
+        `claim_orphans` would take), so that looking for dead replicas' work costs nothing more."""
 
     async def replica_gone(self, replica: str) -> None:
         """This replica stops: its tasks and lanes are the others' at once."""
