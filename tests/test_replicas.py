@@ -415,3 +415,43 @@ async def test_an_idle_engine_sweeps_nothing_until_a_replica_dies_with_work_then
     finally:
         await engine.stop()
         await memory.close()
+
+
+async def test_a_lane_freed_while_the_listener_is_lost_is_still_taken_and_listening_resumes(replicas):
+    """The connection that LISTENs (and carries the heartbeat) is cut: the waiters' poll still
+    gets them the lane, the heartbeat goes on, and the next one listens again."""
+    a = await replicas.open(lease=1.5)  # both beat every 0.5 s
+    b = await replicas.open(lease=1.5, poll=0.3)
+
+    async def turn_after_a(key: str) -> None:
+        """a holds the lane while b starts waiting for it; a lets go; b gets it."""
+        holding = a.hold(key)
+        await holding.__aenter__()
+        entered = asyncio.Event()
+
+        async def b_turn() -> None:
+            async with b.hold(key):
+                entered.set()
+
+        waiter = asyncio.create_task(b_turn())
+        await asyncio.sleep(0.2)
+        assert not entered.is_set()
+        await holding.__aexit__(None, None, None)  # frees the lane: NOTIFY
+        await asyncio.wait_for(entered.wait(), 10)
+        await waiter
+
+    # the listening connection is cut: the NOTIFY never reaches b, whose waiter still gets the lane
+    lost = b.store._life
+    await replicas.pools[0]._write("SELECT pg_terminate_backend($1)", lost.get_server_pid())
+    await turn_after_a("lane-1")  # within the waiters' poll
+    # b's next heartbeat listens again on another connection: NOTIFY wakes it, no poll needed
+    for _ in range(100):
+        if b.store._life is not None and b.store._life is not lost and not b.store._life.is_closed():
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)
+    beat = await replicas.pools[0]._rows("SELECT now() - seen_at < interval '1.5 s' AS alive FROM replicas WHERE id = $1",
+                                         b.id)
+    assert beat[0]["alive"]  # its heartbeat went on: nobody takes b's work for a dead replica's
+    b.poll = 60.0  # from now on only NOTIFY can wake b in time
+    await turn_after_a("lane-2")

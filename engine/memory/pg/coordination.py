@@ -21,6 +21,7 @@ across round trips:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Collection
 
@@ -62,10 +63,20 @@ def _alive(n: int) -> str:
     return _ALIVE.replace("$LEASE", f"${n}::float8")
 
 
+def _open(con: asyncpg.Connection) -> bool:
+    """Whether a connection taken from the pool still works: one whose server connection was
+    lost is closed, or already given back to the pool by asyncpg (which then raises on use)."""
+    try:
+        return not con.is_closed()
+    except asyncpg.InterfaceError:
+        return False
+
+
 class PgCoordination(PgConnection):
     """Replica heartbeats, task owners and lane leases (see the module docstring)."""
 
     _life: asyncpg.Connection | None = None  # the LISTEN connection, which also carries the heartbeat
+    _wake: Callable[[str], None] | None = None  # what a NOTIFY of a freed lane calls (`listen_lanes`)
 
     async def replica_alive(self, replica: str, lease: float | None = None, platforms: Collection[str] = ()) -> bool:
         """Heartbeat; with `lease` and `platforms`, in the same statement, whether some unfinished
@@ -78,8 +89,8 @@ class PgCoordination(PgConnection):
             sql, args = f"{_BEAT} SELECT false AS orphans", (replica,)
         else:
             sql, args = f"{_BEAT} SELECT EXISTS ({_ORPHANS}) AS orphans", (replica, list(platforms), lease)
-        life = self._life
-        if life is not None and not life.is_closed():
+        life = await self._life_connection()
+        if life is not None:
             rows = await life.fetch(sql, *args)
         else:  # no listener (or its connection was lost): the pool, and waiters rely on the poll
             rows = await self._write(sql, *args)
@@ -206,24 +217,58 @@ class PgCoordination(PgConnection):
         return [stored_task(r) for r in rows]
 
     async def listen_lanes(self, wake: Callable[[str], None]) -> Callable[[], Awaitable[None]]:
-        """One connection of the pool stays LISTENing until the returned function is awaited."""
-        con = await self._pool.acquire()
-
-        def heard(_con, _pid, _channel, payload: str) -> None:
-            wake(payload)
-
+        """One connection of the pool stays LISTENing until the returned function is awaited; if
+        it is lost (the server restarted, a proxy cut it), the next heartbeat listens again on a
+        new one (lanes freed in between wake their waiters through the waiters' poll)."""
+        self._wake = wake
         try:
-            await con.add_listener(LANES_CHANNEL, heard)
+            await self._listen()
         except BaseException:
-            await self._pool.release(con)
+            self._wake = None
             raise
-        self._life = con
 
         async def unlisten() -> None:
-            self._life = None
+            con, self._life, self._wake = self._life, None, None
+            if con is None:
+                return
             try:
-                await con.remove_listener(LANES_CHANNEL, heard)
+                if _open(con):
+                    await con.remove_listener(LANES_CHANNEL, self._heard)
             finally:
                 await self._pool.release(con)
 
         return unlisten
+
+    def _heard(self, _con, _pid, _channel, payload: str) -> None:
+        if self._wake is not None:
+            self._wake(payload)
+
+    async def _listen(self) -> asyncpg.Connection:
+        """Take a connection of the pool and LISTEN on it: the new `_life`."""
+        con = await self._pool.acquire()
+        try:
+            await con.add_listener(LANES_CHANNEL, self._heard)
+        except BaseException:
+            await self._pool.release(con)
+            raise
+        self._life = con
+        return con
+
+    async def _life_connection(self) -> asyncpg.Connection | None:
+        """The LISTEN connection, listening again on a new one if it was lost; None when this
+        replica does not listen, or cannot now (the pool serves the heartbeat meanwhile)."""
+        life = self._life
+        if life is not None and _open(life):
+            return life
+        if self._wake is None:  # not listening (never started, or stopped)
+            return None
+        if life is not None:
+            log.warning("the connection listening for freed lanes was lost; listening again")
+            self._life = None
+            with contextlib.suppress(Exception):
+                await self._pool.release(life)
+        try:
+            return await self._listen()
+        except Exception:  # noqa: BLE001 - the next heartbeat tries again; waiters poll meanwhile
+            log.warning("cannot listen for freed lanes yet; waiters poll meanwhile", exc_info=True)
+            return None
