@@ -9,6 +9,8 @@ The engine talks to a `Replica` (the port), never to locks or SQL:
   spans several platform threads; a scheduled nudge into it).
 - `own(task_id)`: this replica took the task (accepted it); nobody else runs it while it lives.
 - `claim_orphans(platforms)`: unfinished tasks nobody alive runs, now this replica's to resume.
+- `orphans_waiting()`: returns when there may be such tasks (a replica died): the engine's sweep
+  waits on it, so an idle replica does not look for them on its own.
 - `start()` / `stop()`: begin and end this replica's life (a heartbeat, for shared ones).
 
 Two implementations:
@@ -20,7 +22,8 @@ Two implementations:
   front, so that waiters inside one process never poll the database, and behind them a lease
   per lane in the database, a heartbeat per replica, and an owner per task. Waiters are woken
   by the database when a lane is freed (LISTEN/NOTIFY), with a slow poll as a backstop (a
-  holder that died frees its lanes only when its heartbeat is too old).
+  holder that died frees its lanes only when its heartbeat is too old). The heartbeat also says
+  whether a dead replica left tasks behind: it is an idle replica's only statement.
 """
 
 from __future__ import annotations
