@@ -167,7 +167,8 @@ async def test_a_nul_in_an_event_key_is_refused_alone(replicas):
 
 async def test_a_statement_costs_one_round_trip_and_a_broken_transaction_is_not_left_open(pg_url):  # noqa: F811
     """A connection goes back to the pool without asyncpg's reset query (one more transaction a
-    statement); a transaction that broke is still rolled back before the connection is reused."""
+    statement); a transaction that broke is still rolled back before the connection is reused,
+    and the connection that listened for freed lanes goes back listening no more."""
     memory = await PostgresMemory.open(pg_url, min_size=1, max_size=1)  # one connection: always the same
     watcher = await PostgresMemory.open(pg_url, min_size=1, max_size=1)
     try:
@@ -180,6 +181,9 @@ async def test_a_statement_costs_one_round_trip_and_a_broken_transaction_is_not_
                 await con.execute("INSERT INTO replicas (id, seen_at) VALUES ('half-done', now())")
                 raise RuntimeError("broke halfway")
         assert await memory._rows("SELECT id FROM replicas") == []  # rolled back; the connection works
+        unlisten = await memory.listen_lanes(lambda key: None)  # takes the one connection and LISTENs
+        await unlisten()
+        assert await memory._rows("SELECT * FROM pg_listening_channels()") == []  # it went back unlistened
     finally:
         await memory.close()
         await watcher.close()
