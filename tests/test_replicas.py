@@ -455,3 +455,20 @@ async def test_a_lane_freed_while_the_listener_is_lost_is_still_taken_and_listen
     assert beat[0]["alive"]  # its heartbeat went on: nobody takes b's work for a dead replica's
     b.poll = 60.0  # from now on only NOTIFY can wake b in time
     await turn_after_a("lane-2")
+
+
+async def test_a_replica_back_from_a_stall_does_not_sweep_for_its_own_tasks(replicas):
+    b = await replicas.open(lease=0.6)  # beats every 0.2 s
+    assert await b.claim_orphans({"slack"}) == []
+    mine = await replicas.accept(event="e1")
+    assert await b.own(mine.id)
+    waiting = asyncio.create_task(b.orphans_waiting())
+    # b stalled past its lease (its heartbeat is old): its next beat reads the old one
+    await replicas.pools[0]._write("UPDATE replicas SET seen_at = now() - interval '1 hour' WHERE id = $1", b.id)
+    await asyncio.sleep(1.0)
+    assert not waiting.done()  # its own task is running here: nothing to take over
+    other = await replicas.accept(event="e2", thread="T2")
+    await replicas.pools[0]._write("INSERT INTO replicas (id, seen_at) VALUES ('gone', now() - interval '1 hour')")
+    await replicas.pools[0]._write("INSERT INTO task_owners (task_id, replica) VALUES ($1, 'gone')", other.id)
+    await asyncio.wait_for(waiting, 10)  # another's task, though: the sweep is woken
+    waiting.cancel()

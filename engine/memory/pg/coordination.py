@@ -88,7 +88,9 @@ class PgCoordination(PgConnection):
         if lease is None or not platforms:
             sql, args = f"{_BEAT} SELECT false AS orphans", (replica,)
         else:
-            sql, args = f"{_BEAT} SELECT EXISTS ({_ORPHANS}) AS orphans", (replica, list(platforms), lease)
+            # not its own tasks: after a stall past the lease, this statement still reads its old beat
+            sql = f"{_BEAT} SELECT EXISTS (SELECT 1 FROM ({_ORPHANS}) x WHERE x.owner IS DISTINCT FROM $1) AS orphans"
+            args = (replica, list(platforms), lease)
         life = await self._life_connection()
         if life is not None:
             rows = await life.fetch(sql, *args)
