@@ -103,13 +103,14 @@ class Engine(EngineQueries):
         for stored in resumable:
             self._schedule(stored, resumed=True)
         if self.replica.sweep_every and self._sweeper is None:
-            self._sweeper = asyncio.create_task(self._sweep(self.replica.sweep_every), name="orphan-sweep")
+            self._sweeper = asyncio.create_task(self._sweep(), name="orphan-sweep")
         return len(resumable)
 
-    async def _sweep(self, every: float) -> None:
-        """Several replicas: take over, now and then, the unfinished tasks of replicas that died."""
+    async def _sweep(self) -> None:
+        """Several replicas: take over the unfinished tasks of replicas that died, when the
+        replica says some wait (its heartbeat looks): an idle replica sweeps nothing."""
         while True:
-            await asyncio.sleep(every)
+            await self.replica.orphans_waiting()
             try:
                 orphans = await self.replica.claim_orphans(self.poster.outboxes)
             except Exception:  # noqa: BLE001 - the database may be away: try again later

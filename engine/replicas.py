@@ -9,6 +9,8 @@ The engine talks to a `Replica` (the port), never to locks or SQL:
   spans several platform threads; a scheduled nudge into it).
 - `own(task_id)`: this replica took the task (accepted it); nobody else runs it while it lives.
 - `claim_orphans(platforms)`: unfinished tasks nobody alive runs, now this replica's to resume.
+- `orphans_waiting()`: returns when there may be such tasks (a replica died): the engine's sweep
+  waits on it, so an idle replica does not look for them on its own.
 - `start()` / `stop()`: begin and end this replica's life (a heartbeat, for shared ones).
 
 Two implementations:
@@ -20,11 +22,13 @@ Two implementations:
   front, so that waiters inside one process never poll the database, and behind them a lease
   per lane in the database, a heartbeat per replica, and an owner per task. Waiters are woken
   by the database when a lane is freed (LISTEN/NOTIFY), with a slow poll as a backstop (a
-  holder that died frees its lanes only when its heartbeat is too old).
+  holder that died frees its lanes only when its heartbeat is too old). The heartbeat also says
+  whether a dead replica left tasks behind: it is an idle replica's only statement.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection, Hashable
 from contextlib import AbstractAsyncContextManager
@@ -48,6 +52,11 @@ class Replica(Protocol):
 
     #: Seconds between two looks for orphaned tasks; None: only at start (one process).
     sweep_every: float | None
+
+    async def orphans_waiting(self) -> None:
+        """Returns when unfinished tasks may wait for a new owner (a replica died): time to
+        `claim_orphans`. Shared replicas learn it from their heartbeat, every `sweep_every` s."""
+        ...
 
     def hold_task(self, stored: StoredTask) -> AbstractAsyncContextManager[None]: ...
 
@@ -87,6 +96,10 @@ class LocalReplica:
         """Nothing to record: no other process could take it."""
         return True
 
+    async def orphans_waiting(self) -> None:
+        """Never: one process has no other replica to die (its orphans are found at start)."""
+        await asyncio.Event().wait()
+
     async def claim_orphans(self, platforms: Collection[str]) -> list[StoredTask]:
         return [s for s in await self.memory.unfinished_tasks() if s.task.platform in platforms]
 
@@ -108,8 +121,10 @@ class Coordination(Protocol):
     """What a memory shared by several replicas offers them (`engine.memory.pg.coordination`).
     Every method is one statement, atomic against the other replicas; `lease` is in seconds."""
 
-    async def replica_alive(self, replica: str) -> None:
-        """Heartbeat: this replica is alive now."""
+    async def replica_alive(self, replica: str, lease: float | None = None, platforms: Collection[str] = ()) -> bool:
+        """Heartbeat: this replica is alive now. With `lease` and `platforms`, in the same
+        statement: True when an unfinished task of those platforms waits for a new owner (what
+        `claim_orphans` would take), so that looking for dead replicas' work costs nothing more."""
 
     async def replica_gone(self, replica: str) -> None:
         """This replica stops: its tasks and lanes are the others' at once."""

@@ -5,6 +5,10 @@ Per lane key, this process lets only its first waiter ask the database (by task 
 own lane, by arrival for the others); the others wait in memory, woken when the lane is freed
 here, when the database announces it was freed elsewhere (LISTEN/NOTIFY), or by a slow poll (a
 holder that died frees its lanes only once its heartbeat is older than the lease).
+
+The heartbeat (every lease/3 s) also tells whether a dead replica left tasks behind
+(`orphans_waiting`); only then does the engine's sweep claim them. An idle replica's only
+statement is its heartbeat.
 """
 
 from __future__ import annotations
@@ -55,7 +59,10 @@ class SharedReplica:
         self.lease = lease
         self.id = replica_id or uuid.uuid4().hex[:16]
         self.poll = poll if poll is not None else min(2.0, lease / 3)
+        # one heartbeat every lease/3 s; it also says whether dead replicas left tasks behind
         self.sweep_every = max(lease / 3, 0.05)
+        self._platforms: tuple[str, ...] = ()  # the platforms this replica resumes tasks of
+        self._orphans = asyncio.Event()  # set by a heartbeat that saw tasks waiting for an owner
         self._lanes: dict[str, _Lane] = {}
         self._arrivals = 0
         self._heart: asyncio.Task | None = None
@@ -96,9 +103,10 @@ class SharedReplica:
         loop = asyncio.get_running_loop()
         last = loop.time()
         while True:
-            await asyncio.sleep(self.lease / 3)
+            await asyncio.sleep(self.sweep_every)
             try:
-                await self.store.replica_alive(self.id)
+                if await self.store.replica_alive(self.id, self.lease, self._platforms):
+                    self._orphans.set()
             except Exception:  # noqa: BLE001 - try again on the next beat
                 log.warning("replica heartbeat failed", exc_info=True)
                 continue
@@ -120,7 +128,14 @@ class SharedReplica:
         await self.start()  # a process that never started (a CLI command) is alive while it works
         return await self.store.own_task(self.id, task_id)
 
+    async def orphans_waiting(self) -> None:
+        """Returns once a heartbeat saw unfinished tasks of this replica's platforms (those of its
+        last `claim_orphans`) waiting for a new owner; an idle replica never asks otherwise."""
+        await self._orphans.wait()
+        self._orphans.clear()
+
     async def claim_orphans(self, platforms: Collection[str]) -> list[StoredTask]:
+        self._platforms = tuple(sorted(platforms))
         if not platforms:
             return []
         claimed = await self.store.claim_orphans(self.id, sorted(platforms), self.lease)

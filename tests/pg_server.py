@@ -79,8 +79,9 @@ class PgServer:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def start_server() -> PgServer:
-    """initdb and start a throw-away server; raises RuntimeError (with the server's words) if it fails."""
+def start_server(settings: str = "") -> PgServer:
+    """initdb and start a throw-away server; raises RuntimeError (with the server's words) if it fails.
+    `settings`: more `-c name=value` options (a benchmark loads pg_stat_statements this way)."""
     initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
     if not initdb or not pg_ctl:
         raise FileNotFoundError(f"PostgreSQL is not installed: {INSTALL}")
@@ -98,7 +99,7 @@ def start_server() -> PgServer:
         shutil.rmtree(directory, ignore_errors=True)
         raise RuntimeError(f"initdb failed: {init.stderr.strip() or init.stdout.strip()}")
     options = (f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off "
-               "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
+               "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300 " + settings).strip()
     started = subprocess.run(
         [*run_as, pg_ctl, "-D", str(data), "-l", str(directory / "server.log"), "-o", options, "-w", "-t", "60", "start"],
         capture_output=True, text=True, timeout=120,

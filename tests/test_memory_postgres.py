@@ -163,3 +163,27 @@ async def test_a_nul_in_an_event_key_is_refused_alone(replicas):
                                    a.accept_task(task("ok-2")), return_exceptions=True)
     assert isinstance(results[1], TaskRefused)
     assert sorted(s.task.event_id for s in await a.unfinished_tasks()) == ["ok-1", "ok-2"]
+
+
+async def test_a_statement_costs_one_round_trip_and_a_broken_transaction_is_not_left_open(pg_url):  # noqa: F811
+    """A connection goes back to the pool without asyncpg's reset query (one more transaction a
+    statement); a transaction that broke is still rolled back before the connection is reused,
+    and the connection that listened for freed lanes goes back listening no more."""
+    memory = await PostgresMemory.open(pg_url, min_size=1, max_size=1)  # one connection: always the same
+    watcher = await PostgresMemory.open(pg_url, min_size=1, max_size=1)
+    try:
+        await memory._write("SELECT 'orchestra-probe' AS probe")
+        seen = await watcher._rows("SELECT query FROM pg_stat_activity WHERE datname = current_database() "
+                                   "AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
+        assert [r["query"] for r in seen] == ["SELECT 'orchestra-probe' AS probe"]  # its last statement
+        with pytest.raises(RuntimeError):
+            async with memory._transaction() as con:
+                await con.execute("INSERT INTO replicas (id, seen_at) VALUES ('half-done', now())")
+                raise RuntimeError("broke halfway")
+        assert await memory._rows("SELECT id FROM replicas") == []  # rolled back; the connection works
+        unlisten = await memory.listen_lanes(lambda key: None)  # takes the one connection and LISTENs
+        await unlisten()
+        assert await memory._rows("SELECT * FROM pg_listening_channels()") == []  # it went back unlistened
+    finally:
+        await memory.close()
+        await watcher.close()

@@ -353,3 +353,122 @@ async def test_a_tasks_lane_is_its_thread_or_its_event_whatever_its_text_holds(r
         "INSERT INTO tasks (platform, workspace, channel, event_id, status, body, created_at, updated_at) "
         "VALUES ('slack', 'W1', 'C1', 'e3', 'accepted', $1, 'x', 'x') RETURNING lane", tricky.model_dump_json())
     assert row[0]["lane"] == lanes[threaded.id]
+
+
+async def test_a_heartbeat_wakes_the_sweep_only_when_a_dead_replica_left_tasks_of_its_platforms(replicas):
+    a, b = await replicas.open(), await replicas.open(lease=0.6)  # b beats every 0.2 s
+    assert await b.claim_orphans({"slack"}) == []  # as the engine does at start: b resumes slack tasks
+    waiting = asyncio.create_task(b.orphans_waiting())
+    discord = await replicas.accept(event="d1", platform="discord")
+    await a.own(discord.id)
+    await replicas.die(a)
+    await asyncio.sleep(1.0)  # five heartbeats: a is dead, but its task is not for b's platforms
+    assert not waiting.done()
+    slack = await replicas.accept(event="s1")
+    await replicas.pools[0]._write("INSERT INTO task_owners (task_id, replica) VALUES ($1, $2)", slack.id, a.id)
+    await asyncio.wait_for(waiting, 10)
+    assert [s.id for s in await b.claim_orphans({"slack"})] == [slack.id]
+
+
+async def test_an_idle_engine_sweeps_nothing_until_a_replica_dies_with_work_then_takes_it_over(coord_url, replicas):
+    """The engine's sweep waits for the heartbeat's word: idle, no statement but the heartbeat;
+    a dead replica's task is still taken over and answered."""
+    from engine.engine import Engine, EngineConfig
+    from engine.memory.pg.store import PostgresMemory
+    from engine.models import TaskKind
+    from engine.personas import PersonaRegistry
+    from tests.fakes import FakeOutbox, ScriptedProvider, by_mode
+
+    class CountingMemory(PostgresMemory):
+        claims = 0
+
+        async def claim_orphans(self, replica, platforms, lease):
+            self.claims += 1
+            return await super().claim_orphans(replica, platforms, lease)
+
+    memory = await CountingMemory.open(coord_url)
+    outbox = FakeOutbox()
+    engine = Engine(memory, ScriptedProvider(fallback=by_mode), PersonaRegistry.defaults(), EngineConfig(),
+                    replica=replica_for(memory, lease=0.6))  # a heartbeat every 0.2 s
+    engine.register_outbox("test", outbox)
+    a = await replicas.open()
+    try:
+        await engine.start()
+        await asyncio.sleep(1.5)
+        assert memory.claims == 1  # at start only: the idle heartbeats found nothing to take over
+        task = Task(platform="test", workspace="W1", channel="C1", thread="ts0", user="U1", text="sophia, question",
+                    event_id="q1", kind=TaskKind.MESSAGE, message_id="q1")
+        rows = await replicas.pools[0]._write(
+            "INSERT INTO tasks (platform, workspace, channel, event_id, status, body, created_at, updated_at) "
+            "VALUES ($1, $2, $3, $4, 'accepted', $5, now()::text, now()::text) RETURNING id",
+            task.platform, task.workspace, task.channel, task.event_id, task.model_dump_json(),
+        )
+        assert await a.own(rows[0]["id"])
+        await replicas.die(a)
+        deadline = asyncio.get_running_loop().time() + 30
+        while not outbox.posts:
+            assert asyncio.get_running_loop().time() < deadline, "the dead replica's task was not taken over"
+            await asyncio.sleep(0.05)
+        await asyncio.wait_for(engine.wait_idle(), 30)
+        status = await memory._rows("SELECT status FROM tasks WHERE id = $1", rows[0]["id"])
+        assert status[0]["status"] == "done"
+    finally:
+        await engine.stop()
+        await memory.close()
+
+
+async def test_a_lane_freed_while_the_listener_is_lost_is_still_taken_and_listening_resumes(replicas):
+    """The connection that LISTENs (and carries the heartbeat) is cut: the waiters' poll still
+    gets them the lane, the heartbeat goes on, and the next one listens again."""
+    a = await replicas.open(lease=1.5)  # both beat every 0.5 s
+    b = await replicas.open(lease=1.5, poll=0.3)
+
+    async def turn_after_a(key: str) -> None:
+        """a holds the lane while b starts waiting for it; a lets go; b gets it."""
+        holding = a.hold(key)
+        await holding.__aenter__()
+        entered = asyncio.Event()
+
+        async def b_turn() -> None:
+            async with b.hold(key):
+                entered.set()
+
+        waiter = asyncio.create_task(b_turn())
+        await asyncio.sleep(0.2)
+        assert not entered.is_set()
+        await holding.__aexit__(None, None, None)  # frees the lane: NOTIFY
+        await asyncio.wait_for(entered.wait(), 10)
+        await waiter
+
+    # the listening connection is cut: the NOTIFY never reaches b, whose waiter still gets the lane
+    lost = b.store._life
+    await replicas.pools[0]._write("SELECT pg_terminate_backend($1)", lost.get_server_pid())
+    await turn_after_a("lane-1")  # within the waiters' poll
+    # b's next heartbeat listens again on another connection: NOTIFY wakes it, no poll needed
+    for _ in range(100):
+        if b.store._life is not None and b.store._life is not lost and not b.store._life.is_closed():
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)
+    beat = await replicas.pools[0]._rows("SELECT now() - seen_at < interval '1.5 s' AS alive FROM replicas WHERE id = $1",
+                                         b.id)
+    assert beat[0]["alive"]  # its heartbeat went on: nobody takes b's work for a dead replica's
+    b.poll = 60.0  # from now on only NOTIFY can wake b in time
+    await turn_after_a("lane-2")
+
+
+async def test_a_replica_back_from_a_stall_does_not_sweep_for_its_own_tasks(replicas):
+    b = await replicas.open(lease=0.6)  # beats every 0.2 s
+    assert await b.claim_orphans({"slack"}) == []
+    mine = await replicas.accept(event="e1")
+    assert await b.own(mine.id)
+    waiting = asyncio.create_task(b.orphans_waiting())
+    # b stalled past its lease (its heartbeat is old): its next beat reads the old one
+    await replicas.pools[0]._write("UPDATE replicas SET seen_at = now() - interval '1 hour' WHERE id = $1", b.id)
+    await asyncio.sleep(1.0)
+    assert not waiting.done()  # its own task is running here: nothing to take over
+    other = await replicas.accept(event="e2", thread="T2")
+    await replicas.pools[0]._write("INSERT INTO replicas (id, seen_at) VALUES ('gone', now() - interval '1 hour')")
+    await replicas.pools[0]._write("INSERT INTO task_owners (task_id, replica) VALUES ($1, 'gone')", other.id)
+    await asyncio.wait_for(waiting, 10)  # another's task, though: the sweep is woken
+    waiting.cancel()

@@ -4,7 +4,9 @@ Why it is built this way:
 
 - A pool (asyncpg) rather than one connection: PostgreSQL takes concurrent writers, so there is
   no group commit to build; each single-statement write is its own (autocommit) transaction and
-  the few multi-statement writes take one connection for a transaction (`_transaction`).
+  the few multi-statement writes take one connection for a transaction (`_transaction`). A
+  connection goes back to the pool without asyncpg's reset query (`_nothing_to_reset`), which
+  would double the transactions.
 - Several replicas may start at once on one database: the schema is created or migrated under a
   transaction-level advisory lock, so exactly one of them does it and the others then find it
   done. A database whose version is newer than this code's is refused (`MemoryVersionError`),
@@ -32,6 +34,14 @@ log = logging.getLogger(__name__)
 SCHEMA_LOCK = 0x0_0C_4E_57_2A  # "orchestra schema"
 
 
+async def _nothing_to_reset(con: asyncpg.Connection) -> None:
+    """The pool's reset of a connection given back: nothing to send. asyncpg's default sends
+    `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` each time, one more
+    transaction for every statement of ours; this memory leaves no session state behind (no SET,
+    no session advisory lock, no cursor; the LISTEN connection UNLISTENs before it goes back),
+    and asyncpg still rolls back a transaction left open before calling this."""
+
+
 class PgConnection:
     """The pool every part of the PostgreSQL memory reads and writes through.
     Open with `await cls.open(url)`; `close()` when done."""
@@ -48,7 +58,7 @@ class PgConnection:
         and OSError's exceptions when the server cannot be reached (the caller words them
         without the URL's password: see `engine.memory.url.safe_url`)."""
         location = safe_url(url)
-        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, reset=_nothing_to_reset)
         try:
             async with pool.acquire() as con, con.transaction():
                 await con.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)

@@ -11,6 +11,8 @@ across round trips:
   replica accepted them);
 - freeing a lane deletes the lease and sends NOTIFY in the same statement (delivered when it
   commits), so waiters on other replicas try again at once;
+- the heartbeat also says, in the same statement, whether a dead replica left tasks behind, so
+  that an idle replica's only statement is its heartbeat (the sweep runs when there is work);
 - claiming orphans updates the owner only where the owner read as dead is still the owner
   (PostgreSQL re-checks an UPDATE's condition on the row it waited for), and inserts an owner
   for a task without one with ON CONFLICT DO NOTHING: two replicas sweeping together never
@@ -19,6 +21,7 @@ across round trips:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Collection
 
@@ -37,25 +40,63 @@ _UNFINISHED = "('accepted', 'running')"
 _ALIVE = "seen_at > now() - make_interval(secs => $LEASE)"
 
 
+#: Unfinished tasks of the platforms $2 whose owner is dead under the lease $3 (or that have none,
+#: accepted longer than the lease ago): what `claim_orphans` takes, and the heartbeat looks for.
+_ORPHANS = f"""
+    SELECT t.id, o.replica AS owner
+    FROM tasks t LEFT JOIN task_owners o ON o.task_id = t.id
+    WHERE t.status IN {_UNFINISHED} AND t.platform = ANY($2::text[])
+      AND CASE WHEN o.task_id IS NULL
+               THEN t.accepted_at < now() - make_interval(secs => $3::float8)
+               ELSE NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = o.replica
+                                AND r.seen_at > now() - make_interval(secs => $3::float8)) END"""
+
+#: The heartbeat ($1: the replica), as CTEs ahead of the statement's SELECT; replicas dead for a
+#: day (SIGKILLed, never signed off) are forgotten on the way (a missing row reads as dead too).
+_BEAT = """WITH beat AS (INSERT INTO replicas (id, seen_at) VALUES ($1, now())
+                          ON CONFLICT (id) DO UPDATE SET seen_at = now()),
+                pruned AS (DELETE FROM replicas WHERE seen_at < now() - interval '1 day' AND id <> $1)"""
+
+
 def _alive(n: int) -> str:
     """`replicas` rows alive under the lease passed as parameter $n."""
     return _ALIVE.replace("$LEASE", f"${n}::float8")
+
+
+def _open(con: asyncpg.Connection) -> bool:
+    """Whether a connection taken from the pool still works: one whose server connection was
+    lost is closed, or already given back to the pool by asyncpg (which then raises on use)."""
+    try:
+        return not con.is_closed()
+    except asyncpg.InterfaceError:
+        return False
 
 
 class PgCoordination(PgConnection):
     """Replica heartbeats, task owners and lane leases (see the module docstring)."""
 
     _life: asyncpg.Connection | None = None  # the LISTEN connection, which also carries the heartbeat
+    _wake: Callable[[str], None] | None = None  # what a NOTIFY of a freed lane calls (`listen_lanes`)
 
-    async def replica_alive(self, replica: str) -> None:
-        """On the connection held for LISTEN when there is one: a heartbeat must never wait for
+    async def replica_alive(self, replica: str, lease: float | None = None, platforms: Collection[str] = ()) -> bool:
+        """Heartbeat; with `lease` and `platforms`, in the same statement, whether some unfinished
+        task of those platforms now waits for a new owner (the condition `claim_orphans` takes
+        them on): so an idle replica looks for dead replicas' work without a statement of its own.
+
+        On the connection held for LISTEN when there is one: a heartbeat must never wait for
         a connection of the pool behind a burst of work (the others would think this replica dead)."""
-        sql = "INSERT INTO replicas (id, seen_at) VALUES ($1, now()) ON CONFLICT (id) DO UPDATE SET seen_at = now()"
-        life = self._life
-        if life is not None and not life.is_closed():
-            await life.execute(sql, replica)
+        if lease is None or not platforms:
+            sql, args = f"{_BEAT} SELECT false AS orphans", (replica,)
+        else:
+            # not its own tasks: after a stall past the lease, this statement still reads its old beat
+            sql = f"{_BEAT} SELECT EXISTS (SELECT 1 FROM ({_ORPHANS}) x WHERE x.owner IS DISTINCT FROM $1) AS orphans"
+            args = (replica, list(platforms), lease)
+        life = await self._life_connection()
+        if life is not None:
+            rows = await life.fetch(sql, *args)
         else:  # no listener (or its connection was lost): the pool, and waiters rely on the poll
-            await self._write(sql, replica)
+            rows = await self._write(sql, *args)
+        return bool(rows and rows[0]["orphans"])
 
     async def replica_gone(self, replica: str) -> None:
         await self._write(
@@ -160,16 +201,9 @@ class PgCoordination(PgConnection):
         longer than the lease ago), now owned by `replica`, in task-id order."""
         rows = await self._write(
             f"""
-            WITH alive AS (SELECT id FROM replicas WHERE {_alive(3)}),
-                 -- replicas long dead (SIGKILLed, never signed off): a missing row reads as dead too
+            WITH -- replicas long dead (SIGKILLed, never signed off): a missing row reads as dead too
                  pruned AS (DELETE FROM replicas WHERE seen_at < now() - interval '1 day'),
-                 orphans AS (
-                     SELECT t.id, o.replica AS owner
-                     FROM tasks t LEFT JOIN task_owners o ON o.task_id = t.id
-                     WHERE t.status IN {_UNFINISHED} AND t.platform = ANY($2::text[])
-                       AND CASE WHEN o.task_id IS NULL
-                                THEN t.accepted_at < now() - make_interval(secs => $3::float8)
-                                ELSE o.replica NOT IN (SELECT id FROM alive) END),
+                 orphans AS ({_ORPHANS}),
                  taken AS (UPDATE task_owners o SET replica = $1, parked = false FROM orphans x
                            WHERE o.task_id = x.id AND o.replica = x.owner
                            RETURNING o.task_id),
@@ -185,24 +219,58 @@ class PgCoordination(PgConnection):
         return [stored_task(r) for r in rows]
 
     async def listen_lanes(self, wake: Callable[[str], None]) -> Callable[[], Awaitable[None]]:
-        """One connection of the pool stays LISTENing until the returned function is awaited."""
-        con = await self._pool.acquire()
-
-        def heard(_con, _pid, _channel, payload: str) -> None:
-            wake(payload)
-
+        """One connection of the pool stays LISTENing until the returned function is awaited; if
+        it is lost (the server restarted, a proxy cut it), the next heartbeat listens again on a
+        new one (lanes freed in between wake their waiters through the waiters' poll)."""
+        self._wake = wake
         try:
-            await con.add_listener(LANES_CHANNEL, heard)
+            await self._listen()
         except BaseException:
-            await self._pool.release(con)
+            self._wake = None
             raise
-        self._life = con
 
         async def unlisten() -> None:
-            self._life = None
+            con, self._life, self._wake = self._life, None, None
+            if con is None:
+                return
             try:
-                await con.remove_listener(LANES_CHANNEL, heard)
+                if _open(con):
+                    await con.remove_listener(LANES_CHANNEL, self._heard)
             finally:
                 await self._pool.release(con)
 
         return unlisten
+
+    def _heard(self, _con, _pid, _channel, payload: str) -> None:
+        if self._wake is not None:
+            self._wake(payload)
+
+    async def _listen(self) -> asyncpg.Connection:
+        """Take a connection of the pool and LISTEN on it: the new `_life`."""
+        con = await self._pool.acquire()
+        try:
+            await con.add_listener(LANES_CHANNEL, self._heard)
+        except BaseException:
+            await self._pool.release(con)
+            raise
+        self._life = con
+        return con
+
+    async def _life_connection(self) -> asyncpg.Connection | None:
+        """The LISTEN connection, listening again on a new one if it was lost; None when this
+        replica does not listen, or cannot now (the pool serves the heartbeat meanwhile)."""
+        life = self._life
+        if life is not None and _open(life):
+            return life
+        if self._wake is None:  # not listening (never started, or stopped)
+            return None
+        if life is not None:
+            log.warning("the connection listening for freed lanes was lost; listening again")
+            self._life = None
+            with contextlib.suppress(Exception):
+                await self._pool.release(life)
+        try:
+            return await self._listen()
+        except Exception:  # noqa: BLE001 - the next heartbeat tries again; waiters poll meanwhile
+            log.warning("cannot listen for freed lanes yet; waiters poll meanwhile", exc_info=True)
+            return None
