@@ -247,6 +247,26 @@ async def test_a_long_history_is_split_into_messages_none_over_2000_and_pings_no
     assert "@everyone" not in everything and f"<@{bot.server.alice['id']}>" not in everything  # shown, not pinging
 
 
+async def test_a_card_made_long_by_an_edit_is_shown_whole_by_personas_in_several_messages(bot: Bot) -> None:
+    """A persona edited with a long role and backstory: `/personas NAME` shows all of it, in
+    private messages of at most 2,000 characters (it was cut at 4,096 in one embed)."""
+    s = bot.server
+    role = " ".join(f"role{i}" for i in range(150))
+    backstory = " ".join(f"story{i}" for i in range(400))
+    done = await bot.persona("set", {"name": "sophia", "changes": f"role={role} backstory={backstory}"})
+    assert (await bot.answered(done))[0]["content"].startswith("Updated Sophia")
+    card = bot.app.engine.persona_card("sophia")
+    assert card is not None and len(card) > 4096
+
+    shown = await s.slash_command("personas", {"name": "sophia"})
+    await s.wait_for(lambda: s.callbacks_for(shown))
+    first = s.callbacks_for(shown)[0].data
+    rest = await bot.answered(shown)
+    parts = [first, *rest]
+    assert len(parts) >= 3 and all(private(p) and len(p["content"]) <= 2000 for p in parts)
+    assert "".join(p["content"] for p in parts) == card  # nothing cut, nothing added
+
+
 async def test_autocomplete_offers_the_live_persona_names(bot: Bot) -> None:
     s = bot.server
     typed = await bot.persona("set", {"name": "ka", "changes": ""}, focused="name")

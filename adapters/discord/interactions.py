@@ -26,7 +26,7 @@ from discord import app_commands
 from adapters.discord import translate as tr
 from adapters.discord.callback import DEFERRED_MESSAGE, DEFERRED_UPDATE, EPHEMERAL, MESSAGE, message_data, respond
 from adapters.discord.persona_command import PersonaAdminPort, PersonaCommand
-from adapters.discord.render import ACTION_CUSTOM_ID_RE, action_custom_id, taken_line
+from adapters.discord.render import ACTION_CUSTOM_ID_RE, action_custom_id, pieces, taken_line
 from adapters.listening import EnginePort, knows_persona
 from engine.crews.request import COMPLEXITIES, DOMAINS, CrewRequest, CrewRequestError, crew_request, parse_crew_text
 from engine.memory.errors import is_transient
@@ -198,11 +198,13 @@ class InteractionListeners:
         await interaction.followup.send(tr.forget_text(result), ephemeral=True)
 
     async def _ephemeral(self, interaction: discord.Interaction, text: str) -> None:
+        """A private answer, never cut: a card longer than one message (a persona edited with
+        `/persona` can have a long role) follows in as many messages as it takes."""
         quiet = discord.AllowedMentions.none()
-        if len(text) <= tr.MAX_CONTENT:
-            await interaction.response.send_message(text, ephemeral=True, allowed_mentions=quiet)
-        else:  # never cut: a long card goes in an embed (4,096 characters)
-            await interaction.response.send_message(embed=discord.Embed(description=text[:4096]), ephemeral=True)
+        first, *rest = pieces(text, tr.MAX_CONTENT) or [text]
+        await interaction.response.send_message(first, ephemeral=True, allowed_mentions=quiet)
+        for part in rest:
+            await interaction.followup.send(part, ephemeral=True, allowed_mentions=quiet)
 
     # --- buttons ------------------------------------------------------------------------------
 

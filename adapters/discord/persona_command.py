@@ -29,7 +29,7 @@ from adapters.discord.callback import (
     message_data,
     respond,
 )
-from adapters.discord.render import MAX_CONTENT, cut, plain, size
+from adapters.discord.render import MAX_CONTENT, pieces, plain, size
 from engine.personas.admin import split_command
 from engine.personas.edit import FIELDS, PersonaEditError
 
@@ -91,18 +91,10 @@ def render_answer(text: str) -> list[str]:
     if "\n" not in text:
         shown = "".join(part if _CODE_SPAN.fullmatch(part) else discord.utils.escape_markdown(part)
                         for part in _CODE_SPAN.split(plain(text)))
-        return _pieces(shown, MAX_CONTENT)
+        return pieces(shown, MAX_CONTENT)
     body = plain(text).replace(_FENCE, "`\u200b`\u200b`")  # a fence inside would end the block early
     room = MAX_CONTENT - size(f"{_FENCE}\n\n{_FENCE}")
-    return [f"{_FENCE}\n{piece.strip(chr(10))}\n{_FENCE}" for piece in _pieces(body, room)]
-
-
-def _pieces(text: str, limit: int) -> list[str]:
-    pieces = []
-    while text:
-        head, text = cut(text, limit)
-        pieces.append(head)
-    return pieces
+    return [f"{_FENCE}\n{piece.strip(chr(10))}\n{_FENCE}" for piece in pieces(body, room)]
 
 
 class PersonaCommand:

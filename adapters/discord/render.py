@@ -161,6 +161,15 @@ def cut(text: str, limit: int) -> tuple[str, str]:
     return window, text[len(window):]
 
 
+def pieces(text: str, limit: int) -> list[str]:
+    """`text` in pieces of at most `limit` (Discord's count), split where `cut` splits, nothing lost."""
+    out = []
+    while text:
+        head, text = cut(text, limit)
+        out.append(head)
+    return out
+
+
 
 # --- packing --------------------------------------------------------------------------------
 
