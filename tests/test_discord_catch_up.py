@@ -81,6 +81,14 @@ async def running(server: DiscordServer, db: Path, *, engine_type: type[Engine] 
         await memory.close()
 
 
+async def first_life(s: DiscordServer, db: Path, text: str, **where: Any) -> dict[str, Any]:
+    """A life of the bot in which `text` is mentioned (in #general unless `channel_id=`) and answered."""
+    async with running(s, db) as bot:
+        message = await s.mention(text, **where)
+        await bot.settle()
+    return message
+
+
 def missed(s: DiscordServer, text: str, *, channel_id: int | None = None, author: dict[str, Any] | None = None,
            mention: bool = True, **kw: Any) -> dict[str, Any]:
     """Posted while the bot is down: in the history, never dispatched."""
@@ -104,9 +112,7 @@ def refusals(s: DiscordServer) -> list[dict[str, Any]]:
 
 async def test_a_mention_posted_while_down_is_answered_once_after_the_start(discord_server, tmp_path) -> None:
     s, db = discord_server, tmp_path / "orchestra.db"
-    async with running(s, db) as bot:
-        first = await s.mention("sophia why did signups drop last week?")
-        await bot.settle()
+    first = await first_life(s, db, "sophia why did signups drop last week?")
     answered_first = answers(s, first["id"])
     assert answered_first
 
@@ -126,9 +132,7 @@ async def test_a_mention_posted_while_down_is_answered_once_after_the_start(disc
 
 async def test_a_reply_in_a_known_conversation_thread_while_down_continues_it(discord_server, tmp_path) -> None:
     s, db = discord_server, tmp_path / "orchestra.db"
-    async with running(s, db) as bot:
-        first = await s.mention("cherry what should we do first?")
-        await bot.settle()
+    first = await first_life(s, db, "cherry what should we do first?")
     before = answers(s, first["id"])
 
     reply = missed(s, "and what about the FAQ?", channel_id=int(first["id"]), mention=False)
@@ -157,9 +161,7 @@ async def test_a_reply_in_a_known_investigation_thread_while_down_continues_it(d
 
 async def test_a_message_also_arriving_live_during_catch_up_is_answered_once(discord_server, tmp_path) -> None:
     s, db = discord_server, tmp_path / "orchestra.db"
-    async with running(s, db) as bot:
-        await s.mention("sophia what is our churn?")
-        await bot.settle()
+    await first_life(s, db, "sophia what is our churn?")
 
     late = missed(s, "karen what changed in billing?")
     async with running(s, db) as bot:
@@ -249,9 +251,7 @@ async def test_a_rate_limited_history_read_is_retried_and_still_caught_up(discor
     """A 429 on a history read is discord.py's to wait out (Retry-After) and retry: the message is
     still answered."""
     s, db = discord_server, tmp_path / "orchestra.db"
-    async with running(s, db) as bot:
-        await s.mention("sophia what is our churn?")
-        await bot.settle()
+    await first_life(s, db, "sophia what is our churn?")
 
     while_down = missed(s, "karen is the pricing page ready?")
     s.rate_limit(f"GET /channels/{s.general_id}/messages", times=1, retry_after=0.2)
@@ -273,9 +273,7 @@ class MemoryAway(Engine):
 async def test_a_memory_that_does_not_answer_is_logged_and_live_messages_are_still_answered(
         discord_server, tmp_path, caplog) -> None:
     s, db = discord_server, tmp_path / "orchestra.db"
-    async with running(s, db) as bot:
-        await s.mention("sophia what is our churn?")
-        await bot.settle()
+    await first_life(s, db, "sophia what is our churn?")
 
     while_down = missed(s, "karen is the pricing page ready?")
     with caplog.at_level(logging.INFO, logger="adapters.discord.catch_up"):
